@@ -1,0 +1,97 @@
+"""Command line: argument parsing only; the work is done by the modules it calls.
+
+Exit codes: 0 success, 1 a camera or runtime error, 2 bad usage or an invalid config.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import logging
+import sys
+from collections.abc import Sequence
+from pathlib import Path
+
+from bridge import __version__
+from bridge.cameras.base import Dialect
+from bridge.errors import BridgeError, ConfigError
+from bridge.logs import register_secret, setup_logging
+
+EXIT_OK = 0
+EXIT_ERROR = 1
+EXIT_USAGE = 2
+
+
+def _parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="bridge", description="Serve legacy HTTP/CGI IP cameras to ONVIF/RTSP VMS."
+    )
+    parser.add_argument("--version", action="version", version=f"bridge {__version__}")
+    parser.add_argument("-v", "--verbose", action="store_true", help="debug logging")
+    sub = parser.add_subparsers(dest="command", required=True)
+
+    run = sub.add_parser("run", help="run the gateway for the cameras in a config file")
+    run.add_argument("--config", "-c", type=Path, required=True)
+
+    demo = sub.add_parser("demo", help="run one emulated camera of each dialect and the gateway")
+    demo.add_argument("--host", default="127.0.0.1", help="where the emulated cameras listen")
+    demo.add_argument("--base-port", type=int, default=0, help="first emulator port (0 = any)")
+
+    check = sub.add_parser("check-config", help="validate a config file")
+    check.add_argument("file", type=Path)
+
+    probe = sub.add_parser("probe", help="identify a camera's dialect and print its details")
+    probe.add_argument("url", help="the camera's HTTP root, http://HOST[:PORT]")
+    probe.add_argument("--username", "-u", default=None)
+    probe.add_argument("--password", "-p", default="")
+    probe.add_argument("--name", default="", help="camera name for the printed config entry")
+
+    simulate = sub.add_parser("simulate", help="run an emulated legacy camera")
+    simulate.add_argument("dialect", choices=[d.value for d in Dialect])
+    simulate.add_argument("--port", type=int, required=True)
+    simulate.add_argument("--host", default="127.0.0.1")
+    simulate.add_argument("--username", default="admin")
+    simulate.add_argument("--password", default="admin")
+    simulate.add_argument("--width", type=int, default=640)
+    simulate.add_argument("--height", type=int, default=480)
+    simulate.add_argument("--fps", type=float, default=10.0)
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = _parser().parse_args(argv)
+    setup_logging(logging.DEBUG if args.verbose else logging.INFO)
+    for secret in (getattr(args, "password", None),):
+        if secret:
+            register_secret(secret)
+    from bridge import commands  # the heavy imports (PyAV, aiohttp) only once parsing succeeded
+
+    try:
+        if args.command == "check-config":
+            return commands.check_config(args.file)
+        if args.command == "probe":
+            return asyncio.run(commands.probe(args.url, args.username, args.password, args.name))
+        if args.command == "simulate":
+            return asyncio.run(
+                commands.simulate(
+                    Dialect(args.dialect),
+                    args.host,
+                    args.port,
+                    args.username,
+                    args.password,
+                    args.width,
+                    args.height,
+                    args.fps,
+                )
+            )
+        if args.command == "demo":
+            return asyncio.run(commands.demo(args.host, args.base_port))
+        return asyncio.run(commands.run(args.config))
+    except ConfigError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return EXIT_USAGE
+    except BridgeError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return EXIT_ERROR
+    except KeyboardInterrupt:
+        return EXIT_OK

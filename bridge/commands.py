@@ -1,0 +1,172 @@
+"""What each CLI command does, as coroutines returning an exit code."""
+
+from __future__ import annotations
+
+import asyncio
+import signal
+import sys
+from collections.abc import Sequence
+from pathlib import Path
+
+from bridge.app import Gateway
+from bridge.cameras.base import Capabilities, Dialect
+from bridge.cameras.http import CameraHttp, Credentials
+from bridge.cameras.identify import driver_for, identify
+from bridge.config import load_config
+from bridge.simulator.core import RunningSimulator, SimOptions, start_simulator
+from bridge.simulator.registry import SIMULATORS
+
+DEMO_USERNAME = "admin"
+DEMO_PASSWORD = "admin"
+
+
+async def wait_for_stop_signal() -> None:
+    """Return on Ctrl-C or SIGTERM, so callers shut down in order instead of dying mid-way."""
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        loop.add_signal_handler(sig, stop.set)
+    try:
+        await stop.wait()
+    finally:
+        for sig in (signal.SIGINT, signal.SIGTERM):
+            loop.remove_signal_handler(sig)
+
+
+def check_config(path: Path) -> int:
+    config = load_config(path)
+    print(f"{path}: OK, {len(config.cameras)} camera(s)")
+    return 0
+
+
+def describe_capabilities(caps: Capabilities) -> list[str]:
+    lines = []
+    media = [name for name, on in (("snapshot", caps.snapshot), ("video", caps.video)) if on]
+    if caps.resolution:
+        media.append(f"{caps.resolution[0]}x{caps.resolution[1]}")
+    lines.append("media: " + (", ".join(media) or "none"))
+    for label, fmt in (("audio in", caps.audio_in), ("audio out", caps.audio_out)):
+        if fmt is not None:
+            lines.append(f"{label}: {fmt.codec} {fmt.sample_rate} Hz")
+    ptz = caps.ptz
+    if ptz.any:
+        kinds = [k for k in ("continuous", "relative", "absolute", "zoom", "home", "speed") if getattr(ptz, k)]
+        if ptz.presets:
+            kinds.append(f"{ptz.presets} presets")
+        if ptz.position:
+            kinds.append("reports position")
+        lines.append("ptz: " + ", ".join(kinds))
+    if caps.imaging:
+        lines.append("imaging: " + ", ".join(sorted(caps.imaging)))
+    io = []
+    if caps.relay_outputs:
+        io.append(f"{caps.relay_outputs} relay output(s)")
+    if caps.digital_inputs:
+        io.append(f"{caps.digital_inputs} digital input(s)")
+    if caps.motion_events:
+        io.append("motion events")
+    if caps.input_events:
+        io.append("input events")
+    if io:
+        lines.append("io: " + ", ".join(io))
+    system = [
+        name
+        for name, on in (
+            ("get time", caps.get_datetime),
+            ("set time", caps.set_datetime),
+            ("reboot", caps.reboot),
+            ("factory default", caps.factory_default),
+        )
+        if on
+    ]
+    if system:
+        lines.append("system: " + ", ".join(system))
+    return lines
+
+
+async def probe(url: str, username: str | None, password: str, name: str) -> int:
+    creds = Credentials(username, password) if username is not None else None
+    async with CameraHttp(url, creds) as http:
+        found = await identify(http)
+        driver = driver_for(found.dialect, http)
+        info = await driver.connect()
+    entry_name = name or (info.model or found.dialect).lower()
+    entry_name = "".join(c if c.isalnum() else "-" for c in entry_name).strip("-") or "camera"
+    print(f"dialect: {found.dialect}  (identified with {found.requests} requests)")
+    print(f"manufacturer: {info.manufacturer}")
+    print(f"model: {info.model}")
+    print(f"firmware: {info.firmware}")
+    print(f"serial: {info.serial}")
+    print(f"mac: {info.mac}")
+    for line in describe_capabilities(driver.capabilities):
+        print(line)
+    print()
+    print("cameras:")
+    print(f"  - name: {entry_name}")
+    print(f"    url: {http.base_url}")
+    print(f"    dialect: {found.dialect}")
+    print(f"    username: {username or ''}")
+    print('    password: ""            # the camera password you probed with')
+    return 0
+
+
+async def _start_simulators(
+    dialects: Sequence[Dialect], host: str, base_port: int, options: SimOptions
+) -> list[RunningSimulator]:
+    running = []
+    try:
+        for index, dialect in enumerate(dialects):
+            port = base_port + index if base_port else 0
+            running.append(await start_simulator(SIMULATORS[dialect](options), host, port))
+    except BaseException:
+        for sim in running:
+            await sim.stop()
+        raise
+    return running
+
+
+async def simulate(
+    dialect: Dialect,
+    host: str,
+    port: int,
+    username: str,
+    password: str,
+    width: int,
+    height: int,
+    fps: float,
+) -> int:
+    options = SimOptions(username=username, password=password, width=width, height=height, fps=fps)
+    (sim,) = await _start_simulators([dialect], host, port, options)
+    print(f"emulated {dialect} camera at {sim.url}/ (user {username}); Ctrl-C stops it")
+    sys.stdout.flush()
+    try:
+        await wait_for_stop_signal()
+    finally:
+        await sim.stop()
+    return 0
+
+
+async def demo(host: str, base_port: int) -> int:
+    options = SimOptions(username=DEMO_USERNAME, password=DEMO_PASSWORD)
+    sims = await _start_simulators(list(Dialect), host, base_port, options)
+    try:
+        print(f"emulated cameras (user {DEMO_USERNAME}, password {DEMO_PASSWORD}):")
+        for sim in sims:
+            print(f"  {sim.camera.dialect:<9} {sim.url}/")
+        sys.stdout.flush()
+        await wait_for_stop_signal()
+    finally:
+        for sim in sims:
+            await sim.stop()
+    return 0
+
+
+async def run(config_path: Path) -> int:
+    config = load_config(config_path)
+    gateway = Gateway(config)
+    await gateway.start()
+    try:
+        await wait_for_stop_signal()
+    finally:
+        await gateway.stop()
+    return 0

@@ -1,0 +1,471 @@
+"""What every emulated camera shares: HTTP serving, auth, request log, state, media pacing.
+
+A dialect module subclasses :class:`SimulatedCamera`, declares its Server header, realm, auth
+scheme and whether its firmware speaks HTTP/1.0, and returns its CGI routes. This module adds:
+
+- the dialect's auth (Basic, Digest or query credentials) in front of every non-public route;
+- a log of every CGI request received, at ``GET /__sim__/requests`` (``DELETE`` clears it);
+- test controls that play the outside world: ``POST /__sim__/motion?active=1&level=80``,
+  ``POST /__sim__/input?port=1&active=1``, and ``GET /__sim__/state``;
+- shared camera state (:class:`SimState`: PTZ mechanics, imaging, relays, inputs, motion, clock)
+  with a change notification the event endpoints wait on;
+- :class:`FrameHub` and :class:`AudioHub`: one renderer/encoder per camera paced in real time,
+  however many clients stream, so the picture and sound are the same for everyone.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import datetime
+import time
+from collections import deque
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterable
+from contextlib import asynccontextmanager, suppress
+from dataclasses import asdict, dataclass, field
+from typing import Any, ClassVar
+
+from aiohttp import web
+from aiohttp.http import HttpVersion10
+from bridge.simulator.media import TestPattern, ToneEncoder
+
+from bridge.cameras.base import AudioCodec, PtzVector
+from bridge.httpauth import DigestAuthority, basic_credentials
+
+Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
+REQUEST_LOG_SIZE = 1000
+SIM_PREFIX = "/__sim__/"
+
+
+@dataclass(frozen=True, slots=True)
+class SimOptions:
+    username: str = "admin"
+    password: str = "admin"
+    width: int = 640
+    height: int = 480
+    fps: float = 10.0
+    mac: str = "00:11:22:33:44:55"
+    serial: str = ""
+
+
+@dataclass(frozen=True, slots=True)
+class RecordedRequest:
+    method: str
+    path: str
+    query: dict[str, str]  # last value wins, as the firmware reads it
+    form: dict[str, str]  # url-encoded POST body fields
+    time: float
+    authenticated_user: str
+    query_string: str = ""
+    content_type: str = ""
+    body_size: int = 0
+
+
+def _clamp(value: float, low: float = -1.0, high: float = 1.0) -> float:
+    return min(high, max(low, value))
+
+
+@dataclass
+class PtzMechanics:
+    """A pan/tilt/zoom head in normalized units that moves at a velocity until told to stop.
+
+    ``speed`` is the full-scale travel per second at velocity 1: a move across the whole
+    range at top speed takes 2/speed seconds, like a slow legacy pan/tilt motor.
+    """
+
+    pan: float = 0.0
+    tilt: float = 0.0
+    zoom: float = 0.0
+    velocity: PtzVector = field(default_factory=PtzVector)
+    speed: float = 0.5
+    _since: float = field(default_factory=time.monotonic)
+
+    def _settle(self) -> None:
+        now = time.monotonic()
+        dt = now - self._since
+        self._since = now
+        v = self.velocity
+        if v.pan or v.tilt or v.zoom:
+            self.pan = _clamp(self.pan + v.pan * self.speed * dt)
+            self.tilt = _clamp(self.tilt + v.tilt * self.speed * dt)
+            self.zoom = _clamp(self.zoom + v.zoom * self.speed * dt, 0.0, 1.0)
+
+    def position(self) -> PtzVector:
+        self._settle()
+        return PtzVector(self.pan, self.tilt, self.zoom)
+
+    def move(self, velocity: PtzVector) -> None:
+        self._settle()
+        self.velocity = velocity
+
+    def stop(self) -> None:
+        self.move(PtzVector())
+
+    def go_to(self, position: PtzVector) -> None:
+        """Jump to a position (the emulator does not animate absolute moves)."""
+        self._settle()
+        self.velocity = PtzVector()
+        self.pan, self.tilt = _clamp(position.pan), _clamp(position.tilt)
+        self.zoom = _clamp(position.zoom, 0.0, 1.0)
+
+    def step(self, delta: PtzVector) -> None:
+        here = self.position()
+        self.go_to(PtzVector(here.pan + delta.pan, here.tilt + delta.tilt, here.zoom + delta.zoom))
+
+
+class SimState:
+    """State shared by a camera's endpoints and its rendered picture.
+
+    Dialect modules keep their vendor-native values (ranges, preset slots) in their own
+    objects and use these normalized ones for what the picture and the events show.
+    """
+
+    def __init__(self, relays: int = 1, inputs: int = 1) -> None:
+        self.ptz = PtzMechanics()
+        self.mirror = False
+        self.flip = False
+        self.relays = [False] * relays
+        self.inputs = [False] * inputs
+        self.motion_active = False
+        self.motion_level = 0
+        self.clock_offset = 0.0  # seconds added to the host clock by "set date/time"
+        self.reboots = 0
+        self.factory_resets = 0
+        self._version = 0
+        self._changed = asyncio.Condition()
+
+    def now(self) -> datetime.datetime:
+        return datetime.datetime.now(datetime.UTC) + datetime.timedelta(seconds=self.clock_offset)
+
+    def set_clock(self, value: datetime.datetime) -> None:
+        self.clock_offset = (value - datetime.datetime.now(datetime.UTC)).total_seconds()
+
+    async def notify(self) -> None:
+        async with self._changed:
+            self._version += 1
+            self._changed.notify_all()
+
+    async def wait_changed(self, seen_version: int, within: float) -> int:
+        """Wait (at most ``within`` s) for a version past ``seen_version``; returns it."""
+        async with self._changed:
+            with suppress(TimeoutError):
+                await asyncio.wait_for(
+                    self._changed.wait_for(lambda: self._version != seen_version), within
+                )
+            return self._version
+
+    @property
+    def version(self) -> int:
+        return self._version
+
+    def as_json(self) -> dict[str, Any]:
+        position = self.ptz.position()
+        return {
+            "ptz": asdict(position),
+            "ptz_velocity": asdict(self.ptz.velocity),
+            "mirror": self.mirror,
+            "flip": self.flip,
+            "relays": self.relays,
+            "inputs": self.inputs,
+            "motion_active": self.motion_active,
+            "motion_level": self.motion_level,
+            "clock": self.now().isoformat(),
+            "reboots": self.reboots,
+            "factory_resets": self.factory_resets,
+        }
+
+
+class FrameHub:
+    """Renders the camera's picture at its frame rate while anyone watches.
+
+    One render per tick is shared by every subscriber; each subscriber holds at most the newest
+    frame, so a slow client skips frames instead of queueing them.
+    """
+
+    def __init__(self, options: SimOptions, state: SimState) -> None:
+        self._options = options
+        self._state = state
+        self._pattern = TestPattern(options.width, options.height)
+        self._render_lock = asyncio.Lock()  # TestPattern is not thread-safe
+        self._subscribers: set[asyncio.Queue[bytes]] = set()
+        self._task: asyncio.Task[None] | None = None
+        self._frame_number = 0
+        self.latest: bytes | None = None
+
+    async def render(self) -> bytes:
+        state = self._state
+        position = state.ptz.position()
+        async with self._render_lock:
+            self._frame_number += 1
+            self.latest = await asyncio.to_thread(
+                self._pattern.render,
+                self._frame_number,
+                state.now(),
+                position.pan,
+                position.tilt,
+                position.zoom,
+                state.mirror,
+                state.flip,
+            )
+            return self.latest
+
+    async def snapshot(self) -> bytes:
+        return await self.render() if self._task is None or self.latest is None else self.latest
+
+    async def _run(self) -> None:
+        interval = 1.0 / self._options.fps
+        deadline = time.monotonic()
+        while self._subscribers:
+            frame = await self.render()
+            for queue in self._subscribers:
+                if queue.full():
+                    queue.get_nowait()
+                queue.put_nowait(frame)
+            deadline = max(deadline + interval, time.monotonic() - interval)
+            await asyncio.sleep(max(0.0, deadline - time.monotonic()))
+
+    async def frames(self) -> AsyncIterator[bytes]:
+        queue: asyncio.Queue[bytes] = asyncio.Queue(maxsize=1)
+        self._subscribers.add(queue)
+        if self._task is None or self._task.done():
+            self._task = asyncio.create_task(self._run())
+        try:
+            while True:
+                yield await queue.get()
+        finally:
+            self._subscribers.discard(queue)
+
+    async def close(self) -> None:
+        self._subscribers.clear()
+        if self._task is not None:
+            self._task.cancel()
+            await asyncio.gather(self._task, return_exceptions=True)
+
+
+class AudioHub:
+    """A continuous tone in one codec, handed out in real-time-paced chunks."""
+
+    def __init__(self, codec: AudioCodec, chunk_seconds: float = 0.1) -> None:
+        self.codec = codec
+        self.chunk_seconds = chunk_seconds
+
+    async def chunks(self) -> AsyncIterator[bytes]:
+        encoder = ToneEncoder(self.codec)
+        deadline = time.monotonic()
+        while True:
+            yield encoder.next_chunk(self.chunk_seconds)
+            deadline += self.chunk_seconds
+            await asyncio.sleep(max(0.0, deadline - time.monotonic()))
+
+
+class SimAuth:
+    """Which credential scheme a firmware family demands."""
+
+    BASIC = "basic"
+    DIGEST = "digest"
+    QUERY_OR_BASIC = "query_or_basic"  # Foscam: user=&pwd= in the query, or Basic
+
+
+class SimulatedCamera:
+    """Base of the emulated cameras; a dialect overrides the class constants and routes()."""
+
+    dialect: ClassVar[str]
+    server_header: ClassVar[str]
+    realm: ClassVar[str]
+    auth_scheme: ClassVar[str] = SimAuth.BASIC
+    http10: ClassVar[bool] = True  # most of these firmwares answer HTTP/1.0 and close
+    relay_count: ClassVar[int] = 1
+    input_count: ClassVar[int] = 1
+
+    def __init__(self, options: SimOptions | None = None) -> None:
+        self.options = options or SimOptions()
+        self.state = SimState(relays=self.relay_count, inputs=self.input_count)
+        self.video = FrameHub(self.options, self.state)
+        self.requests: deque[RecordedRequest] = deque(maxlen=REQUEST_LOG_SIZE)
+        self.digest = DigestAuthority(self.realm)
+
+    # -- to override ------------------------------------------------------------------------
+
+    def routes(self) -> Iterable[web.RouteDef]:
+        raise NotImplementedError
+
+    def is_public(self, request: web.Request) -> bool:
+        """Paths the firmware serves without credentials."""
+        return False
+
+    def password_of(self, username: str) -> str | None:
+        """The password of a known user; dialects with user tables override this."""
+        return self.options.password if username == self.options.username else None
+
+    def unauthorized(self, request: web.Request) -> web.StreamResponse:
+        """The firmware's answer to missing or wrong credentials."""
+        if self.auth_scheme == SimAuth.DIGEST:
+            challenge = self.digest.challenge()
+        else:
+            challenge = f'Basic realm="{self.realm}"'
+        return web.Response(
+            status=401,
+            text="401 Unauthorized\r\n",
+            headers={"WWW-Authenticate": challenge},
+        )
+
+    async def on_motion_or_input(self) -> None:
+        """Called after a test changed motion or an input (before waiters are woken)."""
+
+    # -- machinery --------------------------------------------------------------------------
+
+    def authenticate(self, request: web.Request) -> str | None:
+        header = request.headers.get("Authorization", "")
+        if self.auth_scheme == SimAuth.DIGEST:
+            return self.digest.verify(request.method, header, self.password_of) if header else None
+        if self.auth_scheme == SimAuth.QUERY_OR_BASIC and "user" in request.query:
+            user = request.query.get("user", "")
+            ok = self.password_of(user) == request.query.get("pwd", "")
+            return user if ok else None
+        creds = basic_credentials(header) if header else None
+        if creds is not None and self.password_of(creds[0]) == creds[1]:
+            return creds[0]
+        return None
+
+    @web.middleware
+    async def _middleware(self, request: web.Request, handler: Handler) -> web.StreamResponse:
+        if self.http10:
+            # These firmwares speak HTTP/1.0: no chunked bodies, close after each reply.
+            request._message = request._message._replace(version=HttpVersion10)
+        if request.path.startswith(SIM_PREFIX):
+            response = await handler(request)
+        else:
+            user = "" if self.is_public(request) else self.authenticate(request)
+            form: dict[str, str] = {}
+            if request.method == "POST" and request.content_type in (
+                "application/x-www-form-urlencoded",
+                "multipart/form-data",
+            ):
+                form = {k: str(v) for k, v in (await request.post()).items()}
+            self.requests.append(
+                RecordedRequest(
+                    method=request.method,
+                    path=request.path,
+                    query=dict(request.query),
+                    form=form,
+                    time=time.time(),
+                    authenticated_user=user or "",
+                    query_string=request.query_string,
+                    content_type=request.content_type,
+                    body_size=request.content_length or 0,
+                )
+            )
+            if user is None:
+                response = self.unauthorized(request)
+            else:
+                response = await handler(request)
+        if self.http10:
+            response.force_close()
+        response.headers["Server"] = self.server_header
+        return response
+
+    async def _sim_requests(self, request: web.Request) -> web.Response:
+        if request.method == "DELETE":
+            self.requests.clear()
+            return web.json_response({"cleared": True})
+        return web.json_response([asdict(r) for r in self.requests])
+
+    async def _sim_state(self, request: web.Request) -> web.Response:
+        return web.json_response(self.state.as_json())
+
+    async def _sim_motion(self, request: web.Request) -> web.Response:
+        active = request.query.get("active", "1") not in ("0", "false")
+        self.state.motion_active = active
+        self.state.motion_level = int(request.query.get("level", "80" if active else "0"))
+        await self.on_motion_or_input()
+        await self.state.notify()
+        return web.json_response(self.state.as_json())
+
+    async def _sim_input(self, request: web.Request) -> web.Response:
+        port = int(request.query.get("port", "1"))
+        if not 1 <= port <= len(self.state.inputs):
+            raise web.HTTPNotFound(text=f"no input {port}")
+        self.state.inputs[port - 1] = request.query.get("active", "1") not in ("0", "false")
+        await self.on_motion_or_input()
+        await self.state.notify()
+        return web.json_response(self.state.as_json())
+
+    def build_app(self) -> web.Application:
+        app = web.Application(middlewares=[self._middleware])
+        app.add_routes(
+            [
+                web.get(SIM_PREFIX + "requests", self._sim_requests),
+                web.delete(SIM_PREFIX + "requests", self._sim_requests),
+                web.get(SIM_PREFIX + "state", self._sim_state),
+                web.post(SIM_PREFIX + "motion", self._sim_motion),
+                web.post(SIM_PREFIX + "input", self._sim_input),
+            ]
+        )
+        app.add_routes(list(self.routes()))
+
+        async def close_media(_: web.Application) -> None:
+            await self.video.close()
+
+        app.on_cleanup.append(close_media)
+        return app
+
+
+async def stream_multipart(
+    request: web.Request,
+    content_type: str,
+    parts: AsyncIterator[bytes],
+    *,
+    headers: dict[str, str] | None = None,
+) -> web.StreamResponse:
+    """Send already-formatted multipart parts (delimiter, headers and body each) until the
+    client leaves; the dialect decides the exact bytes so quirks stay visible in its module."""
+    response = web.StreamResponse(headers={"Content-Type": content_type, **(headers or {})})
+    response.force_close()
+    await response.prepare(request)
+    try:
+        async for part in parts:
+            await response.write(part)
+    except (ConnectionResetError, ConnectionError):
+        pass
+    return response
+
+
+@dataclass
+class RunningSimulator:
+    camera: SimulatedCamera
+    runner: web.AppRunner
+    host: str
+    port: int
+
+    @property
+    def url(self) -> str:
+        host = f"[{self.host}]" if ":" in self.host else self.host
+        return f"http://{host}:{self.port}"
+
+    async def stop(self) -> None:
+        await self.runner.cleanup()
+
+
+async def start_simulator(
+    camera: SimulatedCamera, host: str = "127.0.0.1", port: int = 0
+) -> RunningSimulator:
+    """Serve ``camera`` on host:port (0 picks a free port); returns where it listens."""
+    runner = web.AppRunner(camera.build_app(), access_log=None, handle_signals=False)
+    await runner.setup()
+    site = web.TCPSite(runner, host, port, shutdown_timeout=0.5)
+    await site.start()
+    server = site._server
+    assert server is not None
+    assert server.sockets
+    bound_port = int(server.sockets[0].getsockname()[1])
+    return RunningSimulator(camera, runner, host, bound_port)
+
+
+@asynccontextmanager
+async def simulated(
+    camera: SimulatedCamera, host: str = "127.0.0.1", port: int = 0
+) -> AsyncIterator[RunningSimulator]:
+    running = await start_simulator(camera, host, port)
+    try:
+        yield running
+    finally:
+        await running.stop()

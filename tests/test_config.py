@@ -1,0 +1,70 @@
+"""Config loading: a good file becomes typed objects; a bad one, one clear message."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from bridge.cli import main
+from bridge.config import load_config
+from bridge.errors import ConfigError
+
+EXAMPLE = Path(__file__).parent.parent / "config" / "bridge.example.yaml"
+
+
+def write(tmp_path: Path, text: str) -> Path:
+    path = tmp_path / "bridge.yaml"
+    path.write_text(text)
+    return path
+
+
+def test_example_config_loads_into_typed_values() -> None:
+    config = load_config(EXAMPLE)
+    assert config.gateway.rtsp_port == 8554
+    assert config.gateway.onvif_base_port == 8000
+    (camera,) = config.cameras
+    assert (camera.name, camera.dialect, camera.url) == ("porch", "auto", "http://192.0.2.10")
+    assert "change-me" not in repr(config)
+
+
+@pytest.mark.parametrize(
+    ("text", "message"),
+    [
+        ("cameras:\n  - name: Porch!\n    url: http://x\n", r"cameras\[0\]\.name: .*pattern"),
+        ("cameras:\n  - name: a\n    url: ftp://x\n", r"cameras\[0\]\.url: must be the camera's HTTP"),
+        ("cameras:\n  - name: a\n    url: http://x\n    dialect: sony\n", r"cameras\[0\]\.dialect"),
+        ("gateway:\n  rtsp_port: 70000\n", r"gateway\.rtsp_port: .*65535"),
+        ("gateway:\n  colour: red\n", r"gateway\.colour: Extra inputs"),
+        (
+            "cameras:\n  - {name: a, url: 'http://x'}\n  - {name: a, url: 'http://y'}\n",
+            r"unique: a repeated",
+        ),
+        ("gateway:\n  web_port: 8000\ncameras:\n  - {name: a, url: 'http://x'}\n", r"collides"),
+        ("cameras: [\n", r"line \d+, column \d+"),
+        ("- just a list\n", r"top level must be a mapping"),
+        (
+            "cameras:\n  - name: a\n    url: http://admin:pw@x\n",
+            r"credentials in username/password",
+        ),
+    ],
+)
+def test_bad_config_names_file_field_and_problem(tmp_path: Path, text: str, message: str) -> None:
+    path = write(tmp_path, text)
+    with pytest.raises(ConfigError, match=message) as caught:
+        load_config(path)
+    assert str(caught.value).startswith(str(path))
+
+
+def test_check_config_command_exit_codes(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    assert main(["check-config", str(EXAMPLE)]) == 0
+    assert "OK, 1 camera" in capsys.readouterr().out
+    bad = write(tmp_path, "cameras:\n  - name: BAD\n    url: http://x\n    password: hunter22\n")
+    assert main(["check-config", str(bad)]) == 2
+    err = capsys.readouterr().err
+    assert f"{bad}: cameras[0].name" in err
+    assert "hunter22" not in err
+    assert main(["check-config", str(tmp_path / "missing.yaml")]) == 2
+    assert "cannot read" in capsys.readouterr().err
