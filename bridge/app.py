@@ -12,7 +12,7 @@ import logging
 import random
 from dataclasses import dataclass, field
 
-from bridge.cameras.base import CameraDriver, Dialect, DeviceInfo
+from bridge.cameras.base import CameraDriver, DeviceInfo, Dialect
 from bridge.cameras.http import CameraHttp, Credentials
 from bridge.cameras.identify import driver_for, identify
 from bridge.config import CameraConfig, Config

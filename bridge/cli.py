@@ -12,10 +12,11 @@ import sys
 from collections.abc import Sequence
 from pathlib import Path
 
-from bridge import __version__
+from bridge import __version__, commands
 from bridge.cameras.base import Dialect
 from bridge.errors import BridgeError, ConfigError
 from bridge.logs import register_secret, setup_logging
+from bridge.simulator.core import SimOptions
 
 EXIT_OK = 0
 EXIT_ERROR = 1
@@ -64,7 +65,6 @@ def main(argv: Sequence[str] | None = None) -> int:
     for secret in (getattr(args, "password", None),):
         if secret:
             register_secret(secret)
-    from bridge import commands  # the heavy imports (PyAV, aiohttp) only once parsing succeeded
 
     try:
         if args.command == "check-config":
@@ -72,17 +72,15 @@ def main(argv: Sequence[str] | None = None) -> int:
         if args.command == "probe":
             return asyncio.run(commands.probe(args.url, args.username, args.password, args.name))
         if args.command == "simulate":
+            options = SimOptions(
+                username=args.username,
+                password=args.password,
+                width=args.width,
+                height=args.height,
+                fps=args.fps,
+            )
             return asyncio.run(
-                commands.simulate(
-                    Dialect(args.dialect),
-                    args.host,
-                    args.port,
-                    args.username,
-                    args.password,
-                    args.width,
-                    args.height,
-                    args.fps,
-                )
+                commands.simulate(Dialect(args.dialect), args.host, args.port, options)
             )
         if args.command == "demo":
             return asyncio.run(commands.demo(args.host, args.base_port))

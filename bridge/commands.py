@@ -50,7 +50,8 @@ def describe_capabilities(caps: Capabilities) -> list[str]:
             lines.append(f"{label}: {fmt.codec} {fmt.sample_rate} Hz")
     ptz = caps.ptz
     if ptz.any:
-        kinds = [k for k in ("continuous", "relative", "absolute", "zoom", "home", "speed") if getattr(ptz, k)]
+        flags = ("continuous", "relative", "absolute", "zoom", "home", "speed")
+        kinds = [flag for flag in flags if getattr(ptz, flag)]
         if ptz.presets:
             kinds.append(f"{ptz.presets} presets")
         if ptz.position:
@@ -125,19 +126,9 @@ async def _start_simulators(
     return running
 
 
-async def simulate(
-    dialect: Dialect,
-    host: str,
-    port: int,
-    username: str,
-    password: str,
-    width: int,
-    height: int,
-    fps: float,
-) -> int:
-    options = SimOptions(username=username, password=password, width=width, height=height, fps=fps)
+async def simulate(dialect: Dialect, host: str, port: int, options: SimOptions) -> int:
     (sim,) = await _start_simulators([dialect], host, port, options)
-    print(f"emulated {dialect} camera at {sim.url}/ (user {username}); Ctrl-C stops it")
+    print(f"emulated {dialect} camera at {sim.url}/ (user {options.username}); Ctrl-C stops it")
     sys.stdout.flush()
     try:
         await wait_for_stop_signal()

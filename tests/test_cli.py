@@ -9,16 +9,16 @@ from collections.abc import AsyncIterator
 
 import pytest
 from aiohttp import web
+from conftest import StartSim
 
 from bridge.cameras.base import Dialect
 from bridge.simulator.core import SimOptions
 from bridge.simulator.registry import SIMULATORS
-from conftest import StartSim
 
 PASSWORD = "pr0be-secret"
 
 
-async def bridge_cli(*args: str, timeout: float = 60) -> tuple[int, str, str]:
+async def bridge_cli(*args: str) -> tuple[int, str, str]:
     process = await asyncio.create_subprocess_exec(
         sys.executable,
         "-m",
@@ -27,7 +27,7 @@ async def bridge_cli(*args: str, timeout: float = 60) -> tuple[int, str, str]:
         stdout=asyncio.subprocess.PIPE,
         stderr=asyncio.subprocess.PIPE,
     )
-    out, err = await asyncio.wait_for(process.communicate(), timeout)
+    out, err = await asyncio.wait_for(process.communicate(), 60)
     assert process.returncode is not None
     return process.returncode, out.decode(), err.decode()
 
@@ -38,7 +38,7 @@ async def test_probe_identifies_each_dialect_and_prints_a_config_entry(
 ) -> None:
     options = SimOptions(password=PASSWORD, mac="00:40:8C:12:34:56")
     sim = await start_sim(SIMULATORS[dialect](options))
-    code, out, err = await bridge_cli("probe", sim.url, "--username", "admin", "--password", PASSWORD)
+    code, out, err = await bridge_cli("probe", sim.url, "-u", "admin", "-p", PASSWORD)
     assert code == 0, err
     assert out.startswith(f"dialect: {dialect}")
     assert "manufacturer: " in out
@@ -53,9 +53,7 @@ async def test_probe_with_wrong_password_is_a_clear_auth_error(
     start_sim: StartSim, dialect: Dialect
 ) -> None:
     sim = await start_sim(SIMULATORS[dialect](SimOptions(password=PASSWORD)))
-    code, out, err = await bridge_cli(
-        "probe", sim.url, "--username", "admin", "--password", "not-it"
-    )
+    code, _, err = await bridge_cli("probe", sim.url, "-u", "admin", "-p", "not-it")
     assert code == 1
     assert "credentials rejected" in err
     assert "not-it" not in err
@@ -64,8 +62,11 @@ async def test_probe_with_wrong_password_is_a_clear_auth_error(
 
 @pytest.fixture
 async def plain_web_server() -> AsyncIterator[str]:
+    async def home(request: web.Request) -> web.Response:
+        return web.Response(text="<html>hello</html>")
+
     app = web.Application()
-    app.router.add_get("/", lambda request: web.Response(text="<html>hello</html>"))
+    app.router.add_get("/", home)
     runner = web.AppRunner(app, access_log=None)
     await runner.setup()
     await web.TCPSite(runner, "127.0.0.1", 0).start()

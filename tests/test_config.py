@@ -32,7 +32,10 @@ def test_example_config_loads_into_typed_values() -> None:
     ("text", "message"),
     [
         ("cameras:\n  - name: Porch!\n    url: http://x\n", r"cameras\[0\]\.name: .*pattern"),
-        ("cameras:\n  - name: a\n    url: ftp://x\n", r"cameras\[0\]\.url: must be the camera's HTTP"),
+        (
+            "cameras:\n  - name: a\n    url: ftp://x\n",
+            r"cameras\[0\]\.url: must be the camera's HTTP",
+        ),
         ("cameras:\n  - name: a\n    url: http://x\n    dialect: sony\n", r"cameras\[0\]\.dialect"),
         ("gateway:\n  rtsp_port: 70000\n", r"gateway\.rtsp_port: .*65535"),
         ("gateway:\n  colour: red\n", r"gateway\.colour: Extra inputs"),

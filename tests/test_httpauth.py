@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import base64
 
+import aiohttp
 from aiohttp import web
 
 from bridge.httpauth import DigestAuthority, basic_credentials, parse_authorization
@@ -40,8 +41,6 @@ async def test_stale_or_forged_nonce_is_refused() -> None:
 
 
 async def test_aiohttp_digest_client_is_accepted_and_wrong_password_refused() -> None:
-    import aiohttp
-
     authority = DigestAuthority("cam")
 
     async def handler(request: web.Request) -> web.Response:

@@ -225,6 +225,11 @@ class CameraDriver:
     async def device_info(self) -> DeviceInfo:
         raise NotImplementedError
 
+    async def close(self) -> None:
+        """Stop background work the driver started (e.g. an emulated continuous move).
+
+        The HTTP client is closed by whoever created it."""
+
     # -- media ----------------------------------------------------------------------------
 
     async def snapshot(self) -> bytes:

@@ -205,18 +205,24 @@ class CameraHttp:
             params[self.query_keys[1]] = creds.password
         return {}
 
-    def _learn_scheme(self, response: aiohttp.ClientResponse) -> bool:
-        """Record the scheme the camera turned out to use; True if a retry with it may help."""
-        if self.auth is not AuthScheme.AUTO or self.credentials is None:
+    def _learn_scheme(self, response: aiohttp.ClientResponse, used: AuthScheme) -> bool:
+        """Record the scheme the camera turned out to use; True if a retry may now succeed.
+
+        ``used`` is the scheme this request went out with: when concurrent first requests all
+        meet the challenge, one learns the scheme and the others retry with it.
+        """
+        if self.credentials is None:
             return False
         if response.status != 401:
             sent = response.request_info.headers.get("Authorization", "")
-            if sent.startswith("Digest "):
+            if self.auth is AuthScheme.AUTO and sent.startswith("Digest "):
                 self.auth = AuthScheme.DIGEST
             return False
+        if self.auth is not used:
+            return True
         scheme, _ = _challenge(response.headers)
-        if scheme != "basic":
-            return False  # a Digest challenge the middleware could not answer: wrong password
+        if used is not AuthScheme.AUTO or scheme != "basic":
+            return False  # refused with the right scheme (or Digest refused): wrong password
         self.auth = AuthScheme.BASIC
         log.debug("%s: camera asks for basic auth", self.display_name)
         return True
@@ -266,6 +272,7 @@ class CameraHttp:
         session = self._get_session()
         url = self.base_url.with_path(path)
         for attempt in range(2):
+            used = self.auth
             query = {k: str(v) for k, v in (params or {}).items()}
             all_headers = dict(headers or {})
             kwargs = self._apply_auth(query, all_headers)
@@ -280,7 +287,7 @@ class CameraHttp:
                 )
             except (TimeoutError, aiohttp.ClientError, OSError) as exc:
                 raise self.map_transport_error(exc, path) from exc
-            if self._learn_scheme(response) and attempt == 0:
+            if self._learn_scheme(response, used) and attempt == 0:
                 response.release()
                 continue
             try:

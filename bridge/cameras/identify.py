@@ -29,7 +29,9 @@ class Identification:
 async def identify(http: CameraHttp) -> Identification:
     fingerprint = await http.fingerprint()
     suggested = [
-        cls for cls in DRIVERS.values() if cls.matches_fingerprint(fingerprint.server, fingerprint.realm)
+        cls
+        for cls in DRIVERS.values()
+        if cls.matches_fingerprint(fingerprint.server, fingerprint.realm)
     ]
     others = [cls for cls in DRIVERS.values() if cls not in suggested]
     refused: AuthenticationFailed | None = None
@@ -49,8 +51,7 @@ async def identify(http: CameraHttp) -> Identification:
     if refused is not None:
         raise refused
     raise UnknownDevice(
-        f"not a known camera (Server: {fingerprint.server or 'none'}, "
-        f"tried {', '.join(DRIVERS)})",
+        f"not a known camera (Server: {fingerprint.server or 'none'}, tried {', '.join(DRIVERS)})",
         camera=http.display_name,
     )
 

@@ -26,10 +26,10 @@ from typing import Any, ClassVar
 
 from aiohttp import web
 from aiohttp.http import HttpVersion10
-from bridge.simulator.media import TestPattern, ToneEncoder
 
 from bridge.cameras.base import AudioCodec, PtzVector
 from bridge.httpauth import DigestAuthority, basic_credentials
+from bridge.simulator.media import TestPattern, ToneEncoder
 
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
 REQUEST_LOG_SIZE = 1000
@@ -331,6 +331,7 @@ class SimulatedCamera:
         if self.http10:
             # These firmwares speak HTTP/1.0: no chunked bodies, close after each reply.
             request._message = request._message._replace(version=HttpVersion10)
+            request._version = HttpVersion10  # what the response's status line is built from
         if request.path.startswith(SIM_PREFIX):
             response = await handler(request)
         else:
@@ -358,10 +359,15 @@ class SimulatedCamera:
                 response = self.unauthorized(request)
             else:
                 response = await handler(request)
+        return response
+
+    async def _on_response_prepare(
+        self, request: web.Request, response: web.StreamResponse
+    ) -> None:
+        """Runs before any response's headers go out, streamed ones included."""
         if self.http10:
             response.force_close()
         response.headers["Server"] = self.server_header
-        return response
 
     async def _sim_requests(self, request: web.Request) -> web.Response:
         if request.method == "DELETE":
@@ -391,6 +397,7 @@ class SimulatedCamera:
 
     def build_app(self) -> web.Application:
         app = web.Application(middlewares=[self._middleware])
+        app.on_response_prepare.append(self._on_response_prepare)
         app.add_routes(
             [
                 web.get(SIM_PREFIX + "requests", self._sim_requests),
@@ -449,14 +456,13 @@ async def start_simulator(
     camera: SimulatedCamera, host: str = "127.0.0.1", port: int = 0
 ) -> RunningSimulator:
     """Serve ``camera`` on host:port (0 picks a free port); returns where it listens."""
-    runner = web.AppRunner(camera.build_app(), access_log=None, handle_signals=False)
+    runner = web.AppRunner(
+        camera.build_app(), access_log=None, handle_signals=False, shutdown_timeout=0.5
+    )
     await runner.setup()
-    site = web.TCPSite(runner, host, port, shutdown_timeout=0.5)
+    site = web.TCPSite(runner, host, port)
     await site.start()
-    server = site._server
-    assert server is not None
-    assert server.sockets
-    bound_port = int(server.sockets[0].getsockname()[1])
+    bound_port = int(runner.addresses[0][1])
     return RunningSimulator(camera, runner, host, bound_port)
 
 

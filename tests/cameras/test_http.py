@@ -80,6 +80,15 @@ async def test_auth_scheme_is_learned_from_the_challenge_once(serve: Serve, sche
 
 
 @pytest.mark.parametrize("scheme", ["basic", "digest"])
+async def test_concurrent_first_requests_all_succeed(serve: Serve, scheme: str) -> None:
+    app, _ = camera_app(scheme)
+    url = await serve(app)
+    async with CameraHttp(url, Credentials(USER, PASSWORD)) as http:
+        replies = await asyncio.gather(*(http.get_text("/p.cgi", {"x": str(i)}) for i in range(5)))
+    assert replies == [f"ok {i}" for i in range(5)]
+
+
+@pytest.mark.parametrize("scheme", ["basic", "digest"])
 async def test_wrong_password_is_an_auth_error_without_the_password(
     serve: Serve, scheme: str
 ) -> None:

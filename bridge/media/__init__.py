@@ -1,0 +1,1 @@
+"""Media pipeline: camera sources shared by all consumers (and, later, PyAV transcoding)."""

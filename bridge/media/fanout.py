@@ -1,0 +1,172 @@
+"""One upstream, many consumers: the camera is pulled once however many viewers there are.
+
+:class:`Fanout` opens its upstream (an async iterator factory, e.g. a driver's
+``video_frames``) when the first subscriber arrives and closes it ``idle_grace`` seconds after
+the last one leaves. Each subscriber has a small bounded queue; when it falls behind, its oldest
+item is dropped, so a slow consumer loses items but never grows memory or delays the others.
+
+When the upstream fails or ends, the fan-out reconnects with jittered exponential backoff while
+subscribers stay subscribed: they just see a gap, then items resume. A stall (no item within
+``stall_timeout``) counts as a failure.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import random
+from collections.abc import AsyncIterator, Callable, Iterator
+from dataclasses import dataclass
+from typing import Generic, TypeVar
+
+from bridge.errors import BridgeError
+
+log = logging.getLogger(__name__)
+
+T = TypeVar("T")
+
+
+@dataclass(frozen=True, slots=True)
+class Backoff:
+    initial: float = 0.5
+    maximum: float = 10.0
+    factor: float = 2.0
+    jitter: float = 0.2  # +-20 %, so cameras that dropped together do not retry together
+
+    def delays(self) -> Iterator[float]:
+        delay = self.initial
+        while True:
+            yield delay * random.uniform(1 - self.jitter, 1 + self.jitter)
+            delay = min(self.maximum, delay * self.factor)
+
+
+class Subscription(Generic[T]):
+    """A consumer's view of a fan-out; iterate it, and close it (or use ``async with``)."""
+
+    def __init__(self, fanout: Fanout[T], depth: int) -> None:
+        self._fanout = fanout
+        self._queue: asyncio.Queue[T] = asyncio.Queue(maxsize=depth)
+        self.dropped = 0
+
+    def offer(self, item: T) -> None:
+        if self._queue.full():
+            self._queue.get_nowait()
+            self.dropped += 1
+        self._queue.put_nowait(item)
+
+    async def get(self) -> T:
+        return await self._queue.get()
+
+    def __aiter__(self) -> AsyncIterator[T]:
+        return self._iterate()
+
+    async def _iterate(self) -> AsyncIterator[T]:
+        while True:
+            yield await self._queue.get()
+
+    async def __aenter__(self) -> Subscription[T]:
+        return self
+
+    async def __aexit__(self, *exc_info: object) -> None:
+        self.close()
+
+    def close(self) -> None:
+        self._fanout.unsubscribe(self)
+
+
+class Fanout(Generic[T]):
+    def __init__(
+        self,
+        open_upstream: Callable[[], AsyncIterator[T]],
+        *,
+        name: str,
+        idle_grace: float = 10.0,
+        stall_timeout: float = 10.0,
+        backoff: Backoff | None = None,
+    ) -> None:
+        self._open_upstream = open_upstream
+        self.name = name
+        self.idle_grace = idle_grace
+        self.stall_timeout = stall_timeout
+        self._backoff = backoff or Backoff()
+        self._subscribers: set[Subscription[T]] = set()
+        self._task: asyncio.Task[None] | None = None
+        self._idle_timer: asyncio.TimerHandle | None = None
+        self.connects = 0  # how many times the upstream was opened
+        self.last_error = ""
+        self.latest: T | None = None
+
+    @property
+    def running(self) -> bool:
+        return self._task is not None and not self._task.done()
+
+    @property
+    def subscriber_count(self) -> int:
+        return len(self._subscribers)
+
+    def subscribe(self, depth: int = 2) -> Subscription[T]:
+        subscription = Subscription(self, depth)
+        self._subscribers.add(subscription)
+        if self._idle_timer is not None:
+            self._idle_timer.cancel()
+            self._idle_timer = None
+        if not self.running:
+            self._task = asyncio.create_task(self._pump(), name=f"fanout {self.name}")
+        return subscription
+
+    def unsubscribe(self, subscription: Subscription[T]) -> None:
+        self._subscribers.discard(subscription)
+        if not self._subscribers and self.running and self._idle_timer is None:
+            loop = asyncio.get_running_loop()
+            self._idle_timer = loop.call_later(self.idle_grace, self._release)
+
+    def _release(self) -> None:
+        self._idle_timer = None
+        if not self._subscribers and self._task is not None:
+            self._task.cancel()
+            self._task = None
+
+    async def close(self) -> None:
+        if self._idle_timer is not None:
+            self._idle_timer.cancel()
+            self._idle_timer = None
+        if self._task is not None:
+            self._task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._task
+            self._task = None
+
+    async def _pump(self) -> None:
+        delays = self._backoff.delays()
+        loop = asyncio.get_running_loop()
+        while True:
+            upstream = self._open_upstream()
+            self.connects += 1
+            try:
+                # One deadline pushed forward per item: asyncio.wait_for would add a task per
+                # frame and, on 3.11, can swallow a cancellation that races a completed item.
+                async with asyncio.timeout(self.stall_timeout) as deadline:
+                    async for item in upstream:
+                        deadline.reschedule(loop.time() + self.stall_timeout)
+                        self.latest = item
+                        for subscriber in self._subscribers:
+                            subscriber.offer(item)
+                        delays = self._backoff.delays()  # a working stream resets the backoff
+                self.last_error = "upstream ended"
+            except TimeoutError:
+                self.last_error = f"no data for {self.stall_timeout:g} s"
+            except BridgeError as exc:
+                self.last_error = str(exc)
+            except Exception as exc:
+                # A driver bug must not end streaming for good: log it and reconnect.
+                log.exception("%s: upstream failed unexpectedly", self.name)
+                self.last_error = f"internal error ({type(exc).__name__})"
+            finally:
+                aclose = getattr(upstream, "aclose", None)
+                if aclose is not None:
+                    with contextlib.suppress(Exception):
+                        await aclose()
+            delay = next(delays)
+            log.warning("%s: %s; reconnecting in %.1f s", self.name, self.last_error, delay)
+            await asyncio.sleep(delay)

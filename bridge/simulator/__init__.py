@@ -1,0 +1,1 @@
+"""Emulated legacy cameras, one module per dialect, sharing the media generator."""

@@ -1,0 +1,608 @@
+"""Synthetic media for the emulated cameras: a JPEG test pattern, a tone in legacy codecs, ASF.
+
+The picture is made to be checked end to end: the background follows the PTZ position, a box
+moves every frame, and the frame number and camera clock are burnt in as big seven-segment digits,
+so whoever looks at a decoded frame can tell which frame, and what time, it is.
+
+Nothing here is thread-safe: each object reuses its buffers and codec contexts across calls. One
+object may move between worker threads (``asyncio.to_thread``) but must not be used by two at once.
+"""
+
+from __future__ import annotations
+
+import ctypes
+import ctypes.util
+import datetime
+import functools
+import weakref
+from fractions import Fraction
+from typing import Literal, Protocol
+
+import av
+import numpy as np
+from numpy.typing import NDArray
+
+from bridge.cameras.base import AudioCodec
+
+__all__ = ["AsfMuxer", "AudioCodec", "TestPattern", "ToneEncoder"]
+
+_MIN_WIDTH = 64
+_MIN_HEIGHT = 48
+_MAX_MAGNIFICATION = 4.0  # zoom 1.0 shows a quarter of the width of zoom 0.0
+
+# Full-range BT.601 YCbCr, as JPEG uses it.
+_NEUTRAL_CHROMA = 128
+_OSD_INK = 255
+_OSD_PAPER = 0
+_BOX_YUV = (226, 1, 149)  # yellow: stands out against every background hue
+
+_COUNTER_DIGITS = 6
+
+# Segments a (top) clockwise to f (upper left), then g (middle), as on a 7-segment display.
+_SEGMENTS = {
+    "0": "abcdef",
+    "1": "bc",
+    "2": "abdeg",
+    "3": "abcdg",
+    "4": "bcfg",
+    "5": "acdfg",
+    "6": "acdefg",
+    "7": "abc",
+    "8": "abcdefg",
+    "9": "abcdfg",
+}
+
+_Plane = NDArray[np.uint8]
+
+
+def _mjpeg_qscale(quality: int) -> int:
+    """The FFmpeg MJPEG qscale (1..31) giving about the file size libjpeg gives at `quality`."""
+    # libjpeg scales the Annex K tables by this percentage.
+    scale = 5000 / quality if quality < 50 else 200 - 2 * quality
+    # FFmpeg quantises with the MPEG-1 intra matrix times qscale/8, and that matrix is ~1.6 times
+    # finer than Annex K's, so qscale ~ scale * 8/100 * 1.6.
+    return min(31, max(1, round(scale * 0.128)))
+
+
+def _seven_segment_glyphs(height: int) -> dict[str, NDArray[np.bool_]]:
+    """Masks for the digits and ':' at `height` pixels, drawn once and stamped every frame."""
+    stroke = max(2, height // 7)
+    width = max(3 * stroke, round(height * 0.6))
+    upper = slice(0, (height + stroke) // 2)
+    lower = slice((height - stroke) // 2, height)
+    areas = {
+        "a": (slice(0, stroke), slice(0, width)),
+        "b": (upper, slice(width - stroke, width)),
+        "c": (lower, slice(width - stroke, width)),
+        "d": (slice(height - stroke, height), slice(0, width)),
+        "e": (lower, slice(0, stroke)),
+        "f": (upper, slice(0, stroke)),
+        "g": (slice((height - stroke) // 2, (height + stroke) // 2), slice(0, width)),
+    }
+    glyphs: dict[str, NDArray[np.bool_]] = {}
+    for char, segments in _SEGMENTS.items():
+        glyph = np.zeros((height, width), dtype=np.bool_)
+        for segment in segments:
+            glyph[areas[segment]] = True
+        glyphs[char] = glyph
+    colon = np.zeros((height, 2 * stroke), dtype=np.bool_)
+    for centre in (height // 3, 2 * height // 3):
+        colon[centre - stroke : centre + stroke] = True
+    glyphs[":"] = colon
+    return glyphs
+
+
+def _world(width: int, height: int) -> tuple[_Plane, _Plane, _Plane]:
+    """The scene the camera looks at: twice the frame each way, so pan/tilt +-1 reach its edges.
+
+    Luma has a grid (shows movement) and rings around the home position (shows where 0,0 is);
+    chroma is a hue ramp, so the colour alone tells roughly where the camera points. Chroma is
+    at half resolution, like the 4:2:0 frames cut from it.
+    """
+    row_ramp = (60 + 30 * np.arange(2 * height) / height).astype(np.uint8)
+    col_ramp = (30 * np.arange(2 * width) / width).astype(np.uint8)
+    luma = row_ramp[:, None] + col_ramp[None, :]
+    # Rings only need computing in the square that holds them, not over the whole world.
+    reach = height // 2
+    offsets = np.arange(-reach, reach, dtype=np.float32)
+    radius = np.hypot(offsets[:, None], offsets[None, :])
+    rings = ((radius // max(4, height // 16)) % 2 == 0) & (radius < reach)
+    luma[height - reach : height + reach, width - reach : width + reach][rings] += 60
+    cell, line = max(8, height // 4), max(1, height // 120)
+    for offset in range(line):
+        luma[offset::cell] = 16
+        luma[:, offset::cell] = 16
+
+    cb = (32 + 192 * np.arange(width) / width).astype(np.uint8)
+    cr = (224 - 192 * np.arange(height) / height).astype(np.uint8)
+    return (
+        luma,
+        np.broadcast_to(cb[None, :], (height, width)),
+        np.broadcast_to(cr[:, None], (height, width)),
+    )
+
+
+def _sample_indices(
+    start: float, count: int, step: int, magnification: float, *, limit: int, reverse: bool
+) -> NDArray[np.intp]:
+    """World indices (in a plane subsampled by `step`) under each of `count` output pixels."""
+    centres = start + (np.arange(count) * step + step / 2) / magnification
+    indices = np.clip((centres / step).astype(np.intp), 0, limit - 1)
+    return indices[::-1] if reverse else indices
+
+
+def _text_width(glyphs: dict[str, NDArray[np.bool_]], text: str, gap: int) -> int:
+    return sum(int(glyphs[char].shape[1]) for char in text) + gap * (len(text) - 1)
+
+
+def _bounce(distance: int, span: int) -> int:
+    """Triangle wave 0..span..0, kept even so the box covers whole 4:2:0 chroma samples."""
+    phase = distance % (2 * span)
+    return min(phase, 2 * span - phase) & ~1
+
+
+class TestPattern:
+    """Renders the camera picture as baseline 4:2:0 JPEGs, like an IP camera's snapshot CGI.
+
+    pan/tilt are in [-1, 1] (positive tilt looks up), zoom in [0, 1]. mirror/flip turn the scene
+    over as a sensor setting would; the text overlay stays readable, as a camera's OSD does.
+    The frame counter shows `frame_number` modulo one million. `quality` is on libjpeg's 1..100
+    scale.
+
+    Not thread-safe: the frame buffer, the cached background and the JPEG encoder are reused.
+    """
+
+    def __init__(self, width: int, height: int, quality: int = 80) -> None:
+        if width < _MIN_WIDTH or height < _MIN_HEIGHT or width % 2 or height % 2:
+            raise ValueError(
+                f"picture size must be even and at least {_MIN_WIDTH}x{_MIN_HEIGHT}, "
+                f"not {width}x{height}"
+            )
+        if not 1 <= quality <= 100:
+            raise ValueError(f"JPEG quality must be 1..100, not {quality}")
+        self._width = width
+        self._height = height
+        self._world = _world(width, height)
+        self._canvas = np.empty(width * height * 3 // 2, dtype=np.uint8)
+        self._canvas_planes = self._planes(self._canvas)
+        self._view: tuple[float, float, float, bool, bool] | None = None
+        self._background = self._canvas.copy()
+
+        self._box_size = max(8, height // 6) & ~1
+        self._box_speed = (max(2, width // 80), max(2, height // 90))
+
+        glyph_height = max(9, height // 8)
+        while True:
+            glyphs = _seven_segment_glyphs(glyph_height)
+            stroke = glyphs[":"].shape[1] // 2
+            margin = 2 * stroke
+            clock_width = _text_width(glyphs, "00:00:00", stroke)
+            if clock_width + 2 * margin <= width or glyph_height == 9:
+                break
+            glyph_height -= 1
+        self._glyphs = glyphs
+        self._stroke = stroke
+        self._clock_at = (margin, margin)
+        self._counter_at = (height - margin - glyph_height, margin)
+
+        self._encoder = av.CodecContext.create("mjpeg", "w")
+        self._encoder.width = width
+        self._encoder.height = height
+        self._encoder.pix_fmt = "yuvj420p"
+        self._encoder.time_base = Fraction(1, 25)  # required to open; stills carry no timing
+        self._encoder.qmin = self._encoder.qmax = _mjpeg_qscale(quality)
+        # Frame threads would hand each JPEG back a few calls late; render() must return its own.
+        self._encoder.thread_count = 1
+        self._encoder.options = {
+            # Annex K tables: what cameras send, what RTP/JPEG (RFC 2435) receivers assume, and
+            # no second pass over the picture to build optimal ones.
+            "huffman": "default",
+            # Separate luma and chroma DQT, as camera JPEGs have and RFC 2435 packetizers expect.
+            "force_duplicated_matrix": "1",
+        }
+        self._encoder.open()
+
+    # Positional PTZ arguments kept: asyncio.to_thread callers pass the state that way.
+    def render(  # noqa: PLR0917
+        self,
+        frame_number: int,
+        wallclock: datetime.datetime,
+        pan: float = 0.0,
+        tilt: float = 0.0,
+        zoom: float = 0.0,
+        mirror: bool = False,
+        flip: bool = False,
+    ) -> bytes:
+        """One JPEG (FFD8 ... FFD9) of exactly width x height."""
+        if frame_number < 0:
+            raise ValueError(f"frame_number must not be negative, not {frame_number}")
+        if not (-1.0 <= pan <= 1.0 and -1.0 <= tilt <= 1.0 and 0.0 <= zoom <= 1.0):
+            raise ValueError(f"PTZ position out of range: pan={pan} tilt={tilt} zoom={zoom}")
+        view = (pan, tilt, zoom, mirror, flip)
+        if view != self._view:
+            self._background = self._render_background(pan, tilt, zoom, mirror, flip)
+            self._view = view
+        np.copyto(self._canvas, self._background)
+        self._draw_box(frame_number, mirror, flip)
+        self._draw_text(wallclock.strftime("%H:%M:%S"), self._clock_at)
+        self._draw_text(
+            f"{frame_number % 10**_COUNTER_DIGITS:0{_COUNTER_DIGITS}d}", self._counter_at
+        )
+
+        frame = av.VideoFrame.from_ndarray(self._canvas.reshape(-1, self._width), "yuvj420p")
+        (packet,) = self._encoder.encode(frame)
+        return bytes(packet)
+
+    def _planes(self, buffer: _Plane) -> tuple[_Plane, _Plane, _Plane]:
+        """Y, Cb and Cr views into a contiguous yuv420p buffer."""
+        width, height = self._width, self._height
+        luma_size, chroma_size = width * height, width * height // 4
+        chroma_shape = (height // 2, width // 2)
+        return (
+            buffer[:luma_size].reshape(height, width),
+            buffer[luma_size : luma_size + chroma_size].reshape(chroma_shape),
+            buffer[luma_size + chroma_size :].reshape(chroma_shape),
+        )
+
+    def _render_background(
+        self, pan: float, tilt: float, zoom: float, mirror: bool, flip: bool
+    ) -> _Plane:
+        width, height = self._width, self._height
+        magnification = 1.0 + (_MAX_MAGNIFICATION - 1.0) * zoom
+        left = width * (1.0 + pan / 2.0) - width / (2.0 * magnification)
+        top = height * (1.0 - tilt / 2.0) - height / (2.0 * magnification)
+        world_luma, world_cb, world_cr = self._world
+        background = np.empty_like(self._canvas)
+        luma, cb, cr = self._planes(background)
+
+        rows = _sample_indices(top, height, 1, magnification, limit=2 * height, reverse=flip)
+        cols = _sample_indices(left, width, 1, magnification, limit=2 * width, reverse=mirror)
+        # Rows then columns: two 1-D gathers run ~5x faster than one 2-D fancy index.
+        luma[:] = world_luma[rows][:, cols]
+        rows = _sample_indices(top, height // 2, 2, magnification, limit=height, reverse=flip)
+        cols = _sample_indices(left, width // 2, 2, magnification, limit=width, reverse=mirror)
+        cb[:] = world_cb[rows][:, cols]
+        cr[:] = world_cr[rows][:, cols]
+        return background
+
+    def _draw_box(self, frame_number: int, mirror: bool, flip: bool) -> None:
+        luma, cb, cr = self._canvas_planes
+        size = self._box_size
+        # Different speeds across and down, so the box wanders over the whole frame.
+        x = _bounce(frame_number * self._box_speed[0], self._width - size)
+        y = _bounce(frame_number * self._box_speed[1], self._height - size)
+        if mirror:
+            x = self._width - size - x
+        if flip:
+            y = self._height - size - y
+        box_y, box_cb, box_cr = _BOX_YUV
+        luma[y : y + size, x : x + size] = box_y
+        chroma = (slice(y // 2, (y + size) // 2), slice(x // 2, (x + size) // 2))
+        cb[chroma] = box_cb
+        cr[chroma] = box_cr
+
+    def _draw_text(self, text: str, at: tuple[int, int]) -> None:
+        """White digits on a black plate, so they read on any background."""
+        luma, cb, cr = self._canvas_planes
+        top, left = at
+        gap = self._stroke
+        height = self._glyphs["0"].shape[0]
+        bottom, right = top + height + gap, left + _text_width(self._glyphs, text, gap) + gap
+        luma[top - gap : bottom, left - gap : right] = _OSD_PAPER
+        chroma = (
+            slice((top - gap) // 2, (bottom + 1) // 2),
+            slice((left - gap) // 2, (right + 1) // 2),
+        )
+        cb[chroma] = _NEUTRAL_CHROMA
+        cr[chroma] = _NEUTRAL_CHROMA
+        x = left
+        for char in text:
+            glyph = self._glyphs[char]
+            luma[top : top + height, x : x + glyph.shape[1]][glyph] = _OSD_INK
+            x += glyph.shape[1] + gap
+
+
+# -- audio ----------------------------------------------------------------------------------------
+
+_TONE_AMPLITUDE = 0.25 * 32767  # -12 dBFS: plainly audible, with headroom for codec overshoot
+_PACKET_SECONDS = 0.02  # the customary RTP audio packet, used when no duration is asked for
+
+_GSM_FRAME_BYTES = 33
+_GSM_FRAME_SAMPLES = 160
+_IMA_BLOCK_ALIGN = 256
+_IMA_BLOCK_SAMPLES = 505  # the 4-byte block header holds the first sample, then 2 per byte
+_G726_BIT_RATE = 32000  # 4 bits per sample at 8 kHz, Axis's audio/32KADPCM
+
+# (bytes, samples) of the smallest piece each bitstream can be cut into.
+_UNITS: dict[AudioCodec, tuple[int, int]] = {
+    AudioCodec.GSM: (_GSM_FRAME_BYTES, _GSM_FRAME_SAMPLES),
+    AudioCodec.MULAW: (1, 1),
+    AudioCodec.G726: (1, 2),
+    AudioCodec.IMA_ADPCM: (_IMA_BLOCK_ALIGN, _IMA_BLOCK_SAMPLES),
+}
+_EIGHT_KHZ_ONLY = (AudioCodec.GSM, AudioCodec.G726)
+
+_PyAvEncoderName = Literal["pcm_mulaw", "g726", "adpcm_ima_wav"]
+# FFmpeg's encoder names (AudioCodec's values are its decoder names, which happen to match), and
+# the sample format each takes natively, so PyAV hands it our frames unconverted.
+_PYAV_ENCODERS: dict[AudioCodec, tuple[_PyAvEncoderName, str]] = {
+    AudioCodec.MULAW: ("pcm_mulaw", "s16"),
+    AudioCodec.G726: ("g726", "s16"),
+    AudioCodec.IMA_ADPCM: ("adpcm_ima_wav", "s16p"),
+}
+
+
+class _PcmEncoder(Protocol):
+    """Turns exactly `batch_samples` mono s16 samples into bytes."""
+
+    batch_samples: int
+
+    def encode(self, pcm: NDArray[np.int16]) -> bytes: ...
+
+
+class _PyAvAudioEncoder:
+    def __init__(self, codec: AudioCodec, sample_rate: int, fallback_batch: int) -> None:
+        name, sample_format = _PYAV_ENCODERS[codec]
+        context = av.CodecContext.create(name, "w")
+        context.sample_rate = sample_rate
+        context.layout = "mono"
+        context.format = sample_format
+        if name == "g726":
+            context.bit_rate = _G726_BIT_RATE
+        if name == "adpcm_ima_wav":
+            context.options = {"block_size": str(_IMA_BLOCK_ALIGN)}
+        context.open()
+        self._context = context
+        self._sample_rate = sample_rate
+        # Fixed-frame encoders (G.726: 2048, IMA: one block) reject other sizes; PCM takes any.
+        self.batch_samples = context.frame_size or fallback_batch
+
+    def encode(self, pcm: NDArray[np.int16]) -> bytes:
+        frame = av.AudioFrame.from_ndarray(
+            pcm.reshape(1, -1), format=self._context.format.name, layout="mono"
+        )
+        frame.sample_rate = self._sample_rate
+        return b"".join(bytes(packet) for packet in self._context.encode(frame))
+
+
+@functools.cache
+def _libgsm() -> ctypes.CDLL:
+    # FFmpeg has a GSM decoder but no encoder of its own (only through libgsm, which Debian's
+    # FFmpeg is not built with), so the reference library is called directly.
+    name = ctypes.util.find_library("gsm") or "libgsm.so.1"
+    try:
+        library = ctypes.CDLL(name)
+    except OSError as exc:
+        raise OSError(
+            f"GSM 06.10 audio needs libgsm, and {name} could not be loaded: "
+            "install the Debian package libgsm1"
+        ) from exc
+    library.gsm_create.argtypes = []
+    library.gsm_create.restype = ctypes.c_void_p
+    library.gsm_encode.argtypes = [
+        ctypes.c_void_p,
+        ctypes.POINTER(ctypes.c_short),
+        ctypes.POINTER(ctypes.c_ubyte),
+    ]
+    library.gsm_encode.restype = None
+    library.gsm_destroy.argtypes = [ctypes.c_void_p]
+    library.gsm_destroy.restype = None
+    return library
+
+
+class _GsmEncoder:
+    batch_samples = _GSM_FRAME_SAMPLES
+
+    def __init__(self) -> None:
+        self._library = _libgsm()
+        handle: int | None = self._library.gsm_create()
+        if not handle:
+            raise MemoryError("gsm_create failed")
+        self._handle = handle
+        self._frame = (ctypes.c_ubyte * _GSM_FRAME_BYTES)()
+        weakref.finalize(self, self._library.gsm_destroy, handle)
+
+    def encode(self, pcm: NDArray[np.int16]) -> bytes:
+        samples = np.ascontiguousarray(pcm, dtype=np.int16)
+        self._library.gsm_encode(
+            self._handle, samples.ctypes.data_as(ctypes.POINTER(ctypes.c_short)), self._frame
+        )
+        return bytes(self._frame)
+
+
+class ToneEncoder:
+    """A continuous sine tone, mono, encoded the way a legacy camera streams its microphone.
+
+    `next_chunk` hands out the bitstream in pieces a decoder can take on their own: whole 33-byte
+    frames for GSM, whole `block_align`-byte blocks for IMA ADPCM, whole bytes for G.726-32 (two
+    samples each) and u-law. ``len(chunk) / bytes_per_second`` is a chunk's exact duration.
+
+    Not thread-safe: the tone's phase and the encoder state carry over from call to call.
+    """
+
+    def __init__(
+        self, codec: AudioCodec, sample_rate: int = 8000, frequency: float = 440.0
+    ) -> None:
+        if codec not in _UNITS:
+            raise ValueError(f"no tone encoder for {codec!r}")
+        if codec in _EIGHT_KHZ_ONLY and sample_rate != 8000:
+            raise ValueError(f"{codec.name} is defined at 8000 Hz only, not {sample_rate}")
+        if not 0 < frequency < sample_rate / 2:
+            raise ValueError(f"tone of {frequency} Hz cannot be sampled at {sample_rate} Hz")
+        self._codec = codec
+        self._sample_rate = sample_rate
+        self._block_align, self._unit_samples = _UNITS[codec]
+        units_per_packet = max(1, round(sample_rate * _PACKET_SECONDS / self._unit_samples))
+        self._frame_samples = self._unit_samples * units_per_packet
+        self._encoder: _PcmEncoder = (
+            _GsmEncoder()
+            if codec is AudioCodec.GSM
+            else _PyAvAudioEncoder(codec, sample_rate, self._frame_samples)
+        )
+        self._cycles_per_sample = frequency / sample_rate
+        self._phase = 0.0  # in cycles, kept in [0, 1) so precision does not decay over hours
+        self._encoded = bytearray()
+        self._samples_asked = 0.0
+        self._units_sent = 0
+
+    @property
+    def codec(self) -> AudioCodec:
+        return self._codec
+
+    @property
+    def sample_rate(self) -> int:
+        return self._sample_rate
+
+    @property
+    def block_align(self) -> int:
+        """Bytes of the smallest independently decodable piece (1 for u-law and G.726)."""
+        return self._block_align
+
+    @property
+    def frame_samples(self) -> int:
+        """Samples in the chunk `next_chunk()` returns without a duration (about 20 ms)."""
+        return self._frame_samples
+
+    @property
+    def bytes_per_second(self) -> float:
+        return self._block_align * self._sample_rate / self._unit_samples
+
+    def next_chunk(self, duration: float | None = None) -> bytes:
+        """The next `duration` seconds of the tone, or `frame_samples` of it if none is given.
+
+        Chunks are rounded to whole codec units, keeping the running total within half a unit of
+        the total asked for: a caller asking every 20 ms for 20 ms of IMA ADPCM (63 ms blocks)
+        gets an empty chunk twice, then a block, and the stream still keeps time.
+        """
+        if duration is None:
+            self._samples_asked += self._frame_samples
+        elif duration < 0:
+            raise ValueError(f"duration must not be negative, not {duration}")
+        else:
+            self._samples_asked += duration * self._sample_rate
+        units = round(self._samples_asked / self._unit_samples) - self._units_sent
+        if units <= 0:
+            return b""
+        size = units * self._block_align
+        while len(self._encoded) < size:
+            self._encoded += self._encoder.encode(self._tone(self._encoder.batch_samples))
+        chunk = bytes(self._encoded[:size])
+        del self._encoded[:size]
+        self._units_sent += units
+        return chunk
+
+    def _tone(self, count: int) -> NDArray[np.int16]:
+        cycles = self._phase + np.arange(count) * self._cycles_per_sample
+        self._phase = (self._phase + count * self._cycles_per_sample) % 1.0
+        samples: NDArray[np.int16] = (np.sin(2 * np.pi * cycles) * _TONE_AMPLITUDE).astype(np.int16)
+        return samples
+
+
+# -- ASF ------------------------------------------------------------------------------------------
+
+_ASF_TIME_BASE = Fraction(1, 1000)  # ASF timestamps are milliseconds
+_ASF_AUDIO_RATE = 8000
+# libavformat holds packets back until every stream has caught up (10 s by default); a camera
+# whose audio stalls should delay its video by at most this much (microseconds).
+_ASF_MAX_INTERLEAVE_DELTA = 500_000
+
+
+class _Sink:
+    """The muxer's output, drained by the caller after each write.
+
+    It has no ``seek``: libavformat then writes a live (broadcast) ASF header instead of seeking
+    back at the end to patch in sizes, which a stream being served cannot have.
+    """
+
+    def __init__(self) -> None:
+        self._buffer = bytearray()
+
+    def write(self, data: bytes) -> int:
+        self._buffer += data
+        return len(data)
+
+    def peek(self) -> bytes:
+        return bytes(self._buffer)
+
+    def drain(self) -> bytes:
+        data = bytes(self._buffer)
+        self._buffer.clear()
+        return data
+
+
+class AsfMuxer:
+    """A live ASF stream of MJPEG video and IMA ADPCM audio, as Foscam serves /videostream.asf.
+
+    Feed JPEGs (e.g. from :class:`TestPattern`) and IMA ADPCM blocks (from
+    ``ToneEncoder(AudioCodec.IMA_ADPCM)``) with timestamps rising per stream; each call returns
+    the bytes the muxer let out, which may be empty while it interleaves. The first bytes out
+    are the header, so a client sent everything from the start gets a playable stream; after
+    the header, output comes in whole ASF data packets, so a client that joins late can be sent
+    :attr:`header` and then everything from its joining on.
+
+    Not thread-safe.
+    """
+
+    def __init__(self, width: int, height: int, fps: float) -> None:
+        self._sink = _Sink()
+        # "asf", not "asf_stream": the latter wraps everything in MMS-over-HTTP "$H"/"$D" chunks,
+        # which plain HTTP clients (ffmpeg, VLC reading http://.../videostream.asf) cannot parse.
+        self._container = av.open(
+            self._sink,
+            "w",
+            format="asf",
+            options={"max_interleave_delta": str(_ASF_MAX_INTERLEAVE_DELTA)},
+        )
+        # Streams are created with encoders, never used to encode: opening them is what fills in
+        # the parameters the ASF header needs (pixel format; IMA block align, samples per block).
+        self._video = self._container.add_stream(
+            "mjpeg", rate=Fraction(fps).limit_denominator(1001)
+        )
+        self._video.codec_context.width = width
+        self._video.codec_context.height = height
+        self._video.codec_context.pix_fmt = "yuvj420p"
+        self._audio = self._container.add_stream(
+            "adpcm_ima_wav", rate=_ASF_AUDIO_RATE, options={"block_size": str(_IMA_BLOCK_ALIGN)}
+        )
+        self._audio.codec_context.layout = "mono"
+        self._container.start_encoding()
+        self._header = self._sink.peek()
+
+    @property
+    def header(self) -> bytes:
+        """The ASF header objects and the data object's header, as first returned."""
+        return self._header
+
+    def add_video(self, jpeg: bytes, pts_seconds: float) -> bytes:
+        # Every JPEG stands alone; ASF readers start and seek on key-flagged objects only.
+        self._mux(jpeg, self._video, pts_seconds, keyframe=True)
+        return self._sink.drain()
+
+    def add_audio(self, encoded_ima_adpcm: bytes, pts_seconds: float) -> bytes:
+        """Mux whole IMA ADPCM blocks; the first one starts at `pts_seconds`."""
+        if len(encoded_ima_adpcm) % _IMA_BLOCK_ALIGN:
+            raise ValueError(
+                f"IMA ADPCM must come in whole {_IMA_BLOCK_ALIGN}-byte blocks, "
+                f"not {len(encoded_ima_adpcm)} bytes"
+            )
+        # One block per ASF media object, as cameras send it: each decodes on its own.
+        for offset in range(0, len(encoded_ima_adpcm), _IMA_BLOCK_ALIGN):
+            block = encoded_ima_adpcm[offset : offset + _IMA_BLOCK_ALIGN]
+            start = pts_seconds + offset // _IMA_BLOCK_ALIGN * _IMA_BLOCK_SAMPLES / _ASF_AUDIO_RATE
+            self._mux(block, self._audio, start, keyframe=False)
+        return self._sink.drain()
+
+    def close(self) -> bytes:
+        """Flush what the interleaver holds and end the stream; returns the last bytes."""
+        self._container.close()
+        return self._sink.drain()
+
+    def _mux(
+        self, data: bytes, stream: av.stream.Stream, pts_seconds: float, *, keyframe: bool
+    ) -> None:
+        packet = av.Packet(data)
+        packet.is_keyframe = keyframe
+        packet.stream = stream
+        packet.time_base = _ASF_TIME_BASE
+        packet.pts = packet.dts = round(pts_seconds * 1000)
+        self._container.mux(packet)
