@@ -84,15 +84,14 @@ def take(sim: RunningSimulator) -> list[Sent]:
     return sent
 
 
-def unit_values(sim: RunningSimulator) -> dict[str, str]:
-    camera = sim.camera
-    assert isinstance(camera, OpenApiSimulator)
-    return camera.unit.values
-
-
 def openapi(sim: RunningSimulator) -> OpenApiSimulator:
     assert isinstance(sim.camera, OpenApiSimulator)
     return sim.camera
+
+
+def unit_values(sim: RunningSimulator) -> dict[str, str]:
+    """The emulated unit's parameter tree, which tests edit to play a different unit."""
+    return openapi(sim).unit.values
 
 
 async def eventually(check: Callable[[], bool], within: float = 3.0) -> None:
@@ -164,20 +163,17 @@ def http(sim: RunningSimulator, open_http: OpenHttp) -> CameraHttp:
     return open_http(sim.url, "admin", "admin")
 
 
+async def connected(sim: RunningSimulator, http: CameraHttp) -> OpenApiDriver:
+    """A connected driver, the request log cleared after connecting."""
+    camera = OpenApiDriver(http)
+    await camera.connect()
+    take(sim)
+    return camera
+
+
 @pytest.fixture
 async def driver(sim: RunningSimulator, http: CameraHttp) -> OpenApiDriver:
-    camera = OpenApiDriver(http)
-    await camera.connect()
-    take(sim)
-    return camera
-
-
-async def connected(sim: RunningSimulator, http: CameraHttp) -> OpenApiDriver:
-    """A driver connected after the test changed what the unit reports."""
-    camera = OpenApiDriver(http)
-    await camera.connect()
-    take(sim)
-    return camera
+    return await connected(sim, http)
 
 
 # -- identification and device info ---------------------------------------------------------------
