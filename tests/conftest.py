@@ -5,12 +5,14 @@ from __future__ import annotations
 from collections.abc import AsyncIterator, Awaitable, Callable
 
 import pytest
+from aiohttp import web
 
 from bridge.cameras.http import CameraHttp, Credentials
 from bridge.simulator.core import RunningSimulator, SimulatedCamera, start_simulator
 
 StartSim = Callable[[SimulatedCamera], Awaitable[RunningSimulator]]
 OpenHttp = Callable[..., CameraHttp]
+Serve = Callable[[web.Application], Awaitable[str]]
 
 
 @pytest.fixture
@@ -44,3 +46,20 @@ async def open_http() -> AsyncIterator[OpenHttp]:
     yield open_
     for http in clients:
         await http.close()
+
+
+@pytest.fixture
+async def serve() -> AsyncIterator[Serve]:
+    """Plain HTTP servers on loopback (foreign devices, odd replies): serve(app) -> base URL."""
+    runners: list[web.AppRunner] = []
+
+    async def start(app: web.Application) -> str:
+        runner = web.AppRunner(app, access_log=None)
+        await runner.setup()
+        await web.TCPSite(runner, "127.0.0.1", 0).start()
+        runners.append(runner)
+        return f"http://127.0.0.1:{runner.addresses[0][1]}"
+
+    yield start
+    for runner in runners:
+        await runner.cleanup()

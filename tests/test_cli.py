@@ -5,11 +5,10 @@ from __future__ import annotations
 import asyncio
 import socket
 import sys
-from collections.abc import AsyncIterator
 
 import pytest
 from aiohttp import web
-from conftest import StartSim
+from conftest import Serve, StartSim
 
 from bridge.cameras.base import Dialect
 from bridge.simulator.core import SimOptions
@@ -61,17 +60,13 @@ async def test_probe_with_wrong_password_is_a_clear_auth_error(
 
 
 @pytest.fixture
-async def plain_web_server() -> AsyncIterator[str]:
+async def plain_web_server(serve: Serve) -> str:
     async def home(request: web.Request) -> web.Response:
         return web.Response(text="<html>hello</html>")
 
     app = web.Application()
     app.router.add_get("/", home)
-    runner = web.AppRunner(app, access_log=None)
-    await runner.setup()
-    await web.TCPSite(runner, "127.0.0.1", 0).start()
-    yield f"http://127.0.0.1:{runner.addresses[0][1]}"
-    await runner.cleanup()
+    return await serve(app)
 
 
 async def test_probe_of_a_plain_web_server_says_unknown(plain_web_server: str) -> None:

@@ -63,7 +63,7 @@ from bridge.cameras.base import (
     RelayOutput,
 )
 from bridge.cameras.http import CameraHttp, Params
-from bridge.cameras.multipart import MultipartParser, boundary_from_content_type
+from bridge.cameras.mjpeg import JPEG_SOI, fetch_jpeg, mjpeg_frames
 from bridge.errors import (
     AuthenticationFailed,
     BadResponse,
@@ -98,7 +98,6 @@ AUDIO_FORMAT = AudioFormat(AudioCodec.IMA_ADPCM, 8000, 1, block_align=IMA_BLOCK_
 
 DEFAULT_POLL_INTERVAL = 1.0
 _MEDIA_QUEUE = 8  # demuxed packets waiting for the consumer
-_JPEG_SOI = b"\xff\xd8"
 _ERROR_ECHO = 80  # characters of a camera's error text quoted in exceptions
 
 
@@ -560,7 +559,7 @@ def _media(packet: Any, audio_formats: Mapping[int, AudioFormat | None]) -> Medi
     data = bytes(packet)
     kind = packet.stream.type
     if kind == "video":
-        return JpegFrame(data, time.monotonic()) if data.startswith(_JPEG_SOI) else None
+        return JpegFrame(data, time.monotonic()) if data.startswith(JPEG_SOI) else None
     audio_format = audio_formats.get(packet.stream.index) if kind == "audio" else None
     return AudioChunk(audio_format, data, time.monotonic()) if audio_format else None
 
@@ -699,25 +698,10 @@ class FoscamDriver(CameraDriver):
     # -- media --------------------------------------------------------------------------------
 
     async def snapshot(self) -> bytes:
-        reply = await self.http.get("/snapshot.cgi")
-        if not reply.body.startswith(_JPEG_SOI):
-            raise BadResponse(
-                f"snapshot.cgi sent {reply.content_type or 'no content type'}, not a JPEG",
-                camera=self.http.display_name,
-            )
-        return reply.body
+        return await fetch_jpeg(self.http, "/snapshot.cgi")
 
-    async def video_frames(self) -> AsyncGenerator[JpegFrame, None]:
-        async with self.http.stream("/videostream.cgi") as reply:
-            if not reply.content_type.lower().startswith("multipart/"):
-                raise BadResponse(
-                    "videostream.cgi is not a multipart stream", camera=self.http.display_name
-                )
-            parser = MultipartParser(boundary_from_content_type(reply.content_type))
-            async for chunk in reply.chunks():
-                for part in parser.feed(chunk):
-                    if part.body.startswith(_JPEG_SOI):
-                        yield JpegFrame(part.body, time.monotonic())
+    def video_frames(self) -> AsyncGenerator[JpegFrame, None]:
+        return mjpeg_frames(self.http, "/videostream.cgi")
 
     async def media(self) -> AsyncGenerator[Media, None]:
         """Video frames and microphone audio of ``videostream.asf``, in arrival order, over one

@@ -44,14 +44,13 @@ from bridge.cameras.base import (
     PtzCapabilities,
     PtzVector,
 )
-from bridge.cameras.http import CameraHttp, Params
-from bridge.cameras.multipart import MultipartParser, boundary_from_content_type
+from bridge.cameras.http import CameraHttp, Params, StreamReply
+from bridge.cameras.mjpeg import fetch_jpeg, mjpeg_frames
 from bridge.errors import (
     BadResponse,
     CameraError,
     CameraUnreachable,
     EndpointNotFound,
-    ProtocolError,
 )
 
 log = logging.getLogger(__name__)
@@ -206,6 +205,17 @@ def pt_speed_of(speed: float) -> int:
     return PT_SPEED_LEVELS[round(speed * (len(PT_SPEED_LEVELS) - 1))]
 
 
+async def _audio_bytes(reply: StreamReply) -> AsyncIterator[tuple[bytes, float]]:
+    """Audio bytes with their arrival time: the document calls the reply a multipart stream
+    but shows bare frames, so take either."""
+    if reply.content_type.lower().startswith("multipart/"):
+        async for part, arrived in reply.parts():
+            yield part.body, arrived
+    else:
+        async for chunk in reply.chunks():
+            yield chunk, time.monotonic()
+
+
 def _sign(value: float) -> int:
     return (value > 0) - (value < 0)
 
@@ -307,52 +317,23 @@ class HamaDriver(CameraDriver):
     # -- media ----------------------------------------------------------------------------
 
     async def snapshot(self) -> bytes:
-        reply = await self.http.get(SNAPSHOT_PATH)
-        if not reply.body.startswith(b"\xff\xd8"):
-            raise BadResponse(
-                f"{SNAPSHOT_PATH} returned {reply.content_type or 'no type'}, not a JPEG",
-                camera=self.http.display_name,
-            )
-        return reply.body
+        return await fetch_jpeg(self.http, SNAPSHOT_PATH)
 
-    async def video_frames(self) -> AsyncIterator[JpegFrame]:
-        async with self.http.stream(VIDEO_PATH) as reply:
-            if not reply.content_type.lower().startswith("multipart/"):
-                raise BadResponse(
-                    f"{VIDEO_PATH} is not a multipart stream", camera=self.http.display_name
-                )
-            parser = MultipartParser(boundary_from_content_type(reply.content_type))
-            async for chunk in reply.chunks():
-                now = time.monotonic()
-                for part in self._feed(parser, chunk, VIDEO_PATH):
-                    if part.startswith(b"\xff\xd8"):
-                        yield JpegFrame(part, now)
-        raise CameraUnreachable(f"{VIDEO_PATH} ended", camera=self.http.display_name)
+    def video_frames(self) -> AsyncIterator[JpegFrame]:
+        return mjpeg_frames(self.http, VIDEO_PATH)
 
     async def audio_chunks(self) -> AsyncIterator[AudioChunk]:
         async with self.http.stream(AUDIO_PATH) as reply:
-            content_type = reply.content_type.lower()
-            if content_type.startswith("text/"):
+            if reply.content_type.lower().startswith("text/"):
                 raise BadResponse(f"{AUDIO_PATH} sent text", camera=self.http.display_name)
-            # The document calls it a multipart stream but shows bare frames; take either.
-            parser = None
-            if content_type.startswith("multipart/"):
-                parser = MultipartParser(boundary_from_content_type(reply.content_type))
             pending = bytearray()  # under one GSM frame between reads
-            async for chunk in reply.chunks():
-                now = time.monotonic()
-                pending += b"".join(self._feed(parser, chunk, AUDIO_PATH)) if parser else chunk
+            async for data, now in _audio_bytes(reply):
+                pending += data
                 whole = len(pending) - len(pending) % GSM_FRAME_BYTES
                 if whole:
                     yield AudioChunk(AUDIO_FORMAT, bytes(pending[:whole]), now)
                     del pending[:whole]
         raise CameraUnreachable(f"{AUDIO_PATH} ended", camera=self.http.display_name)
-
-    def _feed(self, parser: MultipartParser, chunk: bytes, path: str) -> list[bytes]:
-        try:
-            return [part.body for part in parser.feed(chunk)]
-        except ProtocolError as exc:
-            raise BadResponse(f"{path}: {exc}", camera=self.http.display_name) from exc
 
     # -- commands -------------------------------------------------------------------------
 

@@ -13,7 +13,8 @@ from __future__ import annotations
 import asyncio
 import enum
 import logging
-from collections.abc import AsyncIterator, Mapping
+import time
+from collections.abc import AsyncGenerator, AsyncIterator, Mapping
 from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
 from typing import Any
@@ -22,6 +23,7 @@ import aiohttp
 from multidict import CIMultiDictProxy
 from yarl import URL
 
+from bridge.cameras.multipart import MultipartParser, Part, boundary_from_content_type
 from bridge.errors import (
     AuthenticationFailed,
     BadResponse,
@@ -30,6 +32,7 @@ from bridge.errors import (
     CameraUnreachable,
     EndpointNotFound,
     PermissionDenied,
+    ProtocolError,
 )
 
 log = logging.getLogger(__name__)
@@ -111,6 +114,29 @@ class StreamReply:
                 yield chunk
         except (TimeoutError, aiohttp.ClientError, OSError) as exc:
             raise self._http.map_transport_error(exc, self._path) from exc
+
+    async def parts(self) -> AsyncGenerator[tuple[Part, float], None]:
+        """The parts of a ``multipart/*`` body, each with the ``time.monotonic()`` at which the
+        chunk that completed it arrived.
+
+        Raises :class:`BadResponse` when the reply is not multipart or cannot be parsed.
+        """
+        camera = self._http.display_name
+        if not self.content_type.lower().startswith("multipart/"):
+            raise BadResponse(
+                f"{self._path} is not a multipart stream ({self.content_type or 'no type'})",
+                camera=camera,
+            )
+        # Without a declared boundary the parser takes it from the first delimiter line.
+        parser = MultipartParser(boundary_from_content_type(self.content_type))
+        async for chunk in self.chunks():
+            arrived = time.monotonic()
+            try:
+                parts = parser.feed(chunk)
+            except ProtocolError as exc:
+                raise BadResponse(f"{self._path}: {exc}", camera=camera) from exc
+            for part in parts:
+                yield part, arrived
 
 
 def _challenge(headers: CIMultiDictProxy[str]) -> tuple[str, str]:

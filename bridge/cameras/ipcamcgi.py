@@ -50,7 +50,8 @@ from bridge.cameras.base import (
     RelayOutput,
 )
 from bridge.cameras.http import CameraHttp
-from bridge.cameras.multipart import MultipartParser, Part, boundary_from_content_type
+from bridge.cameras.mjpeg import fetch_jpeg, mjpeg_frames
+from bridge.cameras.multipart import Part
 from bridge.errors import BadResponse, CameraError, EndpointNotFound, UnsupportedOperation
 
 log = logging.getLogger(__name__)
@@ -527,27 +528,17 @@ class IpCamCgiDriver(CameraDriver):
     # -- media ----------------------------------------------------------------------------
 
     async def snapshot(self) -> bytes:
-        reply = await self.http.get("/image.jpg")
         # Some firmware counts the CRLFs it appends after the picture in Content-Length.
-        data = reply.body.rstrip(b"\r\n")
-        if not data.startswith(b"\xff\xd8"):
-            raise BadResponse("/image.jpg is not a JPEG", camera=self.http.display_name)
-        return data
+        return (await fetch_jpeg(self.http, "/image.jpg")).rstrip(b"\r\n")
 
     async def _parts(self) -> AsyncGenerator[tuple[Part, float], None]:
         """The parts of one ``/mjpeg.cgi`` stream, with their arrival time."""
         async with self.http.stream(VIDEO_CGI) as reply:
-            parser = MultipartParser(boundary_from_content_type(reply.content_type))
-            async for chunk in reply.chunks():
-                arrived = time.monotonic()
-                for part in parser.feed(chunk):
-                    yield part, arrived
+            async for part, arrived in reply.parts():
+                yield part, arrived
 
-    async def video_frames(self) -> AsyncGenerator[JpegFrame, None]:
-        async with aclosing(self._parts()) as parts:
-            async for part, arrived in parts:
-                if part.body.startswith(b"\xff\xd8"):
-                    yield JpegFrame(part.body, arrived)
+    def video_frames(self) -> AsyncGenerator[JpegFrame, None]:
+        return mjpeg_frames(self.http, VIDEO_CGI)
 
     async def _statuses(self) -> AsyncGenerator[tuple[FrameStatus, float], None]:
         async with aclosing(self._parts()) as parts:

@@ -52,9 +52,9 @@ from bridge.cameras.base import (
     PtzVector,
     RelayOutput,
 )
-from bridge.cameras.http import AuthScheme, CameraHttp, Params, StreamReply
-from bridge.cameras.multipart import MultipartParser, Part, boundary_from_content_type
-from bridge.errors import BadResponse, EndpointNotFound, ProtocolError
+from bridge.cameras.http import AuthScheme, CameraHttp, Params
+from bridge.cameras.mjpeg import fetch_jpeg, mjpeg_frames
+from bridge.errors import BadResponse, EndpointNotFound
 
 log = logging.getLogger(__name__)
 
@@ -708,22 +708,6 @@ class OpenApiDriver(CameraDriver):
         if not available:
             raise self._unsupported(operation)
 
-    async def _parts(self, reply: StreamReply, path: str) -> AsyncIterator[Part]:
-        if not reply.content_type.lower().startswith("multipart/"):
-            raise BadResponse(
-                f"{path} is not a multipart stream ({reply.content_type or 'no type'})",
-                camera=self.http.display_name,
-            )
-        # Without a declared boundary the parser takes it from the first delimiter line.
-        parser = MultipartParser(boundary_from_content_type(reply.content_type))
-        async for chunk in reply.chunks():
-            try:
-                parts = parser.feed(chunk)
-            except ProtocolError as exc:
-                raise self._bad(path, exc) from exc
-            for part in parts:
-                yield part
-
     # -- identification -------------------------------------------------------------------------
 
     @classmethod
@@ -752,23 +736,10 @@ class OpenApiDriver(CameraDriver):
     # -- media ----------------------------------------------------------------------------------
 
     async def snapshot(self) -> bytes:
-        reply = await self.http.get(SNAPSHOT_PATH)
-        if not reply.body.startswith(b"\xff\xd8"):
-            raise BadResponse(
-                f"{SNAPSHOT_PATH} is not a JPEG ({reply.content_type or 'no type'})",
-                camera=self.http.display_name,
-            )
-        return reply.body
+        return await fetch_jpeg(self.http, SNAPSHOT_PATH)
 
-    async def video_frames(self) -> AsyncGenerator[JpegFrame, None]:
-        async with self.http.stream(VIDEO_PATH) as reply:
-            async for part in self._parts(reply, VIDEO_PATH):
-                if not part.body.startswith(b"\xff\xd8"):
-                    raise BadResponse(
-                        f"{VIDEO_PATH} sent a part that is not a JPEG ({part.content_type})",
-                        camera=self.http.display_name,
-                    )
-                yield JpegFrame(part.body, time.monotonic())
+    def video_frames(self) -> AsyncGenerator[JpegFrame, None]:
+        return mjpeg_frames(self.http, VIDEO_PATH)
 
     def audio_chunks(self) -> AsyncGenerator[AudioChunk, None]:
         self._require(self.capabilities.audio_in is not None, "stream audio")
@@ -779,10 +750,10 @@ class OpenApiDriver(CameraDriver):
         # httptype (singlepart or multipart) and codec may differ from unit to unit.
         async with self.http.stream(AUDIO_IN_CGI) as reply:
             if reply.content_type.lower().startswith("multipart/"):
-                async for part in self._parts(reply, AUDIO_IN_CGI):
+                async for part, arrived in reply.parts():
                     audio = self._audio_format(part.content_type)
                     if part.body:
-                        yield AudioChunk(audio, part.body, time.monotonic())
+                        yield AudioChunk(audio, part.body, arrived)
                 return
             audio = self._audio_format(reply.content_type)
             async for chunk in reply.chunks():
@@ -997,7 +968,7 @@ class OpenApiDriver(CameraDriver):
             if reply.status == 204:  # no include windows defined: nothing to report
                 return
             active: bool | None = None
-            async for part in self._parts(reply, MOTION_CGI):
+            async for part, _ in reply.parts():
                 try:
                     levels = parse_motion_levels(part.body.decode("latin-1"))
                 except ValueError as exc:
@@ -1015,7 +986,7 @@ class OpenApiDriver(CameraDriver):
         known: dict[int, bool] = {}
         base: int | None = None
         async with self.http.stream(INPUT_CGI, {"monitor": _ports_param(ports)}) as reply:
-            async for part in self._parts(reply, INPUT_CGI):
+            async for part, _ in reply.parts():
                 states = parse_io_monitor(part.body.decode("latin-1"))
                 if not states:
                     continue  # the keep-alive parts carry only blank lines

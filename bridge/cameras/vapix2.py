@@ -42,8 +42,8 @@ from bridge.cameras.base import (
     PtzVector,
     RelayOutput,
 )
-from bridge.cameras.http import AuthScheme, CameraHttp, StreamReply
-from bridge.cameras.multipart import MultipartParser, Part, boundary_from_content_type
+from bridge.cameras.http import AuthScheme, CameraHttp
+from bridge.cameras.mjpeg import mjpeg_frames
 from bridge.errors import BadResponse, EndpointNotFound
 
 log = logging.getLogger(__name__)
@@ -687,17 +687,6 @@ class Vapix2Driver(CameraDriver):
             raise BadResponse(f"{path} failed: {error[:120]}", camera=self._name)
         return text
 
-    async def _parts(self, reply: StreamReply) -> AsyncIterator[Part]:
-        boundary = boundary_from_content_type(reply.content_type)
-        if not reply.content_type.lower().startswith("multipart/") or boundary is None:
-            raise BadResponse(
-                f"expected a multipart stream, got {reply.content_type!r}", camera=self._name
-            )
-        parser = MultipartParser(boundary)
-        async for chunk in reply.chunks():
-            for part in parser.feed(chunk):
-                yield part
-
     # -- media ----------------------------------------------------------------------------
 
     async def snapshot(self) -> bytes:
@@ -708,11 +697,8 @@ class Vapix2Driver(CameraDriver):
             )
         return reply.body
 
-    async def video_frames(self) -> AsyncIterator[JpegFrame]:
-        async with self.http.stream(VIDEO_PATH) as reply:
-            async for part in self._parts(reply):
-                if part.body.startswith(b"\xff\xd8"):
-                    yield JpegFrame(part.body, time.monotonic())
+    def video_frames(self) -> AsyncIterator[JpegFrame]:
+        return mjpeg_frames(self.http, VIDEO_PATH)
 
     def audio_chunks(self) -> AsyncIterator[AudioChunk]:
         if self.capabilities.audio_in is None:
@@ -723,11 +709,9 @@ class Vapix2Driver(CameraDriver):
         # The camera's Audiod.HttpMessageType decides single or multipart; both are read.
         async with self.http.stream(AUDIO_RECEIVE_CGI) as reply:
             if reply.content_type.lower().startswith("multipart/"):
-                async for part in self._parts(reply):
+                async for part, arrived in reply.parts():
                     if part.body:
-                        yield AudioChunk(
-                            self._audio_format(part.content_type), part.body, time.monotonic()
-                        )
+                        yield AudioChunk(self._audio_format(part.content_type), part.body, arrived)
                 return
             fmt = self._audio_format(reply.content_type)
             pending = bytearray()
@@ -902,7 +886,7 @@ class Vapix2Driver(CameraDriver):
         ports = ",".join(str(n) for n in range(1, count + 1))
         last: dict[str, bool] = {}
         async with self.http.stream(INPUT_CGI, {"monitor": ports}) as reply:
-            async for part in self._parts(reply):
+            async for part, _ in reply.parts():
                 for number, active in parse_io_monitor(part.body):
                     token = monitor_port_token(number, count)
                     if last.get(token) is not active:
@@ -916,7 +900,7 @@ class Vapix2Driver(CameraDriver):
         async with self.http.stream(MOTION_CGI) as reply:
             if reply.status == 204:  # no motion windows (any more): nothing to report
                 return
-            async for part in self._parts(reply):
+            async for part, _ in reply.parts():
                 levels = parse_motion_levels(part.body)
                 if not levels:
                     continue

@@ -416,6 +416,12 @@ class SimulatedCamera:
         return app
 
 
+def jpeg_part(boundary: str, jpeg: bytes) -> bytes:
+    """One MJPEG part in the common form: delimiter line first, type and length, CRLF after."""
+    head = f"--{boundary}\r\nContent-Type: image/jpeg\r\nContent-Length: {len(jpeg)}\r\n\r\n"
+    return head.encode("ascii") + jpeg + b"\r\n"
+
+
 async def stream_multipart(
     request: web.Request,
     content_type: str,

@@ -37,6 +37,7 @@ from bridge.simulator.core import (
     SimAuth,
     SimOptions,
     SimulatedCamera,
+    jpeg_part,
     stream_multipart,
 )
 from bridge.simulator.media import AsfMuxer, ToneEncoder
@@ -438,11 +439,7 @@ class FoscamSimulator(SimulatedCamera):
     async def _mjpeg_parts(self, picture: _Picture) -> AsyncIterator[bytes]:
         async with _closing(self._paced(picture)) as frames:
             async for jpeg in frames:
-                head = (
-                    f"--{_BOUNDARY}\r\nContent-Type: image/jpeg\r\n"
-                    f"Content-Length: {len(jpeg)}\r\n\r\n"
-                )
-                yield head.encode("ascii") + jpeg + b"\r\n"
+                yield jpeg_part(_BOUNDARY, jpeg)
 
     async def _videostream(self, request: web.Request) -> web.StreamResponse:
         choice = self._stream_choice(request)

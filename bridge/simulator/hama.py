@@ -28,6 +28,7 @@ from bridge.simulator.core import (
     SimAuth,
     SimOptions,
     SimulatedCamera,
+    jpeg_part,
     stream_multipart,
 )
 
@@ -167,10 +168,7 @@ class HamaSimulator(SimulatedCamera):
 
     async def _mjpeg_parts(self) -> AsyncIterator[bytes]:
         async for jpeg in self.video.frames():
-            head = (
-                f"--{BOUNDARY}\r\nContent-Type: image/jpeg\r\nContent-Length: {len(jpeg)}\r\n\r\n"
-            )
-            yield head.encode("ascii") + jpeg + b"\r\n"
+            yield jpeg_part(BOUNDARY, jpeg)
 
     async def _video(self, request: web.Request) -> web.StreamResponse:
         return await stream_multipart(request, VIDEO_CONTENT_TYPE, self._mjpeg_parts())

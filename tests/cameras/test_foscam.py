@@ -19,6 +19,8 @@ import av
 import numpy as np
 import pytest
 from aiohttp import web
+from conftest import OpenHttp, Serve, StartSim
+from helpers import dominant_frequency, jpeg_size, run_tool, with_userinfo
 
 from bridge.cameras.base import (
     AudioChunk,
@@ -61,7 +63,7 @@ from bridge.errors import (
     PermissionDenied,
     UnsupportedOperation,
 )
-from bridge.simulator.core import RunningSimulator, SimOptions, SimulatedCamera
+from bridge.simulator.core import SimOptions
 from bridge.simulator.foscam import (
     ADMINISTRATOR,
     OPERATOR,
@@ -76,8 +78,6 @@ MAC = "00:62:6E:4A:3C:D0"
 OPTIONS = SimOptions(username=USER, password=PASSWORD, width=WIDTH, height=HEIGHT, fps=FPS, mac=MAC)
 DEADLINE = 5.0  # seconds any live-stream test may wait for what it expects
 
-StartSim = Callable[[SimulatedCamera], Awaitable[RunningSimulator]]
-OpenHttp = Callable[..., CameraHttp]
 
 # -- the seed's example replies, as printed (wrapped lines, junk bullets, both quote styles) -------
 
@@ -338,17 +338,9 @@ def decoder(command: int, **extra: int) -> tuple[str, str, dict[str, str]]:
     return ("GET", "/decoder_control.cgi", query)
 
 
-def jpeg_size(data: bytes) -> tuple[int, int]:
-    context = av.CodecContext.create("mjpeg", "r")
-    (frame,) = context.decode(av.Packet(data))
-    return frame.width, frame.height
-
-
-def dominant_frequency(pcm: np.ndarray[Any, np.dtype[np.int16]], rate: int = 8000) -> float:
-    samples = pcm.astype(np.float64)
-    assert samples.std() > 1000, "silence, not a tone"
-    spectrum = np.abs(np.fft.rfft(samples * np.hanning(len(samples))))
-    return float(np.argmax(spectrum) * rate / len(samples))
+def tone_hz(pcm: np.ndarray[Any, np.dtype[np.int16]]) -> float:
+    assert pcm.astype(np.float64).std() > 1000, "silence, not a tone"
+    return dominant_frequency(pcm, 8000)
 
 
 def decode_ima(chunks: list[AudioChunk]) -> np.ndarray[Any, np.dtype[np.int16]]:
@@ -454,22 +446,6 @@ async def test_detect_and_fingerprint_on_the_emulator(
     assert not FoscamDriver.matches_fingerprint("Boa/0.94.14rc21", 'realm="IPCamCGI"')
 
 
-@pytest.fixture
-async def other_server() -> AsyncIterator[Callable[[web.Application], Awaitable[str]]]:
-    runners: list[web.AppRunner] = []
-
-    async def serve(app: web.Application) -> str:
-        runner = web.AppRunner(app, access_log=None)
-        await runner.setup()
-        await web.TCPSite(runner, "127.0.0.1", 0).start()
-        runners.append(runner)
-        return f"http://127.0.0.1:{runner.addresses[0][1]}"
-
-    yield serve
-    for runner in runners:
-        await runner.cleanup()
-
-
 @pytest.mark.parametrize(
     "answer",
     [
@@ -479,7 +455,7 @@ async def other_server() -> AsyncIterator[Callable[[web.Application], Awaitable[
     ],
 )
 async def test_detect_is_false_on_other_devices(
-    other_server: Callable[[web.Application], Awaitable[str]],
+    serve: Serve,
     open_http: OpenHttp,
     answer: web.Response,
 ) -> None:
@@ -488,25 +464,23 @@ async def test_detect_is_false_on_other_devices(
 
     app = web.Application()
     app.router.add_get("/{tail:.*}", handler)
-    url = await other_server(app)
+    url = await serve(app)
     assert not await FoscamDriver.detect(open_http(url, USER, PASSWORD))
 
 
-async def test_detect_lets_a_refused_password_through(
-    other_server: Callable[[web.Application], Awaitable[str]], open_http: OpenHttp
-) -> None:
+async def test_detect_lets_a_refused_password_through(serve: Serve, open_http: OpenHttp) -> None:
     async def handler(request: web.Request) -> web.Response:
         return web.Response(status=401, headers={"WWW-Authenticate": 'Basic realm="x"'})
 
     app = web.Application()
     app.router.add_get("/{tail:.*}", handler)
-    url = await other_server(app)
+    url = await serve(app)
     with pytest.raises(AuthenticationFailed):
         await FoscamDriver.detect(open_http(url, USER, "wrong"))
 
 
 async def test_replies_outside_the_dialect_are_bad_responses(
-    other_server: Callable[[web.Application], Awaitable[str]], open_http: OpenHttp
+    serve: Serve, open_http: OpenHttp
 ) -> None:
     """A broken or impostor unit: each operation fails with BadResponse, nothing hangs."""
     replies = {
@@ -524,7 +498,7 @@ async def test_replies_outside_the_dialect_are_bad_responses(
     app = web.Application()
     for path in replies:
         app.router.add_get(path, handler)
-    driver = FoscamDriver(open_http(await other_server(app), USER, PASSWORD))
+    driver = FoscamDriver(open_http(await serve(app), USER, PASSWORD))
     with pytest.raises(BadResponse, match="not a JPEG"):
         await driver.snapshot()
     with pytest.raises(BadResponse, match="not a multipart"):
@@ -612,7 +586,7 @@ async def test_asf_media_carries_video_and_a_tone(rig: Rig) -> None:
     assert all(jpeg_size(frame.data) == (WIDTH, HEIGHT) for frame in frames)
     assert all(later >= earlier for earlier, later in itertools.pairwise(stamps))
     assert {chunk.format for chunk in audio} == {rig.driver.capabilities.audio_in}
-    assert 430 < dominant_frequency(decode_ima(audio)) < 450
+    assert 430 < tone_hz(decode_ima(audio)) < 450
 
 
 async def test_audio_chunks_come_from_the_asf_stream(rig: Rig) -> None:
@@ -624,7 +598,7 @@ async def test_audio_chunks_come_from_the_asf_stream(rig: Rig) -> None:
                 break
     assert rig.sent() == [("GET", "/videostream.asf", {})]
     assert all(len(chunk.data) % chunk.format.block_align == 0 for chunk in chunks)
-    assert 430 < dominant_frequency(decode_ima(chunks)) < 450
+    assert 430 < tone_hz(decode_ima(chunks)) < 450
 
 
 async def test_emulator_streams_other_resolutions_and_rates(rig: Rig) -> None:
@@ -915,27 +889,9 @@ async def test_emulator_status_is_public_and_other_cgis_challenge(rig: Rig) -> N
     assert (users["user1_name"], users["user1_pri"]) == (USER, str(ADMINISTRATOR))
 
 
-async def _run_tool(*args: str) -> bytes:
-    process = await asyncio.create_subprocess_exec(
-        *args, stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE
-    )
-    try:
-        out, err = await asyncio.wait_for(process.communicate(), timeout=20)
-    except TimeoutError:
-        process.kill()
-        await process.wait()
-        raise
-    assert process.returncode == 0, err.decode(errors="replace")
-    return out
-
-
-def _with_userinfo(url: str, path: str) -> str:
-    return url.replace("http://", f"http://{USER}:{PASSWORD}@") + path
-
-
 @pytest.mark.skipif(shutil.which("ffprobe") is None, reason="needs ffprobe")
 async def test_ffprobe_reads_the_mjpeg_stream(rig: Rig) -> None:
-    out = await _run_tool(
+    out = await run_tool(
         "ffprobe",
         "-v",
         "error",
@@ -943,7 +899,7 @@ async def test_ffprobe_reads_the_mjpeg_stream(rig: Rig) -> None:
         "stream=codec_name,width,height",
         "-of",
         "json",
-        _with_userinfo(rig.url, "/videostream.cgi"),
+        with_userinfo(rig.url + "/videostream.cgi", USER, PASSWORD),
     )
     (stream,) = json.loads(out)["streams"]
     assert stream == {"codec_name": "mjpeg", "width": WIDTH, "height": HEIGHT}
@@ -951,14 +907,14 @@ async def test_ffprobe_reads_the_mjpeg_stream(rig: Rig) -> None:
 
 @pytest.mark.skipif(shutil.which("ffmpeg") is None, reason="needs ffmpeg")
 async def test_ffmpeg_decodes_the_asf_audio(rig: Rig) -> None:
-    url = _with_userinfo(rig.url, "/videostream.asf")
+    url = with_userinfo(rig.url + "/videostream.asf", USER, PASSWORD)
     # A live stream has no end to analyse up to: the ASF header already names both streams.
     quick = ("-probesize", "32", "-analyzeduration", "0")
-    probe = await _run_tool(
+    probe = await run_tool(
         "ffprobe", "-v", "error", *quick, "-show_entries", "stream=codec_name", "-of", "json", url
     )
     assert [s["codec_name"] for s in json.loads(probe)["streams"]] == ["mjpeg", "adpcm_ima_wav"]
-    pcm = await _run_tool(
+    pcm = await run_tool(
         "ffmpeg", "-v", "error", *quick, "-i", url, "-map", "0:a", "-t", "0.5", "-f", "s16le", "-"
     )
-    assert 430 < dominant_frequency(np.frombuffer(pcm, dtype=np.int16)) < 450
+    assert 430 < tone_hz(np.frombuffer(pcm, dtype=np.int16)) < 450

@@ -6,7 +6,6 @@ from __future__ import annotations
 import asyncio
 import datetime
 import json
-import shutil
 import time
 from collections.abc import AsyncGenerator, AsyncIterator, Awaitable, Callable
 from contextlib import aclosing
@@ -17,6 +16,8 @@ import av
 import numpy as np
 import pytest
 from aiohttp import web
+from conftest import OpenHttp, Serve, StartSim
+from helpers import FFPROBE, dominant_frequency, ffprobe, jpeg_size, with_userinfo
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
@@ -32,19 +33,14 @@ from bridge.cameras.base import (
     PtzVector,
 )
 from bridge.cameras.hama import HamaDriver
-from bridge.cameras.http import CameraHttp
 from bridge.errors import (
     AuthenticationFailed,
     BadResponse,
     CameraUnreachable,
     UnsupportedOperation,
 )
-from bridge.simulator.core import RunningSimulator, SimOptions, SimulatedCamera
+from bridge.simulator.core import RunningSimulator, SimOptions
 from bridge.simulator.hama import HamaSimulator
-
-StartSim = Callable[[SimulatedCamera], Awaitable[RunningSimulator]]
-OpenHttp = Callable[..., CameraHttp]
-Serve = Callable[[web.Application], Awaitable[str]]
 
 USER, PASSWORD = "admin", "pw-9317"
 WIDTH, HEIGHT = 320, 240
@@ -130,24 +126,6 @@ def driver(sim: RunningSimulator, open_http: OpenHttp) -> HamaDriver:
     return HamaDriver(open_http(sim.url, USER, PASSWORD))
 
 
-@pytest.fixture
-async def serve() -> AsyncIterator[Serve]:
-    """Foreign HTTP servers on loopback (not this dialect, or odd forms of it)."""
-    runners: list[web.AppRunner] = []
-
-    async def start(app: web.Application) -> str:
-        runner = web.AppRunner(app, access_log=None)
-        await runner.setup()
-        site = web.TCPSite(runner, "127.0.0.1", 0)
-        await site.start()
-        runners.append(runner)
-        return f"http://127.0.0.1:{runner.addresses[0][1]}"
-
-    yield start
-    for runner in runners:
-        await runner.cleanup()
-
-
 def camera(sim: RunningSimulator) -> HamaSimulator:
     assert isinstance(sim.camera, HamaSimulator)
     return sim.camera
@@ -186,12 +164,6 @@ async def take(iterator: AsyncIterator[Any], count: int) -> list[Any]:
             if len(items) == count:
                 break
     return items
-
-
-def decode_jpeg(data: bytes) -> tuple[int, int]:
-    codec = av.CodecContext.create("mjpeg", "r")
-    (frame,) = codec.decode(av.Packet(data))
-    return frame.width, frame.height
 
 
 async def raw_get(url: str, **kwargs: Any) -> tuple[aiohttp.ClientResponse, bytes]:
@@ -347,7 +319,7 @@ async def test_snapshot_is_a_jpeg_of_the_configured_size(
 ) -> None:
     jpeg = await driver.snapshot()
 
-    assert decode_jpeg(jpeg) == (WIDTH, HEIGHT)
+    assert jpeg_size(jpeg) == (WIDTH, HEIGHT)
     assert sent(sim) == [("GET", "/jpg/image.jpg", {})]
 
 
@@ -356,7 +328,7 @@ async def test_video_frames_come_over_one_connection(
 ) -> None:
     frames = await take(driver.video_frames(), 4)
 
-    assert [decode_jpeg(f.data) for f in frames] == [(WIDTH, HEIGHT)] * 4
+    assert [jpeg_size(f.data) for f in frames] == [(WIDTH, HEIGHT)] * 4
     stamps = [f.timestamp for f in frames]
     assert stamps == sorted(stamps)
     assert stamps[-1] > stamps[0]
@@ -384,9 +356,7 @@ async def test_audio_chunks_decode_to_the_tone(sim: RunningSimulator, driver: Ha
     ).astype(np.float64)
     assert len(pcm) == len(data) // 33 * 160
     assert np.sqrt(np.mean(pcm**2)) > 2000  # a -12 dBFS tone, not silence
-    spectrum = np.abs(np.fft.rfft(pcm * np.hanning(len(pcm))))
-    peak_hz = np.argmax(spectrum) * 8000 / len(pcm)
-    assert peak_hz == pytest.approx(TONE_HZ, abs=20)
+    assert dominant_frequency(pcm, 8000) == pytest.approx(TONE_HZ, abs=20)
     assert sent(sim) == [("GET", "/camera-cgi/audio/receive.cgi", {})]
 
 
@@ -423,36 +393,6 @@ async def test_multipart_audio_is_also_accepted(serve: Serve, open_http: OpenHtt
     assert b"".join(chunks) == payload[:132]  # four whole frames; the torn fifth is not passed on
 
 
-FFPROBE = shutil.which("ffprobe")
-
-
-async def ffprobe(*args: str) -> dict[str, Any]:
-    assert FFPROBE is not None
-    process = await asyncio.create_subprocess_exec(
-        FFPROBE,
-        "-v",
-        "error",
-        "-of",
-        "json",
-        *args,
-        stdout=asyncio.subprocess.PIPE,
-        stderr=asyncio.subprocess.PIPE,
-    )
-    try:
-        out, err = await asyncio.wait_for(process.communicate(), 15)
-    except TimeoutError:
-        process.kill()
-        await process.wait()
-        raise
-    assert process.returncode == 0, err.decode(errors="replace")
-    result: dict[str, Any] = json.loads(out)
-    return result
-
-
-def with_userinfo(url: str) -> str:
-    return url.replace("http://", f"http://{USER}:{PASSWORD}@", 1)
-
-
 @pytest.mark.skipif(FFPROBE is None, reason="ffprobe is not installed")
 async def test_ffprobe_reads_the_mjpeg_stream(sim: RunningSimulator) -> None:
     probe = await ffprobe(
@@ -461,7 +401,7 @@ async def test_ffprobe_reads_the_mjpeg_stream(sim: RunningSimulator) -> None:
         "-count_frames",
         "-show_entries",
         "stream=codec_name,width,height,nb_read_frames",
-        with_userinfo(f"{sim.url}/mjpg/video.mjpg"),
+        with_userinfo(f"{sim.url}/mjpg/video.mjpg", USER, PASSWORD),
     )
 
     (stream,) = probe["streams"]
@@ -479,7 +419,7 @@ async def test_ffprobe_decodes_the_audio_stream(sim: RunningSimulator) -> None:
         "-count_frames",
         "-show_entries",
         "stream=codec_name,sample_rate,nb_read_frames",
-        with_userinfo(f"{sim.url}/camera-cgi/audio/receive.cgi"),
+        with_userinfo(f"{sim.url}/camera-cgi/audio/receive.cgi", USER, PASSWORD),
     )
 
     (stream,) = probe["streams"]
@@ -747,7 +687,7 @@ async def test_loginfree_snapshot_needs_no_credentials(sim: RunningSimulator) ->
 
     assert reply.status == 200
     assert reply.content_type == "image/jpeg"
-    assert decode_jpeg(body) == (WIDTH, HEIGHT)
+    assert jpeg_size(body) == (WIDTH, HEIGHT)
 
 
 async def test_param_listing_reproduces_the_documented_forms(sim: RunningSimulator) -> None:

@@ -3,11 +3,12 @@
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
 import pytest
 from aiohttp import web
+from conftest import Serve
 
 from bridge.cameras.http import AuthScheme, CameraHttp, Credentials, HttpTimeouts
 from bridge.errors import (
@@ -21,25 +22,6 @@ from bridge.errors import (
 from bridge.httpauth import DigestAuthority, basic_credentials
 
 USER, PASSWORD = "admin", "s3cret-pw"
-Serve = Callable[[web.Application], Awaitable[str]]
-
-
-@pytest.fixture
-async def serve() -> AsyncIterator[Serve]:
-    runners: list[web.AppRunner] = []
-
-    async def start(app: web.Application) -> str:
-        runner = web.AppRunner(app, access_log=None)
-        await runner.setup()
-        site = web.TCPSite(runner, "127.0.0.1", 0)
-        await site.start()
-        runners.append(runner)
-        port = runner.addresses[0][1]
-        return f"http://127.0.0.1:{port}"
-
-    yield start
-    for runner in runners:
-        await runner.cleanup()
 
 
 def camera_app(scheme: str) -> tuple[web.Application, list[str]]:

@@ -7,16 +7,15 @@ import asyncio
 import base64
 import datetime
 import json
-import shutil
 import time
 from collections.abc import AsyncIterator, Callable, Iterable
 from contextlib import aclosing
 from dataclasses import dataclass
 
-import av
 import pytest
 from aiohttp import web
 from conftest import OpenHttp, StartSim
+from helpers import ffprobe, jpeg_size, with_userinfo
 
 from bridge.cameras import ipcamcgi
 from bridge.cameras.base import (
@@ -355,13 +354,6 @@ async def until(condition: Callable[[], bool], what: str) -> None:
         await asyncio.sleep(0.02)
 
 
-def decode_jpeg(data: bytes) -> tuple[int, int]:
-    codec = av.CodecContext.create("mjpeg", "r")
-    frames = codec.decode(av.Packet(data))
-    assert len(frames) == 1
-    return frames[0].width, frames[0].height
-
-
 async def test_connect_reads_identity_and_capabilities(
     start_sim: StartSim, open_http: OpenHttp
 ) -> None:
@@ -487,7 +479,7 @@ async def test_root_page_fingerprint_matches(cam: Cam) -> None:
 
 async def test_snapshot(cam: Cam) -> None:
     jpeg = await cam.driver.snapshot()
-    assert decode_jpeg(jpeg) == (WIDTH, HEIGHT)
+    assert jpeg_size(jpeg) == (WIDTH, HEIGHT)
     assert sent(cam.only("GET", "/image.jpg"))[:4] == ("GET", "/image.jpg", {}, {})
 
 
@@ -498,35 +490,14 @@ async def test_video_frames_over_one_connection(cam: Cam) -> None:
             frames.append(frame)
             if len(frames) == 3:
                 break
-    assert [decode_jpeg(f.data) for f in frames] == [(WIDTH, HEIGHT)] * 3
+    assert [jpeg_size(f.data) for f in frames] == [(WIDTH, HEIGHT)] * 3
     assert frames[0].timestamp < frames[1].timestamp < frames[2].timestamp
     assert sent(cam.only("GET", "/mjpeg.cgi"))[:4] == ("GET", "/mjpeg.cgi", {}, {})
 
 
-async def run_ffprobe(url: str) -> dict[str, object]:
-    ffprobe = shutil.which("ffprobe")
-    assert ffprobe, "Debian's ffmpeg provides ffprobe"
-    process = await asyncio.create_subprocess_exec(
-        ffprobe,
-        *("-v", "error", "-of", "json", "-show_entries", "stream=codec_name,width,height"),
-        url,
-        stdout=asyncio.subprocess.PIPE,
-        stderr=asyncio.subprocess.PIPE,
-    )
-    try:
-        out, err = await asyncio.wait_for(process.communicate(), 20)
-    except TimeoutError:
-        process.kill()
-        await process.wait()
-        raise
-    assert process.returncode == 0, err.decode(errors="replace")
-    result: dict[str, object] = json.loads(out)
-    return result
-
-
 async def test_ffprobe_reads_the_mjpeg_url(cam: Cam) -> None:
-    url = cam.sim.url.replace("http://", f"http://{USER}:{PASSWORD}@") + "/mjpeg.cgi"
-    probed = await run_ffprobe(url)
+    url = with_userinfo(cam.sim.url + "/mjpeg.cgi", USER, PASSWORD)
+    probed = await ffprobe("-show_entries", "stream=codec_name,width,height", url)
     assert probed["streams"] == [{"codec_name": "mjpeg", "width": WIDTH, "height": HEIGHT}]
 
 

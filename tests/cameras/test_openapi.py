@@ -7,19 +7,18 @@ import asyncio
 import contextlib
 import datetime
 import io
-import json
-import shutil
 import string
 import time
 import xml.etree.ElementTree as ET
-from collections.abc import AsyncIterator, Awaitable, Callable
-from typing import Any
+from collections.abc import AsyncIterator, Callable
 
 import aiohttp
 import av
 import numpy as np
 import pytest
 from aiohttp import web
+from conftest import OpenHttp, Serve, StartSim
+from helpers import FFPROBE, dominant_frequency, ffprobe, jpeg_size, with_userinfo
 from hypothesis import given
 from hypothesis import strategies as st
 
@@ -60,7 +59,7 @@ from bridge.cameras.openapi import (
     time_set_params,
 )
 from bridge.errors import AuthenticationFailed, BadResponse, UnsupportedOperation
-from bridge.simulator.core import RunningSimulator, SimOptions, SimulatedCamera
+from bridge.simulator.core import RunningSimulator, SimOptions
 from bridge.simulator.media import ToneEncoder
 from bridge.simulator.openapi import OpenApiSimulator
 
@@ -70,8 +69,6 @@ TONE_HZ = 440.0  # ToneEncoder's default
 APPEARANCE = "Image.I0.Appearance"
 
 Sent = tuple[str, str, dict[str, str]]
-StartSim = Callable[[SimulatedCamera], Awaitable[RunningSimulator]]  # conftest's fixtures
-OpenHttp = Callable[..., CameraHttp]
 
 
 # -- helpers --------------------------------------------------------------------------------------
@@ -106,13 +103,6 @@ async def sim_control(sim: RunningSimulator, path: str) -> None:
         assert reply.status == 200
 
 
-def decode_jpeg(data: bytes) -> tuple[int, int]:
-    context = av.CodecContext.create("mjpeg", "r")
-    frames = context.decode(av.Packet(data))
-    assert len(frames) == 1
-    return frames[0].width, frames[0].height
-
-
 _DEMUXERS = {AudioCodec.G726: "g726", AudioCodec.MULAW: "mulaw"}
 
 
@@ -125,32 +115,11 @@ def decode_tone(audio: AudioFormat, data: bytes) -> float:
     with av.open(raw, "r", format=_DEMUXERS[audio.codec], options=options) as container:
         stream = container.streams.audio[0]
         pcm = np.concatenate([frame.to_ndarray().reshape(-1) for frame in container.decode(stream)])
-    spectrum = np.abs(np.fft.rfft(pcm.astype(np.float64)))
-    assert spectrum.max() > 20 * spectrum.mean(), "no clear tone"
-    return float(np.argmax(spectrum) * audio.sample_rate / len(pcm))
-
-
-async def ffprobe(*args: str) -> dict[str, Any]:
-    tool = shutil.which("ffprobe")
-    if tool is None:
-        pytest.skip("ffprobe is not installed")
-    process = await asyncio.create_subprocess_exec(
-        tool, "-v", "error", "-of", "json", "-show_streams", *args,
-        stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE,
-    )  # fmt: skip
-    try:
-        out, err = await asyncio.wait_for(process.communicate(), 20)
-    except TimeoutError:
-        process.kill()
-        await process.wait()
-        raise
-    assert process.returncode == 0, err.decode(errors="replace")
-    result: dict[str, Any] = json.loads(out)
-    return result
+    return dominant_frequency(pcm, audio.sample_rate, window=False, min_peak_ratio=20)
 
 
 def userinfo_url(sim: RunningSimulator, path: str) -> str:
-    return sim.url.replace("http://", "http://admin:admin@") + path
+    return with_userinfo(sim.url + path, "admin", "admin")
 
 
 @pytest.fixture
@@ -200,7 +169,7 @@ async def test_fingerprint_matches_server_realm(sim: RunningSimulator, http: Cam
 
 
 @pytest.fixture
-async def foreign_server() -> AsyncIterator[str]:
+async def foreign_server(serve: Serve) -> str:
     """A web server that is not this dialect: config.cgi is an HTML page, nothing else exists."""
 
     async def page(request: web.Request) -> web.Response:
@@ -208,11 +177,7 @@ async def foreign_server() -> AsyncIterator[str]:
 
     app = web.Application()
     app.router.add_get("/config.cgi", page)
-    runner = web.AppRunner(app, access_log=None)
-    await runner.setup()
-    await web.TCPSite(runner, "127.0.0.1", 0).start()
-    yield f"http://127.0.0.1:{runner.addresses[0][1]}"
-    await runner.cleanup()
+    return await serve(app)
 
 
 async def test_detect_false_on_other_cameras(foreign_server: str, open_http: OpenHttp) -> None:
@@ -310,7 +275,7 @@ async def test_snapshot_is_a_jpeg_of_the_configured_size(
     sim: RunningSimulator, driver: OpenApiDriver
 ) -> None:
     jpeg = await driver.snapshot()
-    assert decode_jpeg(jpeg) == (WIDTH, HEIGHT)
+    assert jpeg_size(jpeg) == (WIDTH, HEIGHT)
     assert take(sim) == [("GET", "/image.jpg", {})]
 
 
@@ -323,7 +288,7 @@ async def test_video_frames_over_one_connection(
             frames.append(frame)
             if len(frames) == 3:
                 break
-    assert [decode_jpeg(frame.data) for frame in frames] == [(WIDTH, HEIGHT)] * 3
+    assert [jpeg_size(frame.data) for frame in frames] == [(WIDTH, HEIGHT)] * 3
     stamps = [frame.timestamp for frame in frames]
     assert stamps[0] < stamps[1] < stamps[2]
     assert take(sim) == [("GET", "/video.mjpg", {})]
@@ -669,17 +634,21 @@ async def test_reboot_and_factory_default(
 # -- ffprobe reads the emulator's media ----------------------------------------------------------
 
 
+@pytest.mark.skipif(FFPROBE is None, reason="ffprobe is not installed")
 async def test_ffprobe_reads_the_mjpeg_stream(sim: RunningSimulator) -> None:
-    result = await ffprobe(userinfo_url(sim, "/video.mjpg"))
+    result = await ffprobe("-show_streams", userinfo_url(sim, "/video.mjpg"))
     (stream,) = result["streams"]
     assert (stream["codec_name"], stream["width"], stream["height"]) == ("mjpeg", WIDTH, HEIGHT)
 
 
+@pytest.mark.skipif(FFPROBE is None, reason="ffprobe is not installed")
 async def test_ffprobe_decodes_the_audio_stream(sim: RunningSimulator) -> None:
     url = userinfo_url(sim, "/fromserver.cgi?httptype=singlepart")
     raw_g726 = ("-f", "g726", "-code_size", "4", "-sample_rate", "8000")
     # A raw stream needs no probing beyond a few blocks; ffprobe would otherwise listen for 5 s.
-    result = await ffprobe(*raw_g726, "-probesize", "2048", "-analyzeduration", "100000", url)
+    result = await ffprobe(
+        "-show_streams", *raw_g726, "-probesize", "2048", "-analyzeduration", "100000", url
+    )
     (stream,) = result["streams"]
     described = (stream["codec_name"], stream["sample_rate"], stream["channels"])
     assert described == ("adpcm_g726", "8000", 1)
@@ -788,7 +757,7 @@ async def test_emulator_ipfilter_and_storage(http: CameraHttp) -> None:
 
 async def test_emulator_video_cgi_takes_only_its_own_resolution(http: CameraHttp) -> None:
     jpeg = (await http.get("/image.cgi", {"resolution": "QVGA"})).body
-    assert decode_jpeg(jpeg) == (WIDTH, HEIGHT)
+    assert jpeg_size(jpeg) == (WIDTH, HEIGHT)
     with pytest.raises(BadResponse, match="HTTP 400"):
         await http.get("/image.cgi", {"resolution": "640x480"})
 

@@ -5,19 +5,19 @@ from __future__ import annotations
 
 import asyncio
 import datetime
-import json
-import shutil
 import time
 from collections.abc import AsyncGenerator, AsyncIterator, Awaitable, Callable
 from contextlib import aclosing
 from dataclasses import dataclass
-from typing import Any, TypeVar
+from typing import TypeVar
 
 import aiohttp
 import av
 import numpy as np
 import pytest
 from aiohttp import web
+from conftest import OpenHttp, StartSim
+from helpers import FFPROBE, decode_jpeg, dominant_frequency, ffprobe, with_userinfo
 
 from bridge.cameras import vapix2
 from bridge.cameras.base import (
@@ -43,9 +43,6 @@ from bridge.simulator import vapix2 as sim_vapix2
 from bridge.simulator.core import RecordedRequest, RunningSimulator, SimOptions, SimulatedCamera
 from bridge.simulator.media import ToneEncoder
 from bridge.simulator.vapix2 import Vapix2Simulator
-
-StartSim = Callable[[SimulatedCamera], Awaitable[RunningSimulator]]
-OpenHttp = Callable[..., CameraHttp]
 
 USER, PASSWORD = "root", "pass-4711"
 WIDTH, HEIGHT = 320, 240
@@ -109,11 +106,6 @@ async def sim_control(rig: Rig, path: str, **params: str) -> None:
         assert reply.status == 200
 
 
-def decode_jpeg(data: bytes) -> av.VideoFrame:
-    (frame,) = av.CodecContext.create("mjpeg", "r").decode(av.Packet(data))
-    return frame
-
-
 def dominant_hz(fmt: AudioFormat, data: bytes) -> float:
     decoder = av.CodecContext.create(fmt.codec.value, "r")
     decoder.sample_rate = fmt.sample_rate
@@ -125,8 +117,7 @@ def dominant_hz(fmt: AudioFormat, data: bytes) -> float:
     ).astype(np.float64)
     assert pcm.size >= 800, "under 0.1 s of audio decoded"
     assert np.abs(pcm).max() > 1000, "silence"
-    spectrum = np.abs(np.fft.rfft(pcm))
-    return float(np.argmax(spectrum) * fmt.sample_rate / pcm.size)
+    return dominant_frequency(pcm, fmt.sample_rate, window=False)
 
 
 # -- identification and connection ------------------------------------------------------------
@@ -762,36 +753,6 @@ async def test_reboot_and_factory_default(rig: Rig) -> None:
 
 # -- the real ffprobe against the emulator ----------------------------------------------------
 
-FFPROBE = shutil.which("ffprobe")
-
-
-async def ffprobe(*args: str) -> dict[str, Any]:
-    assert FFPROBE is not None
-    process = await asyncio.create_subprocess_exec(
-        FFPROBE,
-        "-v",
-        "error",
-        "-of",
-        "json",
-        *args,
-        stdout=asyncio.subprocess.PIPE,
-        stderr=asyncio.subprocess.PIPE,
-    )
-    try:
-        out, err = await asyncio.wait_for(process.communicate(), 15)
-    except TimeoutError:
-        process.kill()
-        await process.wait()
-        raise
-    assert process.returncode == 0, err.decode(errors="replace")
-    result: dict[str, Any] = json.loads(out)
-    return result
-
-
-def with_userinfo(url: str) -> str:
-    # ffmpeg answers the Digest challenge with the URL's userinfo.
-    return url.replace("http://", f"http://{USER}:{PASSWORD}@", 1)
-
 
 @pytest.mark.skipif(FFPROBE is None, reason="ffprobe is not installed")
 async def test_ffprobe_reads_the_mjpeg_stream(start_sim: StartSim) -> None:
@@ -803,7 +764,7 @@ async def test_ffprobe_reads_the_mjpeg_stream(start_sim: StartSim) -> None:
         "-count_frames",
         "-show_entries",
         "stream=codec_name,width,height,nb_read_frames",
-        with_userinfo(f"{sim.url}/mjpg/video.mjpg"),
+        with_userinfo(f"{sim.url}/mjpg/video.mjpg", USER, PASSWORD),
     )
 
     (stream,) = probe["streams"]
@@ -831,7 +792,7 @@ async def test_ffprobe_decodes_the_audio_stream(start_sim: StartSim) -> None:
         "-count_frames",
         "-show_entries",
         "stream=codec_name,sample_rate,nb_read_frames",
-        with_userinfo(f"{sim.url}/audio/receive.cgi?httptype=singlepart"),
+        with_userinfo(f"{sim.url}/audio/receive.cgi?httptype=singlepart", USER, PASSWORD),
     )
 
     (stream,) = probe["streams"]

@@ -14,6 +14,7 @@ from pathlib import Path
 import av
 import numpy as np
 import pytest
+from helpers import decode_jpeg, dominant_frequency
 from numpy.typing import NDArray
 
 # The module, not its names: pytest would try to collect a class called TestPattern.
@@ -23,11 +24,6 @@ from bridge.simulator.media import AsfMuxer, AudioCodec, ToneEncoder
 NOON = datetime.datetime(2024, 5, 6, 12, 34, 56)
 # Rows of a VGA frame clear of the clock (top), the counter (bottom) and, at frame 0, the box.
 MIDDLE = slice(150, 330)
-
-
-def decode_jpeg(data: bytes) -> av.VideoFrame:
-    (frame,) = av.CodecContext.create("mjpeg", "r").decode(av.Packet(data))
-    return frame
 
 
 def luma(data: bytes) -> NDArray[np.float64]:
@@ -288,8 +284,7 @@ def test_asf_stream_plays_back(tmp_path: Path) -> None:
             [frame.to_ndarray().ravel() for frame in container.decode(audio=0)]
         ).astype(np.float64)
     assert abs(len(pcm) / 8000 - 2.0) <= 2 * 505 / 8000
-    spectrum = np.abs(np.fft.rfft(pcm * np.hanning(len(pcm))))
-    assert int(np.argmax(spectrum)) * 8000 / len(pcm) == pytest.approx(440, abs=2)
+    assert dominant_frequency(pcm, 8000) == pytest.approx(440, abs=2)
 
 
 def test_asf_output_after_the_header_is_whole_data_packets() -> None:

@@ -1,0 +1,325 @@
+"""One RTSP session: its tracks' transports, RTP/RTCP sending, and the playing task.
+
+Each playing session owns one subscription to its source. A viewer that lags loses frames in
+two bounded places, never delaying anyone else: its subscription queue (drops oldest), and its
+socket's write buffer (above :data:`HIGH_WATER` frames are skipped). After either loss the
+video waits for the next IDR, because P-frames that follow a gap only decode to garbage.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import enum
+import logging
+import secrets
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, replace
+from typing import Protocol
+
+from bridge.errors import ProtocolError
+from bridge.rtsp.h264 import packetize
+from bridge.rtsp.protocol import InterleavedFrame, TransportSpec
+from bridge.rtsp.rtcp import ReceiverReport, SourceDescription, parse_compound, serialize_compound
+from bridge.rtsp.rtp import RtpSequencer
+from bridge.rtsp.stream import AccessUnit, Codec, MediaSubscription, MediaTrack, StreamSource
+
+log = logging.getLogger(__name__)
+
+HIGH_WATER = 256 * 1024  # bytes queued on a viewer's socket before its frames are skipped
+SR_INTERVAL = 4.0  # RFC 3550 allows 5 s; a margin keeps one in every 5 s window
+FIRST_KEYFRAME_TIMEOUT = 5.0
+CNAME = "bridge"
+
+
+class Output(Protocol):
+    """Where one track's RTP and RTCP go."""
+
+    def send_rtp(self, packets: list[bytes]) -> None: ...
+
+    def send_rtcp(self, packet: bytes) -> None: ...
+
+    def congested(self) -> bool: ...
+
+    def close(self) -> None: ...
+
+
+class InterleavedOutput:
+    """RTP/RTCP framed with ``$`` on the RTSP connection (RFC 2326 §10.12)."""
+
+    def __init__(self, writer: asyncio.StreamWriter, channels: tuple[int, int]) -> None:
+        self._writer = writer
+        self.channels = channels
+
+    def send_rtp(self, packets: list[bytes]) -> None:
+        # One write per frame: fewer syscalls, and the frame lands in the buffer whole.
+        self._writer.write(
+            b"".join(InterleavedFrame(self.channels[0], p).serialize() for p in packets)
+        )
+
+    def send_rtcp(self, packet: bytes) -> None:
+        self._writer.write(InterleavedFrame(self.channels[1], packet).serialize())
+
+    def congested(self) -> bool:
+        return self._writer.is_closing() or (
+            self._writer.transport.get_write_buffer_size() > HIGH_WATER
+        )
+
+    def close(self) -> None:
+        """The connection belongs to the RTSP exchange, which closes it."""
+
+
+class _Discard(asyncio.DatagramProtocol):
+    """The RTP socket: clients send NAT-opening probes there, which mean nothing to us."""
+
+
+class _RtcpReceiver(asyncio.DatagramProtocol):
+    def __init__(self, on_receiver_report: Callable[[], None]) -> None:
+        self._on_receiver_report = on_receiver_report
+
+    def datagram_received(self, data: bytes, addr: tuple[str | object, ...]) -> None:
+        if is_receiver_report(data):
+            self._on_receiver_report()
+
+
+def is_receiver_report(data: bytes) -> bool:
+    try:
+        return any(isinstance(p, ReceiverReport) for p in parse_compound(data))
+    except ProtocolError:
+        return False
+
+
+class UdpOutput:
+    """A server RTP/RTCP port pair (even/odd, RFC 3550 §11) sending to the client's pair."""
+
+    def __init__(
+        self,
+        rtp: asyncio.DatagramTransport,
+        rtcp: asyncio.DatagramTransport,
+        client_host: str,
+        client_ports: tuple[int, int],
+    ) -> None:
+        self._rtp, self._rtcp = rtp, rtcp
+        self._rtp_to = (client_host, client_ports[0])
+        self._rtcp_to = (client_host, client_ports[1])
+
+    @property
+    def server_ports(self) -> tuple[int, int]:
+        return self._rtp.get_extra_info("sockname")[1], self._rtcp.get_extra_info("sockname")[1]
+
+    @classmethod
+    async def bind(
+        cls,
+        host: str,
+        client_host: str,
+        client_ports: tuple[int, int],
+        on_receiver_report: Callable[[], None],
+        *,
+        attempts: int = 32,
+    ) -> UdpOutput:
+        loop = asyncio.get_running_loop()
+        for _ in range(attempts):
+            rtp, _proto = await loop.create_datagram_endpoint(_Discard, local_addr=(host, 0))
+            port = rtp.get_extra_info("sockname")[1]
+            if port % 2 == 0 and port < 0xFFFF:
+                try:
+                    rtcp, _ = await loop.create_datagram_endpoint(
+                        lambda: _RtcpReceiver(on_receiver_report), local_addr=(host, port + 1)
+                    )
+                except OSError:
+                    pass  # the odd neighbour is taken: try another pair
+                else:
+                    return cls(rtp, rtcp, client_host, client_ports)
+            rtp.close()
+        raise OSError(f"no free even/odd UDP port pair on {host} after {attempts} attempts")
+
+    def send_rtp(self, packets: list[bytes]) -> None:
+        for packet in packets:
+            self._rtp.sendto(packet, self._rtp_to)
+
+    def send_rtcp(self, packet: bytes) -> None:
+        self._rtcp.sendto(packet, self._rtcp_to)
+
+    def congested(self) -> bool:
+        # asyncio queues datagrams the kernel refuses; typeshed just omits the size getter.
+        size: int = self._rtp.get_write_buffer_size()  # type: ignore[attr-defined]
+        return self._rtp.is_closing() or size > HIGH_WATER
+
+    def close(self) -> None:
+        self._rtp.close()
+        self._rtcp.close()
+
+
+@dataclass(slots=True)
+class TrackBinding:
+    track: MediaTrack
+    control: str  # the track URL the client used, echoed in RTP-Info
+    transport: TransportSpec  # as answered in SETUP
+    output: Output
+    sequencer: RtpSequencer
+    awaiting_keyframe: bool = True
+
+    def deliver(self, unit: AccessUnit) -> None:
+        video = self.track.codec is Codec.H264
+        if self.output.congested():
+            self.awaiting_keyframe = video
+            return
+        if self.awaiting_keyframe:
+            if not unit.keyframe:
+                return
+            self.awaiting_keyframe = False
+        if isinstance(unit.payload, bytes):
+            packets = [self.sequencer.packet(unit.payload, unit.media_time)]
+        else:
+            packets = self.sequencer.frame(packetize(unit.payload), unit.media_time)
+        self.output.send_rtp(packets)
+
+
+def new_sequencer(track: MediaTrack) -> RtpSequencer:
+    return RtpSequencer(
+        secrets.randbits(32),
+        track.payload_type,
+        track.clock_rate,
+        initial_sequence=secrets.randbits(16),
+        initial_timestamp=secrets.randbits(32),
+    )
+
+
+def answer_transport(spec: TransportSpec, output: Output, ssrc: int) -> TransportSpec:
+    """The Transport a SETUP response confirms."""
+    if isinstance(output, UdpOutput):
+        return replace(
+            spec, delivery="unicast", server_port=output.server_ports, ssrc=ssrc, mode=None
+        )
+    return replace(spec, delivery="unicast", ssrc=ssrc, mode=None)
+
+
+class State(enum.Enum):
+    READY = "READY"
+    PLAYING = "PLAYING"
+
+
+class Session:
+    def __init__(self, path: str, source: StreamSource, timeout: float) -> None:
+        self.id = secrets.token_hex(8)
+        self.path = path
+        self.source = source
+        self.timeout = timeout
+        self.state = State.READY
+        self.tracks: dict[int, TrackBinding] = {}
+        self.last_activity = time.monotonic()
+        self._task: asyncio.Task[None] | None = None
+        self._subscription: MediaSubscription | None = None
+        self._pending: AccessUnit | None = None  # the keyframe PLAY waited for, sent first
+        # Anchor mapping the source's media clock to wall time, refreshed on every frame sent.
+        self._anchor_media = 0.0
+        self._anchor_wall = 0.0
+
+    def touch(self) -> None:
+        self.last_activity = time.monotonic()
+
+    def expired(self, now: float) -> bool:
+        return now - self.last_activity > self.timeout
+
+    def on_rtcp(self, data: bytes) -> None:
+        if is_receiver_report(data):
+            self.touch()
+
+    async def prepare_play(self) -> list[tuple[TrackBinding, int, int]]:
+        """Subscribe and wait for the first IDR; (binding, seq, rtptime) per track for RTP-Info.
+
+        The PLAY response must carry the RTP state of the first packet sent, so it is only
+        known once the keyframe that starts the stream is in hand.
+        """
+        subscription = self.source.subscribe()
+        self.source.request_keyframe()
+        first: AccessUnit | None = None
+        video = {i for i, b in self.tracks.items() if b.track.codec is Codec.H264}
+        try:
+            async with asyncio.timeout(FIRST_KEYFRAME_TIMEOUT):
+                async for unit in subscription:
+                    if unit.track in self.tracks and (
+                        unit.keyframe if unit.track in video else not video
+                    ):
+                        first = unit
+                        break
+        except TimeoutError:
+            subscription.close()
+            raise
+        assert first is not None  # a subscription never ends; only the timeout leaves early
+        self._subscription = subscription
+        self._pending = first
+        self._anchor(first.media_time)
+        return [
+            (b, b.sequencer.sequence_number, b.sequencer.timestamp(first.media_time))
+            for b in self.tracks.values()
+        ]
+
+    def start(self) -> None:
+        """Start sending from the unit :meth:`prepare_play` found; call after the PLAY reply."""
+        assert self._subscription is not None
+        assert self._pending is not None
+        self.state = State.PLAYING
+        for binding in self.tracks.values():
+            binding.awaiting_keyframe = True
+        self._task = asyncio.create_task(
+            self._stream(self._subscription, self._pending), name=f"rtsp session {self.id}"
+        )
+        self._pending = None
+
+    def _anchor(self, media_time: float) -> None:
+        self._anchor_media, self._anchor_wall = media_time, time.time()
+
+    async def _stream(self, subscription: MediaSubscription, first: AccessUnit) -> None:
+        loop = asyncio.get_running_loop()
+        dropped = subscription.dropped
+        self._deliver(first)
+        self._send_reports()
+        next_report = loop.time() + SR_INTERVAL
+        try:
+            async for unit in subscription:
+                if subscription.dropped != dropped:
+                    dropped = subscription.dropped
+                    for binding in self.tracks.values():
+                        binding.awaiting_keyframe = binding.track.codec is Codec.H264
+                self._deliver(unit)
+                if loop.time() >= next_report:
+                    self._send_reports()
+                    next_report = loop.time() + SR_INTERVAL
+        finally:
+            subscription.close()
+
+    def _deliver(self, unit: AccessUnit) -> None:
+        binding = self.tracks.get(unit.track)
+        if binding is not None:
+            self._anchor(unit.media_time)
+            binding.deliver(unit)
+
+    def _send_reports(self) -> None:
+        wall = time.time()
+        media = self._anchor_media + (wall - self._anchor_wall)
+        for binding in self.tracks.values():
+            report = binding.sequencer.sender_report(wall, media)
+            sdes = SourceDescription.for_cname(binding.sequencer.ssrc, CNAME)
+            binding.output.send_rtcp(serialize_compound((report, sdes)))
+
+    async def pause(self) -> None:
+        await self._stop_streaming()
+        self.state = State.READY
+
+    async def _stop_streaming(self) -> None:
+        task, self._task = self._task, None
+        if task is not None:
+            task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await task
+        elif self._subscription is not None:
+            self._subscription.close()
+        self._subscription = None
+
+    async def close(self) -> None:
+        await self._stop_streaming()
+        for binding in self.tracks.values():
+            binding.output.close()
+        self.tracks.clear()

@@ -1,0 +1,154 @@
+"""What the RTSP server streams: tracks, access units, and the source interface it pulls from.
+
+A path (``<camera>/<profile>``) resolves to a :class:`StreamSource`. The server describes its
+tracks, subscribes once per playing session and asks for an IDR when a viewer joins.
+:class:`FanoutSource` is the usual implementation: one upstream of access units shared by every
+viewer through :class:`~bridge.media.fanout.Fanout`, learning the H.264 parameter sets from the
+stream itself so DESCRIBE can answer without a side channel to the camera.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import enum
+from collections.abc import AsyncIterator, Callable, Sequence
+from dataclasses import dataclass
+from typing import NamedTuple, Protocol
+
+from bridge.media.fanout import Fanout
+from bridge.rtsp.h264 import NAL_PPS, NAL_SPS, nal_type
+from bridge.rtsp.sdp import PT_H264, PT_PCMU, MediaDescription, h264_media, pcmu_media
+
+
+class Codec(enum.Enum):
+    H264 = "H264"
+    PCMU = "PCMU"
+
+
+@dataclass(slots=True)
+class MediaTrack:
+    """One elementary stream; H.264 ``sps``/``pps`` stay None until the source has seen them."""
+
+    codec: Codec
+    framerate: float | None = None
+    sps: bytes | None = None
+    pps: bytes | None = None
+
+    @property
+    def clock_rate(self) -> int:
+        return 90_000 if self.codec is Codec.H264 else 8_000
+
+    @property
+    def payload_type(self) -> int:
+        return PT_H264 if self.codec is Codec.H264 else PT_PCMU
+
+    @property
+    def describable(self) -> bool:
+        return self.codec is not Codec.H264 or (self.sps is not None and self.pps is not None)
+
+    def media(self, control: str) -> MediaDescription:
+        if self.codec is Codec.PCMU:
+            return pcmu_media(control=control)
+        if self.sps is None or self.pps is None:
+            raise ValueError("H.264 track described before its parameter sets are known")
+        return h264_media(self.sps, self.pps, control=control, framerate=self.framerate)
+
+
+class AccessUnit(NamedTuple):
+    track: int  # index into the source's tracks
+    payload: Sequence[bytes] | bytes  # H.264: NAL units without start codes; PCMU: u-law bytes
+    media_time: float  # seconds on the source's clock, shared by all its tracks
+    keyframe: bool  # H.264: contains an IDR; audio: always True
+
+
+class MediaSubscription(Protocol):
+    """A viewer's bounded feed; ``dropped`` counts units lost because the viewer lagged."""
+
+    dropped: int
+
+    def __aiter__(self) -> AsyncIterator[AccessUnit]: ...
+
+    def close(self) -> None: ...
+
+
+class StreamSource(Protocol):
+    @property
+    def tracks(self) -> Sequence[MediaTrack]: ...
+
+    async def wait_ready(self) -> None:
+        """Return once every track is describable (H.264: SPS and PPS seen)."""
+
+    def subscribe(self) -> MediaSubscription: ...
+
+    def request_keyframe(self) -> None:
+        """Ask for an IDR soon, so a joining viewer does not wait a whole GOP."""
+
+
+class FanoutSource:
+    """A :class:`StreamSource` over one upstream of access units shared through a Fanout."""
+
+    def __init__(
+        self,
+        tracks: Sequence[MediaTrack],
+        open_upstream: Callable[[], AsyncIterator[AccessUnit]],
+        *,
+        name: str,
+        request_keyframe: Callable[[], None] | None = None,
+        depth: int = 8,
+        idle_grace: float = 10.0,
+    ) -> None:
+        self._tracks = tuple(tracks)
+        self._open_upstream = open_upstream
+        self._request_keyframe = request_keyframe
+        self._depth = depth
+        self._ready = asyncio.Event()
+        self._fanout: Fanout[AccessUnit] = Fanout(self._observed, name=name, idle_grace=idle_grace)
+
+    @property
+    def tracks(self) -> Sequence[MediaTrack]:
+        return self._tracks
+
+    async def _observed(self) -> AsyncIterator[AccessUnit]:
+        upstream = self._open_upstream()
+        try:
+            async for unit in upstream:
+                if not self._ready.is_set():
+                    self._learn(unit)
+                yield unit
+        finally:
+            aclose = getattr(upstream, "aclose", None)
+            if aclose is not None:
+                await aclose()
+
+    def _learn(self, unit: AccessUnit) -> None:
+        track = self._tracks[unit.track]
+        if track.codec is Codec.H264 and not isinstance(unit.payload, bytes):
+            for nal in unit.payload:
+                if nal_type(nal) == NAL_SPS:
+                    track.sps = nal
+                elif nal_type(nal) == NAL_PPS:
+                    track.pps = nal
+        if all(t.describable for t in self._tracks):
+            self._ready.set()
+
+    async def wait_ready(self) -> None:
+        if all(t.describable for t in self._tracks):
+            return
+        # Parameter sets only flow while someone is subscribed; a short-lived subscription
+        # starts the upstream (kept warm by the fan-out's idle grace for the coming PLAY).
+        subscription = self._fanout.subscribe(self._depth)
+        try:
+            self.request_keyframe()
+            await self._ready.wait()
+        finally:
+            subscription.close()
+
+    def subscribe(self) -> MediaSubscription:
+        return self._fanout.subscribe(self._depth)
+
+    def request_keyframe(self) -> None:
+        if self._request_keyframe is not None:
+            self._request_keyframe()
+
+    async def close(self) -> None:
+        await self._fanout.close()
