@@ -42,6 +42,21 @@ async def ffprobe(*args: str) -> dict[str, Any]:
     return result
 
 
+async def probe_first_video_frames(url: str, frames: int = 3) -> dict[str, Any]:
+    """ffprobe's view of the first ``frames`` frames of a video URL: its one stream's
+    codec_name, width, height and nb_read_frames."""
+    probe = await ffprobe(
+        "-read_intervals",
+        f"%+#{frames}",
+        "-count_frames",
+        "-show_entries",
+        "stream=codec_name,width,height,nb_read_frames",
+        url,
+    )
+    (stream,) = probe["streams"]
+    return dict(stream)
+
+
 def with_userinfo(url: str, username: str, password: str) -> str:
     """``url`` with credentials in it, as ffmpeg takes them (it answers Basic and Digest)."""
     return url.replace("http://", f"http://{username}:{password}@", 1)

@@ -17,7 +17,14 @@ import numpy as np
 import pytest
 from aiohttp import web
 from conftest import OpenHttp, Serve, StartSim
-from helpers import FFPROBE, dominant_frequency, ffprobe, jpeg_size, with_userinfo
+from helpers import (
+    FFPROBE,
+    dominant_frequency,
+    ffprobe,
+    jpeg_size,
+    probe_first_video_frames,
+    with_userinfo,
+)
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
@@ -395,16 +402,9 @@ async def test_multipart_audio_is_also_accepted(serve: Serve, open_http: OpenHtt
 
 @pytest.mark.skipif(FFPROBE is None, reason="ffprobe is not installed")
 async def test_ffprobe_reads_the_mjpeg_stream(sim: RunningSimulator) -> None:
-    probe = await ffprobe(
-        "-read_intervals",
-        "%+#3",
-        "-count_frames",
-        "-show_entries",
-        "stream=codec_name,width,height,nb_read_frames",
-        with_userinfo(f"{sim.url}/mjpg/video.mjpg", USER, PASSWORD),
+    stream = await probe_first_video_frames(
+        with_userinfo(f"{sim.url}/mjpg/video.mjpg", USER, PASSWORD)
     )
-
-    (stream,) = probe["streams"]
     assert (stream["codec_name"], stream["width"], stream["height"]) == ("mjpeg", WIDTH, HEIGHT)
     assert int(stream["nb_read_frames"]) >= 3
 

@@ -17,7 +17,14 @@ import numpy as np
 import pytest
 from aiohttp import web
 from conftest import OpenHttp, StartSim
-from helpers import FFPROBE, decode_jpeg, dominant_frequency, ffprobe, with_userinfo
+from helpers import (
+    FFPROBE,
+    decode_jpeg,
+    dominant_frequency,
+    ffprobe,
+    probe_first_video_frames,
+    with_userinfo,
+)
 
 from bridge.cameras import vapix2
 from bridge.cameras.base import (
@@ -758,16 +765,9 @@ async def test_reboot_and_factory_default(rig: Rig) -> None:
 async def test_ffprobe_reads_the_mjpeg_stream(start_sim: StartSim) -> None:
     sim = await start_sim(Vapix2Simulator(OPTIONS))
 
-    probe = await ffprobe(
-        "-read_intervals",
-        "%+#3",
-        "-count_frames",
-        "-show_entries",
-        "stream=codec_name,width,height,nb_read_frames",
-        with_userinfo(f"{sim.url}/mjpg/video.mjpg", USER, PASSWORD),
+    stream = await probe_first_video_frames(
+        with_userinfo(f"{sim.url}/mjpg/video.mjpg", USER, PASSWORD)
     )
-
-    (stream,) = probe["streams"]
     assert (stream["codec_name"], stream["width"], stream["height"]) == ("mjpeg", WIDTH, HEIGHT)
     assert int(stream["nb_read_frames"]) >= 3
 
