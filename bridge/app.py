@@ -1,8 +1,9 @@
 """The Gateway: builds everything from the Config, starts and stops it in order.
 
-Today it connects every configured camera (identifying its dialect when ``dialect: auto``) and
-keeps it ready; a camera that cannot be reached is retried in the background and never stops
-the others.
+It connects every configured camera (identifying its dialect when ``dialect: auto``); a camera
+that cannot be reached is retried in the background and never stops the others. Each connected
+camera gets its media (:class:`~bridge.media.source.CameraMedia`), served by one RTSP server as
+``rtsp://HOST:rtsp_port/<camera>/<main|sub|jpeg>`` and by the web app as snapshots.
 """
 
 from __future__ import annotations
@@ -10,14 +11,22 @@ from __future__ import annotations
 import asyncio
 import logging
 import random
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
+
+from aiohttp import web
 
 from bridge.cameras.base import CameraDriver, DeviceInfo, Dialect
 from bridge.cameras.http import CameraHttp, Credentials
 from bridge.cameras.identify import driver_for, identify
 from bridge.config import CameraConfig, Config
 from bridge.errors import AuthenticationFailed, CameraError
+from bridge.httpauth import Authenticator
 from bridge.logs import register_secret
+from bridge.media.source import CameraMedia, Profile
+from bridge.rtsp.server import RtspServer
+from bridge.rtsp.stream import StreamSource
+from bridge.web.app import web_app
 
 log = logging.getLogger(__name__)
 
@@ -31,8 +40,10 @@ class Camera:
 
     config: CameraConfig
     http: CameraHttp
+    idle_grace: float
     driver: CameraDriver | None = None
     info: DeviceInfo | None = None
+    media: CameraMedia | None = None
     last_error: str = ""
     ready: asyncio.Event = field(default_factory=asyncio.Event)
 
@@ -44,8 +55,17 @@ class Camera:
         driver = driver_for(dialect, self.http)
         self.info = await driver.connect()
         self.driver = driver
+        audio = None if self.config.audio == "off" else self.config.audio
+        self.media = CameraMedia(self.config.name, driver, audio=audio, idle_grace=self.idle_grace)
         self.last_error = ""
         self.ready.set()
+
+    async def close(self) -> None:
+        if self.media is not None:
+            await self.media.close()
+        if self.driver is not None:
+            await self.driver.close()
+        await self.http.close()
 
     async def connect_until_ready(self) -> None:
         """Connect, retrying with jittered exponential backoff; a wrong password still
@@ -77,25 +97,73 @@ class Camera:
 class Gateway:
     def __init__(self, config: Config) -> None:
         self.config = config
-        register_secret(config.gateway.password.get_secret_value())
+        gateway = config.gateway
+        password = gateway.password.get_secret_value()
+        register_secret(password)
+        self.users = {gateway.username: password}
         self.cameras: dict[str, Camera] = {}
         for cam in config.cameras:
-            password = cam.password.get_secret_value()
-            register_secret(password)
-            creds = Credentials(cam.username, password) if cam.username else None
+            camera_password = cam.password.get_secret_value()
+            register_secret(camera_password)
+            creds = Credentials(cam.username, camera_password) if cam.username else None
             http = CameraHttp(cam.url, creds, name=cam.name)
-            self.cameras[cam.name] = Camera(cam, http)
+            self.cameras[cam.name] = Camera(cam, http, gateway.stream_idle_seconds)
+        self.rtsp = RtspServer(
+            self._stream, host=gateway.listen_host, port=gateway.rtsp_port, users=self.users
+        )
+        self._web = web.AppRunner(
+            web_app(self._snapshot, Authenticator(self.users, "bridge")),
+            access_log=None,
+            shutdown_timeout=2.0,
+        )
+        self.web_port = 0
         self._tasks: list[asyncio.Task[None]] = []
 
+    def _media(self, name: str) -> CameraMedia | None:
+        camera = self.cameras.get(name)
+        return camera.media if camera is not None else None
+
+    def _stream(self, path: str) -> StreamSource | None:
+        """``<camera>/<profile>`` to its stream, for the RTSP server."""
+        name, _, profile = path.partition("/")
+        media = self._media(name)
+        try:
+            return media.source(Profile(profile)) if media is not None else None
+        except ValueError:
+            return None
+
+    def _snapshot(self, name: str) -> Callable[[], Awaitable[bytes]] | None:
+        media = self._media(name)
+        return media.snapshot if media is not None else None
+
     async def start(self) -> None:
+        gateway = self.config.gateway
+        await self.rtsp.start()
+        try:
+            await self._web.setup()
+            site = web.TCPSite(self._web, gateway.listen_host, gateway.web_port)
+            await site.start()
+        except BaseException:
+            await self.rtsp.stop()
+            await self._web.cleanup()
+            raise
+        self.web_port = self._web.addresses[0][1]
         for camera in self.cameras.values():
             self._tasks.append(asyncio.create_task(camera.connect_until_ready()))
-        log.info("gateway started with %d camera(s)", len(self.cameras))
+        log.info(
+            "gateway started with %d camera(s): RTSP on port %d, web on port %d",
+            len(self.cameras),
+            self.rtsp.port,
+            self.web_port,
+        )
 
     async def stop(self) -> None:
+        """Sessions end first (their viewers get a clean close), then the cameras."""
+        await self.rtsp.stop()
+        await self._web.cleanup()
         for task in self._tasks:
             task.cancel()
         await asyncio.gather(*self._tasks, return_exceptions=True)
         for camera in self.cameras.values():
-            await camera.http.close()
+            await camera.close()
         log.info("gateway stopped")

@@ -37,6 +37,8 @@ def _parser() -> argparse.ArgumentParser:
     demo = sub.add_parser("demo", help="run one emulated camera of each dialect and the gateway")
     demo.add_argument("--host", default="127.0.0.1", help="where the emulated cameras listen")
     demo.add_argument("--base-port", type=int, default=0, help="first emulator port (0 = any)")
+    demo.add_argument("--rtsp-port", type=int, default=8554, help="the gateway's RTSP port")
+    demo.add_argument("--web-port", type=int, default=8080, help="the gateway's snapshot port")
 
     check = sub.add_parser("check-config", help="validate a config file")
     check.add_argument("file", type=Path)
@@ -83,7 +85,9 @@ def main(argv: Sequence[str] | None = None) -> int:
                 commands.simulate(Dialect(args.dialect), args.host, args.port, options)
             )
         if args.command == "demo":
-            return asyncio.run(commands.demo(args.host, args.base_port))
+            return asyncio.run(
+                commands.demo(args.host, args.base_port, args.rtsp_port, args.web_port)
+            )
         return asyncio.run(commands.run(args.config))
     except ConfigError as exc:
         print(f"error: {exc}", file=sys.stderr)

@@ -12,7 +12,8 @@ from bridge.app import Gateway
 from bridge.cameras.base import Capabilities, Dialect
 from bridge.cameras.http import CameraHttp, Credentials
 from bridge.cameras.identify import driver_for, identify
-from bridge.config import load_config
+from bridge.config import Config, load_config
+from bridge.media.source import Profile
 from bridge.simulator.core import RunningSimulator, SimOptions, start_simulator
 from bridge.simulator.registry import SIMULATORS
 
@@ -137,16 +138,51 @@ async def simulate(dialect: Dialect, host: str, port: int, options: SimOptions) 
     return 0
 
 
-async def demo(host: str, base_port: int) -> int:
+def demo_config(
+    sims: Sequence[RunningSimulator], host: str, rtsp_port: int, web_port: int
+) -> Config:
+    """The gateway in front of the emulators, each camera named after its dialect."""
+    credentials = {"username": DEMO_USERNAME, "password": DEMO_PASSWORD}
+    return Config.model_validate(
+        {
+            "gateway": {
+                "advertise_host": host,
+                "listen_host": host,
+                "rtsp_port": rtsp_port,
+                "web_port": web_port,
+                "onvif_base_port": 0,
+                **credentials,
+            },
+            "cameras": [
+                {"name": sim.camera.dialect, "url": sim.url, "dialect": sim.camera.dialect}
+                | credentials
+                for sim in sims
+            ],
+        }
+    )
+
+
+async def demo(host: str, base_port: int, rtsp_port: int, web_port: int) -> int:
     options = SimOptions(username=DEMO_USERNAME, password=DEMO_PASSWORD)
     sims = await _start_simulators(list(Dialect), host, base_port, options)
+    gateway: Gateway | None = None
     try:
-        print(f"emulated cameras (user {DEMO_USERNAME}, password {DEMO_PASSWORD}):")
+        gateway = Gateway(demo_config(sims, host, rtsp_port, web_port))
+        await gateway.start()
+        authority = f"{DEMO_USERNAME}:{DEMO_PASSWORD}@{host}"
+        print(f"gateway user {DEMO_USERNAME}, password {DEMO_PASSWORD}; Ctrl-C stops everything")
         for sim in sims:
-            print(f"  {sim.camera.dialect:<9} {sim.url}/")
+            name = sim.camera.dialect
+            print(f"{name}:")
+            print(f"  camera    {sim.url}/")
+            for profile in Profile:
+                print(f"  {profile:<9} rtsp://{authority}:{gateway.rtsp.port}/{name}/{profile}")
+            print(f"  snapshot  http://{authority}:{gateway.web_port}/snapshot/{name}.jpg")
         sys.stdout.flush()
         await wait_for_stop_signal()
     finally:
+        if gateway is not None:
+            await gateway.stop()
         for sim in sims:
             await sim.stop()
     return 0

@@ -24,7 +24,7 @@ from yarl import URL
 
 from bridge.errors import ConfigError
 
-Port = Annotated[int, Field(ge=1, le=65535)]
+Port = Annotated[int, Field(ge=0, le=65535)]  # 0: any free port (tests, side-by-side runs)
 DialectName = Literal["auto", "hama", "ipcamcgi", "openapi", "foscam", "vapix2"]
 
 
@@ -40,6 +40,9 @@ class GatewayConfig(_Strict):
     onvif_base_port: Port = 8000
     username: str = Field(default="admin", min_length=1)
     password: SecretStr = SecretStr("change-me")
+    # How long a camera keeps streaming after its last viewer leaves, so a VMS that reconnects
+    # (or switches main -> sub) finds it warm.
+    stream_idle_seconds: float = Field(default=10.0, ge=0, le=3600)
 
 
 class CameraConfig(_Strict):
@@ -48,6 +51,7 @@ class CameraConfig(_Strict):
     dialect: DialectName = "auto"
     username: str = ""
     password: SecretStr = SecretStr("")
+    audio: Literal["pcmu", "aac", "off"] = "pcmu"  # what RTSP serves of the camera's sound
 
     @field_validator("url")
     @classmethod
@@ -76,7 +80,7 @@ class Config(_Strict):
         gw = self.gateway
         onvif = range(gw.onvif_base_port, gw.onvif_base_port + max(1, len(self.cameras)))
         for field_name, port in (("rtsp_port", gw.rtsp_port), ("web_port", gw.web_port)):
-            if port in onvif:
+            if port and gw.onvif_base_port and port in onvif:
                 raise ValueError(
                     f"gateway.{field_name} {port} collides with the ONVIF ports "
                     f"{onvif.start}-{onvif.stop - 1} (one per camera from onvif_base_port)"

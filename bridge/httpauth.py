@@ -14,7 +14,7 @@ import hmac
 import re
 import secrets
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 
 _PARAM = re.compile(r'\s*([A-Za-z0-9_-]+)\s*=\s*("((?:[^"\\]|\\.)*)"|[^,\s]*)\s*,?')
 
@@ -110,3 +110,35 @@ class DigestAuthority:
         else:
             return None
         return username if hmac.compare_digest(expected, response.lower()) else None
+
+
+class Authenticator:
+    """The gateway's users over Basic and Digest, as the RTSP server and web endpoints use them."""
+
+    def __init__(self, users: Mapping[str, str], realm: str) -> None:
+        self.users = users  # live view: user changes apply to the next request
+        self.realm = realm
+        self._digest = DigestAuthority(realm)
+
+    def authenticate(self, method: str, authorization: str) -> str | None:
+        """The user an Authorization header proves, or None."""
+        user = self._digest.verify(method, authorization, self.users.get)
+        if user is not None:
+            return user
+        credentials = basic_credentials(authorization)
+        if credentials is None:
+            return None
+        user, password = credentials
+        expected = self.users.get(user)
+        if expected is not None and hmac.compare_digest(
+            expected.encode("latin-1", "replace"), password.encode("latin-1", "replace")
+        ):
+            return user
+        return None
+
+    def challenges(self, authorization: str = "") -> list[str]:
+        """WWW-Authenticate values for a 401: Digest (stale when its nonce merely expired), then
+        Basic, so clients pick Digest when they can and Basic-only ones still work."""
+        scheme, params = parse_authorization(authorization)
+        stale = scheme == "digest" and not self._digest.nonce_is_fresh(params.get("nonce", ""))
+        return [self._digest.challenge(stale=stale), f'Basic realm="{self.realm}"']

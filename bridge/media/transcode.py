@@ -29,7 +29,6 @@ from av.video.codeccontext import VideoCodecContext
 from av.video.frame import PictureType, VideoFrame
 from av.video.reformatter import ColorRange, Colorspace, Interpolation
 
-from bridge.cameras.base import JpegFrame
 from bridge.errors import ProtocolError
 from bridge.rtsp.h264 import NAL_PPS, NAL_SPS, nal_type, split_annexb
 
@@ -361,13 +360,12 @@ class TimestampSmoother:
 class EncoderWorker:
     """Runs a :class:`VideoTranscoder` on its own thread, for use from the event loop.
 
-    One thread per encoder keeps the codec state on the thread that made it, and the event loop
-    only stamps the arrival time and hands the bytes over.
+    One thread per encoder keeps the codec state on the thread that made it; the event loop only
+    hands the bytes over.
     """
 
     def __init__(self, settings: EncoderSettings, *, name: str = "encoder") -> None:
         self._transcoder = VideoTranscoder(settings)
-        self._smoother = TimestampSmoother(settings.fps)
         self._executor = concurrent.futures.ThreadPoolExecutor(
             max_workers=1, thread_name_prefix=name
         )
@@ -376,11 +374,12 @@ class EncoderWorker:
     def settings(self) -> EncoderSettings:
         return self._transcoder.settings
 
-    async def encode(self, frame: JpegFrame, force_idr: bool = False) -> EncodedAccessUnit | None:
-        pts = self._smoother.next_pts(frame.timestamp)
+    async def encode(
+        self, jpeg: bytes, pts_90k: int, force_idr: bool = False
+    ) -> EncodedAccessUnit | None:
         loop = asyncio.get_running_loop()
         return await loop.run_in_executor(
-            self._executor, self._transcoder.encode, frame.data, pts, force_idr
+            self._executor, self._transcoder.encode, jpeg, pts_90k, force_idr
         )
 
     def close(self) -> None:

@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import hmac
 import logging
 import re
 import time
@@ -19,7 +18,7 @@ from dataclasses import dataclass, field
 from urllib.parse import urlsplit
 
 from bridge.errors import ProtocolError
-from bridge.httpauth import DigestAuthority, basic_credentials, parse_authorization
+from bridge.httpauth import Authenticator
 from bridge.rtsp.protocol import (
     RTSP_VERSION,
     InterleavedFrame,
@@ -32,6 +31,7 @@ from bridge.rtsp.protocol import (
 )
 from bridge.rtsp.sdp import SessionDescription
 from bridge.rtsp.session import (
+    DeliveryStats,
     InterleavedOutput,
     Output,
     Session,
@@ -99,9 +99,8 @@ class RtspServer:
         self._resolver = resolver
         self._host = host
         self._requested_port = port
-        self._users = dict(users)
-        self._digest = DigestAuthority(realm)
-        self._realm = realm
+        self._auth = Authenticator(users, realm)
+        self.stats = DeliveryStats()
         self.session_timeout = session_timeout
         self._sessions: dict[str, Session] = {}
         self._clients: set[_Client] = set()
@@ -243,29 +242,13 @@ class RtspServer:
         }
 
     def _authorize(self, request: RtspRequest) -> None:
-        if not self._users:
+        if not self._auth.users:
             return
         authorization = request.headers.get("Authorization", "")
-        if self._digest.verify(request.method, authorization, self._users.get) is not None:
-            return
-        credentials = basic_credentials(authorization)
-        if credentials is not None:
-            user, password = credentials
-            expected = self._users.get(user)
-            if expected is not None and hmac.compare_digest(
-                expected.encode("latin-1", "replace"), password.encode("latin-1", "replace")
-            ):
-                return
-        scheme, params = parse_authorization(authorization)
-        stale = scheme == "digest" and not self._digest.nonce_is_fresh(params.get("nonce", ""))
-        # Both schemes offered: clients pick Digest when they can, Basic-only ones still work.
-        raise _Status(
-            401,
-            [
-                ("WWW-Authenticate", self._digest.challenge(stale=stale)),
-                ("WWW-Authenticate", f'Basic realm="{self._realm}"'),
-            ],
-        )
+        if self._auth.authenticate(request.method, authorization) is None:
+            raise _Status(
+                401, [("WWW-Authenticate", value) for value in self._auth.challenges(authorization)]
+            )
 
     def _session(self, request: RtspRequest) -> Session:
         value = request.headers.get("Session")
@@ -343,7 +326,9 @@ class RtspServer:
         if old is not None:
             old.output.close()
         answer = answer_transport(spec, output, sequencer.ssrc)
-        session.tracks[index] = TrackBinding(track, request.uri, answer, output, sequencer)
+        session.tracks[index] = TrackBinding(
+            track, request.uri, answer, output, sequencer, self.stats
+        )
         self._sessions[session.id] = session
         if isinstance(output, InterleavedOutput):
             client.sessions.add(session)

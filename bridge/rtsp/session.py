@@ -14,16 +14,16 @@ import enum
 import logging
 import secrets
 import time
+from collections import deque
 from collections.abc import Callable
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, field, replace
 from typing import Protocol
 
 from bridge.errors import ProtocolError
-from bridge.rtsp.h264 import packetize
 from bridge.rtsp.protocol import InterleavedFrame, TransportSpec
 from bridge.rtsp.rtcp import ReceiverReport, SourceDescription, parse_compound, serialize_compound
 from bridge.rtsp.rtp import RtpSequencer
-from bridge.rtsp.stream import AccessUnit, Codec, MediaSubscription, MediaTrack, StreamSource
+from bridge.rtsp.stream import AccessUnit, MediaSubscription, MediaTrack, StreamSource
 
 log = logging.getLogger(__name__)
 
@@ -152,16 +152,31 @@ class UdpOutput:
 
 
 @dataclass(slots=True)
+class DeliveryStats:
+    """What the server sent: video frames, and for the latest of them the delay from the
+    camera's data arriving to the frame's last packet leaving (for the benchmark and metrics)."""
+
+    frames: int = 0
+    latencies: deque[float] = field(default_factory=lambda: deque(maxlen=20_000))
+
+    def sent(self, unit: AccessUnit) -> None:
+        self.frames += 1
+        if unit.arrival is not None:
+            self.latencies.append(time.monotonic() - unit.arrival)
+
+
+@dataclass(slots=True)
 class TrackBinding:
     track: MediaTrack
     control: str  # the track URL the client used, echoed in RTP-Info
     transport: TransportSpec  # as answered in SETUP
     output: Output
     sequencer: RtpSequencer
+    stats: DeliveryStats
     awaiting_keyframe: bool = True
 
     def deliver(self, unit: AccessUnit) -> None:
-        video = self.track.codec is Codec.H264
+        video = self.track.codec.is_video
         if self.output.congested():
             self.awaiting_keyframe = video
             return
@@ -169,11 +184,13 @@ class TrackBinding:
             if not unit.keyframe:
                 return
             self.awaiting_keyframe = False
-        if isinstance(unit.payload, bytes):
-            packets = [self.sequencer.packet(unit.payload, unit.media_time)]
+        payloads = self.track.payloads(unit)
+        if video:
+            self.output.send_rtp(self.sequencer.frame(payloads, unit.media_time))
+            self.stats.sent(unit)
         else:
-            packets = self.sequencer.frame(packetize(unit.payload), unit.media_time)
-        self.output.send_rtp(packets)
+            # Continuous audio: the marker would announce a talkspurt (RFC 3551 §4.1).
+            self.output.send_rtp([self.sequencer.packet(p, unit.media_time) for p in payloads])
 
 
 def new_sequencer(track: MediaTrack) -> RtpSequencer:
@@ -235,7 +252,7 @@ class Session:
         subscription = self.source.subscribe()
         self.source.request_keyframe()
         first: AccessUnit | None = None
-        video = {i for i, b in self.tracks.items() if b.track.codec is Codec.H264}
+        video = {i for i, b in self.tracks.items() if b.track.codec.is_video}
         try:
             async with asyncio.timeout(FIRST_KEYFRAME_TIMEOUT):
                 async for unit in subscription:
@@ -282,7 +299,7 @@ class Session:
                 if subscription.dropped != dropped:
                     dropped = subscription.dropped
                     for binding in self.tracks.values():
-                        binding.awaiting_keyframe = binding.track.codec is Codec.H264
+                        binding.awaiting_keyframe = binding.track.codec.is_video
                 self._deliver(unit)
                 if loop.time() >= next_report:
                     self._send_reports()

@@ -16,49 +16,97 @@ from dataclasses import dataclass
 from typing import NamedTuple, Protocol
 
 from bridge.media.fanout import Fanout
+from bridge.rtsp import aac, h264, jpeg
 from bridge.rtsp.h264 import NAL_PPS, NAL_SPS, nal_type
-from bridge.rtsp.sdp import PT_H264, PT_PCMU, MediaDescription, h264_media, pcmu_media
+from bridge.rtsp.sdp import (
+    PT_AAC,
+    PT_H264,
+    PT_JPEG,
+    PT_PCMU,
+    MediaDescription,
+    aac_media,
+    h264_media,
+    jpeg_media,
+    pcmu_media,
+)
 
 
 class Codec(enum.Enum):
     H264 = "H264"
+    JPEG = "JPEG"
     PCMU = "PCMU"
+    AAC = "MPEG4-GENERIC"
+
+    @property
+    def is_video(self) -> bool:
+        return self in (Codec.H264, Codec.JPEG)
+
+
+_PAYLOAD_TYPES = {Codec.H264: PT_H264, Codec.JPEG: PT_JPEG, Codec.PCMU: PT_PCMU, Codec.AAC: PT_AAC}
 
 
 @dataclass(slots=True)
 class MediaTrack:
-    """One elementary stream; H.264 ``sps``/``pps`` stay None until the source has seen them."""
+    """One elementary stream; H.264 ``sps``/``pps`` stay None until the source has seen them.
+
+    ``sample_rate`` and ``aac_config`` (AudioSpecificConfig) describe an AAC track.
+    """
 
     codec: Codec
     framerate: float | None = None
     sps: bytes | None = None
     pps: bytes | None = None
+    sample_rate: int = 8_000
+    aac_config: bytes = b""
 
     @property
     def clock_rate(self) -> int:
-        return 90_000 if self.codec is Codec.H264 else 8_000
+        return 90_000 if self.codec.is_video else self.sample_rate
 
     @property
     def payload_type(self) -> int:
-        return PT_H264 if self.codec is Codec.H264 else PT_PCMU
+        return _PAYLOAD_TYPES[self.codec]
 
     @property
     def describable(self) -> bool:
         return self.codec is not Codec.H264 or (self.sps is not None and self.pps is not None)
 
     def media(self, control: str) -> MediaDescription:
-        if self.codec is Codec.PCMU:
-            return pcmu_media(control=control)
+        match self.codec:
+            case Codec.PCMU:
+                return pcmu_media(control=control)
+            case Codec.AAC:
+                return aac_media(self.sample_rate, 1, self.aac_config, control=control)
+            case Codec.JPEG:
+                return jpeg_media(control=control, framerate=self.framerate)
         if self.sps is None or self.pps is None:
             raise ValueError("H.264 track described before its parameter sets are known")
         return h264_media(self.sps, self.pps, control=control, framerate=self.framerate)
 
+    def payloads(self, unit: AccessUnit) -> list[bytes]:
+        """The RTP payloads carrying one unit of this track, in order."""
+        payload = unit.payload
+        if self.codec is Codec.H264:
+            assert not isinstance(payload, bytes)
+            return h264.packetize(payload)
+        assert isinstance(payload, bytes)
+        match self.codec:
+            case Codec.JPEG:
+                return jpeg.packetize(payload)
+            case Codec.AAC:
+                return [aac.packetize(payload)]
+        return [payload]
+
 
 class AccessUnit(NamedTuple):
+    """One unit of a track: H.264, the NAL units (no start codes) of one picture; JPEG, one
+    whole baseline JPEG; PCMU, u-law bytes; AAC, one raw AAC frame."""
+
     track: int  # index into the source's tracks
-    payload: Sequence[bytes] | bytes  # H.264: NAL units without start codes; PCMU: u-law bytes
+    payload: Sequence[bytes] | bytes
     media_time: float  # seconds on the source's clock, shared by all its tracks
-    keyframe: bool  # H.264: contains an IDR; audio: always True
+    keyframe: bool  # H.264: contains an IDR; JPEG and audio: always True
+    arrival: float | None = None  # time.monotonic() when the camera's data for it arrived
 
 
 class MediaSubscription(Protocol):
@@ -96,13 +144,16 @@ class FanoutSource:
         request_keyframe: Callable[[], None] | None = None,
         depth: int = 8,
         idle_grace: float = 10.0,
+        stall_timeout: float = 10.0,
     ) -> None:
         self._tracks = tuple(tracks)
         self._open_upstream = open_upstream
         self._request_keyframe = request_keyframe
         self._depth = depth
         self._ready = asyncio.Event()
-        self._fanout: Fanout[AccessUnit] = Fanout(self._observed, name=name, idle_grace=idle_grace)
+        self._fanout: Fanout[AccessUnit] = Fanout(
+            self._observed, name=name, idle_grace=idle_grace, stall_timeout=stall_timeout
+        )
 
     @property
     def tracks(self) -> Sequence[MediaTrack]:

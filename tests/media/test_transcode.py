@@ -19,7 +19,6 @@ from av.video.codeccontext import VideoCodecContext
 from av.video.frame import PictureType, VideoFrame
 from av.video.reformatter import ColorRange
 
-from bridge.cameras.base import JpegFrame
 from bridge.errors import ProtocolError
 from bridge.media.transcode import (
     CLOCK_RATE,
@@ -240,9 +239,8 @@ def test_ffprobe_reads_the_stream(vga420: list[bytes], tmp_path: Path) -> None:
 async def test_worker_encodes_off_the_loop(vga422: list[bytes]) -> None:
     worker = EncoderWorker(VGA)
     try:
-        start = 1000.0
         units = [
-            await worker.encode(JpegFrame(jpeg, start + n / FPS), force_idr=n == 2)
+            await worker.encode(jpeg, n * STEP, force_idr=n == 2)
             for n, jpeg in enumerate(vga422[:4])
         ]
     finally:

@@ -1,0 +1,504 @@
+"""Everything one camera streams: its pictures and sound pulled once, and its three profiles.
+
+::
+
+    driver.video_frames --Fanout--+--> main: EncoderWorker (camera size)      --+
+                                  +--> sub:  EncoderWorker (<= 640x360, /n)   --+--> RTSP
+                                  +--> jpeg: the camera's JPEG untouched        --+   sessions
+    driver.audio_chunks --Fanout (AudioTranscoder: PCMU or AAC) -> every profile
+                                                                               --+
+
+Each arrow is a bounded queue that drops its oldest item when its reader lags. The camera is
+pulled, and a profile encoded, only while someone watches: every stage is a fan-out that starts
+with its first subscriber and stops an idle grace period after its last one leaves. One encoder
+per profile serves every viewer of it.
+
+All media times are seconds on ``time.monotonic()``, the clock the drivers stamp arrivals with,
+so audio and video of a profile share one clock and RTCP can map it to wall time.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import concurrent.futures
+import contextlib
+import enum
+import logging
+import math
+import time
+from collections.abc import AsyncIterator, Callable
+from dataclasses import dataclass, replace
+from typing import NamedTuple, TypeVar
+
+from bridge.cameras.base import AudioChunk, AudioFormat, CameraDriver, JpegFrame
+from bridge.errors import CameraError, ProtocolError
+from bridge.media.audio import AAC_FRAME_SAMPLES, PCMU_FRAME_BYTES, AudioTarget, AudioTranscoder
+from bridge.media.fanout import Backoff, Fanout
+from bridge.media.transcode import (
+    CLOCK_RATE,
+    EncodedAccessUnit,
+    EncoderSettings,
+    EncoderWorker,
+    TimestampSmoother,
+    jpeg_size,
+)
+from bridge.rtsp import jpeg
+from bridge.rtsp.h264 import split_annexb
+from bridge.rtsp.stream import AccessUnit, Codec, FanoutSource, MediaTrack
+
+log = logging.getLogger(__name__)
+
+T = TypeVar("T")
+
+# A LAN camera that comes back should stream again within a few seconds, so the retry interval
+# stays short; a refused connection costs the camera next to nothing.
+CAMERA_BACKOFF = Backoff(initial=0.25, maximum=2.0)
+DEFAULT_FPS = 15.0  # until the camera's own rate is measured
+FPS_SAMPLES = 3  # arrival intervals measured before a cold encoder opens
+FPS_WAIT = 1.0  # ... or this long, for cameras slower than that
+BITS_PER_PIXEL = 0.12  # x264 ultrafast at camera-grade detail; about 550 kbit/s for VGA@15
+MIN_BITRATE = 256_000
+MAX_BITRATE = 8_000_000
+SUB_SIZE = (640, 360)
+SUB_MAX_FPS = 10.0
+PROFILE_GRACE = 2.0  # keeps an encoder warm between DESCRIBE and PLAY, and across a re-SETUP
+SNAPSHOT_MAX_AGE = 1.0  # a frame younger than this from the running stream is a snapshot
+SNAPSHOT_TIMEOUT = 5.0
+_MERGE_DEPTH = 16
+
+
+class Profile(enum.StrEnum):
+    MAIN = "main"
+    SUB = "sub"
+    JPEG = "jpeg"
+
+
+@dataclass(frozen=True, slots=True)
+class VideoLimits:
+    """What a profile makes of the camera's pictures; None follows the camera."""
+
+    max_size: tuple[int, int] | None = None
+    max_fps: float | None = None
+    bitrate: int | None = None
+    gop_seconds: float = 1.0
+
+
+PROFILE_LIMITS = {
+    Profile.MAIN: VideoLimits(),
+    Profile.SUB: VideoLimits(max_size=SUB_SIZE, max_fps=SUB_MAX_FPS),
+}
+
+
+def fit_within(size: tuple[int, int], box: tuple[int, int] | None) -> tuple[int, int]:
+    """``size`` scaled down (never up) to fit ``box``, aspect kept, both sides even."""
+    width, height = size
+    scale = 1.0 if box is None else min(1.0, box[0] / width, box[1] / height)
+    return max(2, int(width * scale) // 2 * 2), max(2, int(height * scale) // 2 * 2)
+
+
+def decimation(camera_fps: float, max_fps: float | None) -> int:
+    """Keep every n-th picture: even spacing, at most ``max_fps``."""
+    if max_fps is None or camera_fps <= max_fps:
+        return 1
+    return math.ceil(camera_fps / max_fps - 1e-6)
+
+
+def encoder_settings(
+    size: tuple[int, int], camera_fps: float, limits: VideoLimits
+) -> EncoderSettings:
+    width, height = fit_within(size, limits.max_size)
+    fps = camera_fps / decimation(camera_fps, limits.max_fps)
+    bitrate = limits.bitrate or round(
+        min(MAX_BITRATE, max(MIN_BITRATE, BITS_PER_PIXEL * width * height * fps))
+    )
+    return EncoderSettings(width, height, fps, bitrate, gop_seconds=limits.gop_seconds)
+
+
+class RateMeter:
+    """The camera's frame rate from arrival times (exponential average of the intervals)."""
+
+    def __init__(self, alpha: float = 0.1) -> None:
+        self._alpha = alpha
+        self._last: float | None = None
+        self._interval: float | None = None
+        self.samples = 0
+
+    def arrived(self, timestamp: float) -> None:
+        if self._last is not None and timestamp > self._last:
+            interval = timestamp - self._last
+            if self._interval is None:
+                self._interval = interval
+            else:
+                self._interval += self._alpha * (interval - self._interval)
+            self.samples += 1
+        self._last = timestamp
+
+    def forget_gap(self) -> None:
+        """A reconnect: the pause before the next picture is not an interval."""
+        self._last = None
+
+    @property
+    def fps(self) -> float | None:
+        """Rounded to half frames per second, so jitter does not reopen encoders."""
+        if self._interval is None:
+            return None
+        return max(0.5, round(2 / self._interval) / 2)
+
+
+class AudioUnit(NamedTuple):
+    payload: bytes
+    media_time: float
+    arrival: float
+
+
+class _AudioClock:
+    """Media times for the audio frames decoded from each received chunk.
+
+    Frames are counted at their sample rate from an anchor; the anchor follows the arrival
+    clock slowly (so a camera crystal a little off does not drift from the video), and jumps
+    when they disagree by more than ``resync`` (a reconnect or a pause).
+    """
+
+    def __init__(self, frame_seconds: float, *, resync: float = 0.3, pull: float = 0.02) -> None:
+        self._frame = frame_seconds
+        self._resync = resync
+        self._pull = pull
+        self._next: float | None = None
+
+    def times(self, frames: int, arrival: float) -> list[float]:
+        start = arrival - frames * self._frame  # the chunk's last sample arrived just now
+        if self._next is None or abs(start - self._next) > self._resync:
+            self._next = start
+        else:
+            self._next += self._pull * (start - self._next)
+        times = [self._next + i * self._frame for i in range(frames)]
+        self._next += frames * self._frame
+        return times
+
+
+class _Failure(NamedTuple):
+    error: BaseException
+
+
+async def _merge(*sources: AsyncIterator[T]) -> AsyncIterator[T]:
+    """Items of several iterators as they come; a failure of any ends the merge with it."""
+    queue: asyncio.Queue[T | _Failure] = asyncio.Queue(_MERGE_DEPTH)
+
+    async def pump(source: AsyncIterator[T]) -> None:
+        try:
+            async for item in source:
+                await queue.put(item)
+        except asyncio.CancelledError:
+            raise
+        except BaseException as exc:
+            await queue.put(_Failure(exc))
+        finally:
+            aclose = getattr(source, "aclose", None)
+            if aclose is not None:
+                with contextlib.suppress(Exception):
+                    await aclose()
+
+    tasks = [asyncio.create_task(pump(source)) for source in sources]
+    try:
+        while True:
+            item = await queue.get()
+            if isinstance(item, _Failure):
+                raise item.error
+            yield item
+    finally:
+        for task in tasks:
+            task.cancel()
+        await asyncio.gather(*tasks, return_exceptions=True)
+
+
+class _H264Encoder:
+    """One H.264 profile's encoder: opened from the camera's first pictures, reopened when the
+    camera's size or frame rate changes, asked for an IDR whenever a viewer joins."""
+
+    def __init__(self, camera: str, profile: Profile, limits: VideoLimits, meter: RateMeter):
+        self._name = f"{camera}/{profile}"
+        self._limits = limits
+        self._meter = meter
+        self._worker: EncoderWorker | None = None
+        self._source: tuple[tuple[int, int], float] | None = None  # camera size and fps in use
+        self._origin = 0.0  # the media time of pts 0 of the current worker
+        self._keep_every = 1
+        self._count = 0
+        self._force_idr = False
+        self._waiting_since: float | None = None
+        self._smoother = TimestampSmoother(DEFAULT_FPS)
+
+    def request_keyframe(self) -> None:
+        self._force_idr = True
+
+    def close(self) -> None:
+        if self._worker is not None:
+            self._worker.close()
+            self._worker = None
+            self._source = None
+
+    async def encode(self, frame: JpegFrame) -> EncodedAccessUnit | None:
+        """The picture's access unit; None when the picture is skipped (frame rate limit,
+        measuring the camera's rate, or a picture the decoder refused)."""
+        try:
+            size = jpeg_size(frame.data)
+        except ProtocolError as exc:
+            log.debug("%s: skipping a picture: %s", self._name, exc)
+            return None
+        fps = self._camera_fps(frame.timestamp)
+        if fps is None:
+            return None
+        if self._worker is None or self._needs_reopen(size, fps):
+            self._open(size, fps, frame.timestamp)
+        assert self._worker is not None
+        self._count += 1
+        if (self._count - 1) % self._keep_every:
+            return None
+        force, self._force_idr = self._force_idr, False
+        pts = self._smoother.next_pts(frame.timestamp)
+        try:
+            return await self._worker.encode(frame.data, pts, force)
+        except ProtocolError as exc:
+            log.debug("%s: skipping a picture: %s", self._name, exc)
+            return None
+
+    @property
+    def origin(self) -> float:
+        return self._origin
+
+    def _camera_fps(self, now: float) -> float | None:
+        """The camera's rate; None while a cold encoder waits a few pictures to measure it."""
+        if self._source is not None:
+            return self._meter.fps or self._source[1]
+        if self._meter.samples >= FPS_SAMPLES:
+            return self._meter.fps
+        if self._waiting_since is None:
+            self._waiting_since = now
+        if now - self._waiting_since < FPS_WAIT:
+            return None
+        return self._meter.fps or DEFAULT_FPS
+
+    def _needs_reopen(self, size: tuple[int, int], fps: float) -> bool:
+        assert self._source is not None
+        used_size, used_fps = self._source
+        return size != used_size or abs(fps - used_fps) > 0.25 * used_fps
+
+    def _open(self, size: tuple[int, int], fps: float, now: float) -> None:
+        self.close()
+        settings = encoder_settings(size, fps, self._limits)
+        log.info(
+            "%s: encoding %dx%d at %g fps, %d kbit/s",
+            self._name,
+            settings.width,
+            settings.height,
+            settings.fps,
+            settings.bitrate // 1000,
+        )
+        self._worker = EncoderWorker(settings, name=self._name)
+        self._smoother = TimestampSmoother(settings.fps)
+        self._source = (size, fps)
+        self._origin = now
+        self._keep_every = decimation(fps, self._limits.max_fps)
+        self._count = 0
+        self._force_idr = False  # a new encoder starts with an IDR anyway
+
+
+class CameraMedia:
+    """One camera's streams: ``source(profile)`` for the RTSP server, ``snapshot()`` for HTTP."""
+
+    def __init__(
+        self,
+        name: str,
+        driver: CameraDriver,
+        *,
+        audio: AudioTarget | None = "pcmu",
+        idle_grace: float = 10.0,
+        stall_timeout: float = 10.0,
+        backoff: Backoff = CAMERA_BACKOFF,
+    ) -> None:
+        self.name = name
+        self._driver = driver
+        self._rate = RateMeter()
+        self.frames: Fanout[JpegFrame] = Fanout(
+            self._camera_frames,
+            name=f"{name} video",
+            idle_grace=idle_grace,
+            stall_timeout=stall_timeout,
+            backoff=backoff,
+        )
+        audio_format = driver.capabilities.audio_in if audio is not None else None
+        self.audio: Fanout[AudioUnit] | None = None
+        self._audio_track: MediaTrack | None = None
+        if audio is not None and audio_format is not None:
+            self._audio_track = _audio_track(audio_format, audio)
+            self.audio = Fanout(
+                lambda: self._audio_units(audio_format, audio),
+                name=f"{name} audio",
+                idle_grace=idle_grace,
+                stall_timeout=stall_timeout,
+                backoff=backoff,
+            )
+        self._sources: dict[Profile, FanoutSource] = {}
+
+    @property
+    def fps(self) -> float | None:
+        """The camera's measured frame rate, once it has streamed."""
+        return self._rate.fps
+
+    def source(self, profile: Profile) -> FanoutSource:
+        """The profile's stream; built on first use, encoding only while someone watches."""
+        existing = self._sources.get(profile)
+        if existing is not None:
+            return existing
+        video = MediaTrack(Codec.JPEG if profile is Profile.JPEG else Codec.H264)
+        request_keyframe: Callable[[], None] | None = None
+        if profile is Profile.JPEG:
+
+            def open_upstream() -> AsyncIterator[AccessUnit]:
+                return self._jpeg_units(video)
+
+        else:
+            encoder = _H264Encoder(self.name, profile, PROFILE_LIMITS[profile], self._rate)
+            request_keyframe = encoder.request_keyframe
+
+            def open_upstream() -> AsyncIterator[AccessUnit]:
+                return self._h264_units(video, encoder)
+
+        tracks = [video]
+        if self._audio_track is not None:
+            tracks.append(replace(self._audio_track))  # each profile's tracks are its own
+        source = FanoutSource(
+            tracks,
+            open_upstream,
+            name=f"{self.name}/{profile}",
+            request_keyframe=request_keyframe,
+            idle_grace=PROFILE_GRACE,
+            # The camera fan-outs beneath detect stalls and reconnect; a stalled profile has
+            # nothing of its own to restart.
+            stall_timeout=math.inf,
+        )
+        self._sources[profile] = source
+        return source
+
+    async def snapshot(self) -> bytes:
+        """A current JPEG: the running stream's latest picture, else one fetched for it."""
+        latest = self.frames.latest
+        fresh = latest is not None and time.monotonic() - latest.timestamp <= SNAPSHOT_MAX_AGE
+        if self.frames.running and fresh:
+            assert latest is not None
+            return latest.data
+        if self._driver.capabilities.snapshot:
+            return await self._driver.snapshot()
+        async with asyncio.timeout(SNAPSHOT_TIMEOUT), self.frames.subscribe(1) as pictures:
+            return (await pictures.get()).data
+
+    async def close(self) -> None:
+        for source in self._sources.values():
+            await source.close()
+        await self.frames.close()
+        if self.audio is not None:
+            await self.audio.close()
+
+    # -- upstreams --------------------------------------------------------------------------
+
+    async def _camera_frames(self) -> AsyncIterator[JpegFrame]:
+        self._rate.forget_gap()
+        frames = self._driver.video_frames()
+        try:
+            async for frame in frames:
+                self._rate.arrived(frame.timestamp)
+                yield frame
+        finally:
+            await _aclose(frames)
+
+    async def _audio_units(
+        self, source: AudioFormat, target: AudioTarget
+    ) -> AsyncIterator[AudioUnit]:
+        loop = asyncio.get_running_loop()
+        executor = concurrent.futures.ThreadPoolExecutor(1, f"{self.name} audio")
+        chunks: AsyncIterator[AudioChunk] = self._driver.audio_chunks()
+        try:
+            transcoder = await loop.run_in_executor(executor, AudioTranscoder, source, target)
+            clock = _AudioClock(_frame_samples(target) / transcoder.sample_rate)
+            async for chunk in chunks:
+                try:
+                    frames = await loop.run_in_executor(executor, transcoder.transcode, chunk.data)
+                except ProtocolError as exc:
+                    log.debug("%s: skipping audio: %s", self.name, exc)
+                    continue
+                times = clock.times(len(frames), chunk.timestamp)
+                for payload, media_time in zip(frames, times, strict=True):
+                    yield AudioUnit(payload, media_time, chunk.timestamp)
+        finally:
+            executor.shutdown(wait=False, cancel_futures=True)
+            await _aclose(chunks)
+
+    def _audio_feed(self) -> AsyncIterator[AccessUnit]:
+        async def feed() -> AsyncIterator[AccessUnit]:
+            assert self.audio is not None
+            async with self.audio.subscribe(8) as units:
+                async for unit in units:
+                    yield AccessUnit(1, unit.payload, unit.media_time, True, unit.arrival)
+
+        return feed()
+
+    def _with_audio(self, video: AsyncIterator[AccessUnit]) -> AsyncIterator[AccessUnit]:
+        if self.audio is None:
+            return video
+        return _merge(video, self._audio_feed())
+
+    def _h264_units(self, track: MediaTrack, encoder: _H264Encoder) -> AsyncIterator[AccessUnit]:
+        async def encoded() -> AsyncIterator[AccessUnit]:
+            try:
+                async with self.frames.subscribe(2) as frames:
+                    async for frame in frames:
+                        unit = await encoder.encode(frame)
+                        if unit is None:
+                            continue
+                        track.sps, track.pps = unit.sps or track.sps, unit.pps or track.pps
+                        track.framerate = self._rate.fps
+                        media_time = encoder.origin + unit.pts_90k / CLOCK_RATE
+                        nal_units = split_annexb(unit.data)
+                        yield AccessUnit(0, nal_units, media_time, unit.keyframe, frame.timestamp)
+            finally:
+                encoder.close()
+
+        return self._with_audio(encoded())
+
+    def _jpeg_units(self, track: MediaTrack) -> AsyncIterator[AccessUnit]:
+        async def pictures() -> AsyncIterator[AccessUnit]:
+            smoother: TimestampSmoother | None = None
+            origin = 0.0
+            async with self.frames.subscribe(2) as frames:
+                async for frame in frames:
+                    try:
+                        jpeg.parse_jpeg(frame.data)
+                    except ProtocolError as exc:
+                        # Progressive or 4:4:4 pictures have no RTP/JPEG type: skip, not fail.
+                        log.debug("%s/jpeg: skipping a picture: %s", self.name, exc)
+                        continue
+                    if smoother is None:
+                        smoother, origin = TimestampSmoother(self._rate.fps), frame.timestamp
+                    track.framerate = self._rate.fps
+                    media_time = origin + smoother.next_pts(frame.timestamp) / CLOCK_RATE
+                    yield AccessUnit(0, frame.data, media_time, True, frame.timestamp)
+
+        return self._with_audio(pictures())
+
+
+def _frame_samples(target: AudioTarget) -> int:
+    return AAC_FRAME_SAMPLES if target == "aac" else PCMU_FRAME_BYTES
+
+
+def _audio_track(source: AudioFormat, target: AudioTarget) -> MediaTrack:
+    if target == "pcmu":
+        return MediaTrack(Codec.PCMU)
+    probe = AudioTranscoder(source, "aac")
+    return MediaTrack(Codec.AAC, sample_rate=probe.sample_rate, aac_config=probe.aac_config())
+
+
+async def _aclose(iterator: AsyncIterator[object]) -> None:
+    aclose = getattr(iterator, "aclose", None)
+    if aclose is not None:
+        with contextlib.suppress(CameraError):
+            await aclose()

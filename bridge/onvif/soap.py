@@ -1,0 +1,338 @@
+"""The SOAP layer: envelopes in, operations identified and decoded, responses and faults out.
+
+Sans-I/O: bytes in, bytes out. Requests are parsed and responses built against the vendored
+WSDLs through zeep's bindings (an operation's input body element parses the request, its output
+message serializes the response), so a response is schema-shaped by construction. Handlers never
+see zeep or lxml objects: they get an :class:`OnvifRequest` with plain values and return a
+mapping of the response element's children.
+"""
+
+from __future__ import annotations
+
+import enum
+import functools
+from collections.abc import Awaitable, Callable, Mapping
+from dataclasses import dataclass
+from typing import Any
+
+import zeep.exceptions
+import zeep.helpers
+from lxml import etree
+from zeep.xsd.context import XmlParserContext
+
+from bridge.errors import (
+    ActionNotSupported,
+    InvalidArgs,
+    MustUnderstand,
+    OnvifFault,
+    RequestTooLarge,
+    VersionMismatch,
+    WellFormed,
+)
+from bridge.onvif.schemas import load_wsdl, message_schema, zeep_settings
+
+SOAP12_NS = "http://www.w3.org/2003/05/soap-envelope"
+SOAP11_NS = "http://schemas.xmlsoap.org/soap/envelope/"
+TER_NS = "http://www.onvif.org/ver10/error"
+WSSE_NS = "http://docs.oasis-open.org/wss/2004/01/oasis-200401-wss-wssecurity-secext-1.0.xsd"
+WSA_NAMESPACES = frozenset(
+    ("http://www.w3.org/2005/08/addressing", "http://schemas.xmlsoap.org/ws/2004/08/addressing")
+)
+MAX_REQUEST_BYTES = 1 << 20
+_XML_NS = "http://www.w3.org/XML/1998/namespace"
+
+
+class SoapVersion(enum.Enum):
+    """The envelope version of a request; its reply (and fault) uses the same."""
+
+    SOAP11 = SOAP11_NS
+    SOAP12 = SOAP12_NS
+
+    @property
+    def content_type(self) -> str:
+        return "text/xml" if self is SoapVersion.SOAP11 else "application/soap+xml"
+
+
+class Service(enum.Enum):
+    """The ONVIF services the gateway serves: namespace, WSDL (under wsdl/) and HTTP path."""
+
+    DEVICE = (
+        "http://www.onvif.org/ver10/device/wsdl",
+        "ver10/device/wsdl/devicemgmt.wsdl",
+        "/onvif/device_service",
+    )
+    MEDIA = (
+        "http://www.onvif.org/ver10/media/wsdl",
+        "ver10/media/wsdl/media.wsdl",
+        "/onvif/media_service",
+    )
+    MEDIA2 = (
+        "http://www.onvif.org/ver20/media/wsdl",
+        "ver20/media/wsdl/media.wsdl",
+        "/onvif/media2_service",
+    )
+    PTZ = ("http://www.onvif.org/ver20/ptz/wsdl", "ver20/ptz/wsdl/ptz.wsdl", "/onvif/ptz_service")
+    IMAGING = (
+        "http://www.onvif.org/ver20/imaging/wsdl",
+        "ver20/imaging/wsdl/imaging.wsdl",
+        "/onvif/imaging_service",
+    )
+    EVENTS = (
+        "http://www.onvif.org/ver10/events/wsdl",
+        "ver10/events/wsdl/event.wsdl",
+        "/onvif/events_service",
+    )
+    DEVICEIO = (
+        "http://www.onvif.org/ver10/deviceIO/wsdl",
+        "ver10/deviceio.wsdl",
+        "/onvif/deviceio_service",
+    )
+
+    def __init__(self, namespace: str, wsdl: str, path: str) -> None:
+        self.namespace = namespace
+        self.wsdl = wsdl
+        self.path = path
+
+
+# Core: "the device shall not require authentication" for these device-service operations.
+PRE_AUTH_OPERATIONS = frozenset(
+    (Service.DEVICE, name)
+    for name in (
+        "GetSystemDateAndTime",
+        "GetCapabilities",
+        "GetServices",
+        "GetServiceCapabilities",
+        "GetWsdlUrl",
+        "GetHostname",
+        "GetEndpointReference",
+    )
+)
+
+
+@dataclass(frozen=True, slots=True)
+class OnvifRequest:
+    """One decoded ONVIF call, as a handler receives it.
+
+    ``params`` holds the request element's children as plain values (dicts, lists, str, int,
+    bool, Decimal, datetime ...), keyed by their schema names; attributes by their names; the
+    content of an ``xs:any`` the schemas do not know stays an lxml element under ``_value_1``.
+    ``user`` is the authenticated user, None for an anonymous pre-auth call. ``host`` is the
+    Host header the client sent and ``path`` the request path (subscription addresses live
+    under a service path).
+    """
+
+    service: Service
+    operation: str
+    params: dict[str, Any]
+    user: str | None
+    host: str
+    path: str
+
+
+Handler = Callable[[OnvifRequest], Awaitable[Mapping[str, Any] | None]]
+"""Answers one operation with the response element's children (None: an empty response).
+
+Values are plain: nested dicts for complex types, lists for repeated elements, attributes by
+name, e.g. ``{"Profiles": [{"token": "main", "Name": "main", ...}]}``. Raise an
+:class:`~bridge.errors.OnvifFault` subclass to answer with that fault.
+"""
+
+
+class Operations:
+    """Which handler answers each (service, operation); service modules fill it in."""
+
+    def __init__(self) -> None:
+        self._handlers: dict[tuple[Service, str], Handler] = {}
+
+    def add(self, service: Service, operation: str, handler: Handler) -> None:
+        """Register ``handler``; the operation must exist in the service's WSDL."""
+        if operation not in catalog().operation_names(service):
+            raise ValueError(f"{service.name} has no operation {operation!r}")
+        if (service, operation) in self._handlers:
+            raise ValueError(f"{service.name} {operation} already has a handler")
+        self._handlers[service, operation] = handler
+
+    def get(self, service: Service, operation: str) -> Handler | None:
+        return self._handlers.get((service, operation))
+
+
+@dataclass(frozen=True, slots=True)
+class Envelope:
+    """A parsed request envelope: its version, header blocks and the one body element."""
+
+    version: SoapVersion
+    headers: tuple[etree._Element, ...]
+    body: etree._Element
+
+    def header(self, tag: str) -> etree._Element | None:
+        return next((block for block in self.headers if block.tag == tag), None)
+
+
+def _hardened_parser() -> etree.XMLParser:
+    # Untrusted input: no entity expansion, no DTD loading, no network, no huge trees.
+    return etree.XMLParser(
+        resolve_entities=False,
+        no_network=True,
+        load_dtd=False,
+        dtd_validation=False,
+        huge_tree=False,
+        remove_comments=True,
+        remove_pis=True,
+    )
+
+
+def parse_envelope(data: bytes, *, max_bytes: int = MAX_REQUEST_BYTES) -> Envelope:
+    """Check and parse an untrusted request body, raising the fault it deserves."""
+    if len(data) > max_bytes:
+        raise RequestTooLarge(f"Request larger than {max_bytes} bytes")
+    try:
+        root = etree.fromstring(data, _hardened_parser())
+    except etree.XMLSyntaxError as exc:
+        raise WellFormed("Request is not well-formed XML") from exc
+    if root.getroottree().docinfo.internalDTD is not None:
+        raise WellFormed("Document type declarations are not allowed in SOAP messages")
+    qname = etree.QName(root)
+    if qname.localname != "Envelope" or qname.namespace not in (SOAP11_NS, SOAP12_NS):
+        raise VersionMismatch("Expected a SOAP 1.1 or 1.2 Envelope")
+    version = SoapVersion(qname.namespace)
+    ns = version.value
+    header = root.find(f"{{{ns}}}Header")
+    body = root.find(f"{{{ns}}}Body")
+    if body is None:
+        raise InvalidArgs("SOAP Body missing")
+    children = [child for child in body if isinstance(child.tag, str)]
+    if len(children) != 1:
+        raise InvalidArgs("SOAP Body must hold exactly one element")
+    headers = tuple(b for b in (header if header is not None else ()) if isinstance(b.tag, str))
+    for block in headers:
+        if _must_understand(block, version) and not _understood(block):
+            raise MustUnderstand(f"Header {etree.QName(block).localname} not understood")
+    return Envelope(version, headers, children[0])
+
+
+def _must_understand(block: etree._Element, version: SoapVersion) -> bool:
+    return block.get(f"{{{version.value}}}mustUnderstand", "").strip() in ("1", "true")
+
+
+def _understood(block: etree._Element) -> bool:
+    namespace = etree.QName(block).namespace
+    return block.tag == f"{{{WSSE_NS}}}Security" or namespace in WSA_NAMESPACES
+
+
+@dataclass(frozen=True, slots=True)
+class Operation:
+    """One WSDL operation of a service, with what it takes to decode and encode it."""
+
+    service: Service
+    name: str
+    _binding_operation: Any
+    _schema: etree.XMLSchema
+
+    def decode(self, body: etree._Element) -> dict[str, Any]:
+        """The request element as plain values; a schema violation is ter:InvalidArgs.
+
+        zeep's parser is lenient (a missing required element, "maybe" for a boolean), so the
+        element is validated against the schemas first.
+        """
+        if not self._schema.validate(body):
+            error = self._schema.error_log.last_error
+            detail = f": {error.message[:200]}" if error is not None else ""
+            raise InvalidArgs(f"Invalid {self.name} request{detail}")
+        message = self._binding_operation.input
+        element = message.body
+        context = XmlParserContext(settings=zeep_settings())  # type: ignore[no-untyped-call]
+        try:
+            value = element.parse(body, message.wsdl.types, context=context)
+        except (zeep.exceptions.Error, ValueError, TypeError, ArithmeticError) as exc:
+            raise InvalidArgs(f"Invalid {self.name} request") from exc
+        plain = zeep.helpers.serialize_object(value, dict)  # type: ignore[no-untyped-call]
+        return plain if isinstance(plain, dict) else {}
+
+    def encode(self, values: Mapping[str, Any] | None, version: SoapVersion) -> bytes:
+        """The response envelope. Values the schema does not allow raise zeep's errors or
+        TypeError: a handler bug, which the caller turns into a Receiver fault."""
+        envelope = self._binding_operation.output.serialize(**dict(values or {})).content
+        if version is SoapVersion.SOAP11:
+            envelope = _rewrap(envelope, SOAP11_NS)
+        return _to_bytes(envelope)
+
+
+class Catalog:
+    """Every operation of every service, found by its request element's qualified name.
+
+    Dispatch goes by the body element, not by path, so a client that posts an operation to
+    another service's address of the same device is still understood.
+    """
+
+    def __init__(self) -> None:
+        self._by_tag: dict[str, Operation] = {}
+        self._names: dict[Service, frozenset[str]] = {}
+        schema = message_schema(*(service.wsdl for service in Service))
+        for service in Service:
+            document = load_wsdl(service.wsdl)
+            names: set[str] = set()
+            for qname, binding in document.bindings.items():
+                if etree.QName(qname).namespace != service.namespace:
+                    continue  # bindings a WSDL imports belong to their own service
+                for name, binding_operation in binding._operations.items():
+                    body = binding_operation.input.body
+                    if body is None:
+                        continue
+                    names.add(name)
+                    self._by_tag.setdefault(
+                        body.qname.text, Operation(service, name, binding_operation, schema)
+                    )
+            self._names[service] = frozenset(names)
+
+    def operation(self, body: etree._Element) -> Operation:
+        try:
+            return self._by_tag[body.tag]
+        except KeyError:
+            raise ActionNotSupported(f"Unknown operation {etree.QName(body).localname}") from None
+
+    def operation_names(self, service: Service) -> frozenset[str]:
+        return self._names[service]
+
+
+@functools.cache
+def catalog() -> Catalog:
+    """The catalog of all services, built once per process (about half a second)."""
+    return Catalog()
+
+
+def fault_envelope(fault: OnvifFault, version: SoapVersion) -> bytes:
+    """A Fault envelope: SOAP 1.2 with the ONVIF subcode chain, or SOAP 1.1 with the nearest
+    faultcode (the 1.1 fault has no place for subcodes, so the reason names the first)."""
+    ns = version.value
+    envelope = etree.Element(f"{{{ns}}}Envelope", nsmap={"env": ns, "ter": TER_NS})
+    body = etree.SubElement(envelope, f"{{{ns}}}Body")
+    element = etree.SubElement(body, f"{{{ns}}}Fault")
+    if version is SoapVersion.SOAP12:
+        parent = etree.SubElement(element, f"{{{ns}}}Code")
+        etree.SubElement(parent, f"{{{ns}}}Value").text = f"env:{fault.code}"
+        for subcode in fault.chain:
+            parent = etree.SubElement(parent, f"{{{ns}}}Subcode")
+            etree.SubElement(parent, f"{{{ns}}}Value").text = f"ter:{subcode}"
+        reason = etree.SubElement(element, f"{{{ns}}}Reason")
+        text = etree.SubElement(reason, f"{{{ns}}}Text")
+        text.set(f"{{{_XML_NS}}}lang", "en")
+        text.text = fault.reason
+    else:
+        code = {"Sender": "Client", "Receiver": "Server"}.get(fault.code, fault.code)
+        etree.SubElement(element, "faultcode").text = f"env:{code}"
+        suffix = f" (ter:{fault.chain[0]})" if fault.chain else ""
+        etree.SubElement(element, "faultstring").text = fault.reason + suffix
+    return _to_bytes(envelope)
+
+
+def _rewrap(envelope: etree._Element, ns: str) -> etree._Element:
+    """The same body in an envelope of another SOAP version."""
+    rewrapped = etree.Element(f"{{{ns}}}Envelope", nsmap={"env": ns})
+    body = etree.SubElement(rewrapped, f"{{{ns}}}Body")
+    source = envelope.find(f"{{{SOAP12_NS}}}Body")
+    body.extend(list(source) if source is not None else [])
+    return rewrapped
+
+
+def _to_bytes(envelope: etree._Element) -> bytes:
+    return bytes(etree.tostring(envelope, xml_declaration=True, encoding="utf-8"))

@@ -1,0 +1,1 @@
+"""The gateway's own web endpoints (snapshots, health); one aiohttp application."""
