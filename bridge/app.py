@@ -12,24 +12,29 @@ import asyncio
 import logging
 import random
 from collections.abc import Awaitable, Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
+from functools import partial
 
 from aiohttp import web
 
 from bridge.cameras.base import CameraDriver, DeviceInfo, Dialect
 from bridge.cameras.http import CameraHttp, Credentials
 from bridge.cameras.identify import driver_for, identify
-from bridge.config import CameraConfig, Config
+from bridge.config import CameraConfig, Config, GatewayConfig
 from bridge.errors import AuthenticationFailed, CameraError
 from bridge.httpauth import Authenticator
 from bridge.logs import register_secret
 from bridge.media.source import CameraMedia, Profile
+from bridge.onvif.context import DeviceContext, GatewayPorts
+from bridge.onvif.server import device_app
+from bridge.onvif.services import device_operations
 from bridge.rtsp.server import RtspServer
 from bridge.rtsp.stream import StreamSource
 from bridge.web.app import web_app
 
 log = logging.getLogger(__name__)
 
+Users = dict[str, str]
 RETRY_INITIAL = 1.0
 RETRY_MAX = 60.0
 
@@ -44,8 +49,10 @@ class Camera:
     driver: CameraDriver | None = None
     info: DeviceInfo | None = None
     media: CameraMedia | None = None
+    onvif: DeviceContext | None = None
     last_error: str = ""
     ready: asyncio.Event = field(default_factory=asyncio.Event)
+    _onvif_runner: web.AppRunner | None = None
 
     async def connect(self) -> None:
         if self.config.dialect == "auto":
@@ -58,22 +65,53 @@ class Camera:
         audio = None if self.config.audio == "off" else self.config.audio
         self.media = CameraMedia(self.config.name, driver, audio=audio, idle_grace=self.idle_grace)
         self.last_error = ""
-        self.ready.set()
+
+    async def serve_onvif(
+        self, host: str, port: int, ports: GatewayPorts, gateway: GatewayConfig, users: Users
+    ) -> None:
+        """Start this camera's virtual ONVIF device (once connected) on its own port."""
+        assert self.driver is not None
+        assert self.info is not None
+        assert self.media is not None
+        context = DeviceContext(
+            self.config.name,
+            self.driver,
+            self.info,
+            self.media,
+            ports,
+            gateway.advertise_host,
+            users,
+        )
+        runner = web.AppRunner(
+            device_app(device_operations(context), users), access_log=None, shutdown_timeout=2.0
+        )
+        await runner.setup()
+        try:
+            await web.TCPSite(runner, host, port).start()
+        except OSError:
+            await runner.cleanup()
+            raise
+        context.ports = replace(ports, onvif=runner.addresses[0][1])
+        self.onvif, self._onvif_runner = context, runner
+        log.info("camera %s: ONVIF device on port %d", self.config.name, context.ports.onvif)
 
     async def close(self) -> None:
+        if self._onvif_runner is not None:
+            await self._onvif_runner.cleanup()
         if self.media is not None:
             await self.media.close()
         if self.driver is not None:
             await self.driver.close()
         await self.http.close()
 
-    async def connect_until_ready(self) -> None:
-        """Connect, retrying with jittered exponential backoff; a wrong password still
-        retries (slowly), because an operator may fix it on the camera side."""
+    async def connect_until_ready(self, then: Callable[[], Awaitable[None]]) -> None:
+        """Connect, retrying with jittered exponential backoff, then run ``then``; a wrong
+        password still retries (slowly), because an operator may fix it on the camera side."""
         delay = RETRY_INITIAL
         while True:
             try:
                 await self.connect()
+                await then()
             except CameraError as exc:
                 self.last_error = str(exc)
                 log.warning("camera %s not ready: %s", self.config.name, exc)
@@ -89,6 +127,7 @@ class Camera:
                     self.info.firmware,
                     self.driver.dialect if self.driver else "?",
                 )
+                self.ready.set()
                 return
             await asyncio.sleep(delay * random.uniform(0.8, 1.2))
             delay = min(RETRY_MAX, delay * 2)
@@ -148,14 +187,26 @@ class Gateway:
             await self._web.cleanup()
             raise
         self.web_port = self._web.addresses[0][1]
-        for camera in self.cameras.values():
-            self._tasks.append(asyncio.create_task(camera.connect_until_ready()))
+        for index, camera in enumerate(self.cameras.values()):
+            self._tasks.append(
+                asyncio.create_task(camera.connect_until_ready(partial(self._serve, camera, index)))
+            )
         log.info(
             "gateway started with %d camera(s): RTSP on port %d, web on port %d",
             len(self.cameras),
             self.rtsp.port,
             self.web_port,
         )
+
+    async def _serve(self, camera: Camera, index: int) -> None:
+        gateway = self.config.gateway
+        port = gateway.onvif_base_port + index if gateway.onvif_base_port else 0
+        ports = GatewayPorts(rtsp=self.rtsp.port, web=self.web_port, onvif=port)
+        try:
+            await camera.serve_onvif(gateway.listen_host, port, ports, gateway, self.users)
+        except OSError as exc:
+            # The camera still streams over RTSP; only its ONVIF device is missing.
+            log.error("camera %s: cannot serve ONVIF on port %d: %s", camera.config.name, port, exc)
 
     async def stop(self) -> None:
         """Sessions end first (their viewers get a clean close), then the cameras."""

@@ -2,15 +2,20 @@
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import AsyncIterator, Awaitable, Callable
 
 import pytest
 from aiohttp import web
 
+from bridge.app import Gateway
 from bridge.cameras.http import CameraHttp, Credentials
+from bridge.commands import demo_config
 from bridge.simulator.core import RunningSimulator, SimulatedCamera, start_simulator
 
+GATEWAY_USER, GATEWAY_PASSWORD = "admin", "admin"  # what demo_config gives the gateway
 StartSim = Callable[[SimulatedCamera], Awaitable[RunningSimulator]]
+StartGateway = Callable[..., Awaitable[Gateway]]
 OpenHttp = Callable[..., CameraHttp]
 Serve = Callable[[web.Application], Awaitable[str]]
 
@@ -63,3 +68,26 @@ async def serve() -> AsyncIterator[Serve]:
     yield start
     for runner in runners:
         await runner.cleanup()
+
+
+@pytest.fixture
+async def start_gateway() -> AsyncIterator[StartGateway]:
+    """A gateway on loopback (free ports) in front of running emulators, as ``bridge demo``
+    builds it: start_gateway(sim, ..., **gateway_overrides). Returns once every camera is
+    connected and its ONVIF device serving; stopped after the test."""
+    gateways: list[Gateway] = []
+
+    async def start(*sims: RunningSimulator, **overrides: object) -> Gateway:
+        config = demo_config(sims, "127.0.0.1", 0, 0)
+        config = config.model_copy(update={"gateway": config.gateway.model_copy(update=overrides)})
+        gateway = Gateway(config)
+        gateways.append(gateway)
+        await gateway.start()
+        for camera in gateway.cameras.values():
+            async with asyncio.timeout(10):
+                await camera.ready.wait()
+        return gateway
+
+    yield start
+    for gateway in gateways:
+        await gateway.stop()

@@ -215,9 +215,16 @@ class _H264Encoder:
     """One H.264 profile's encoder: opened from the camera's first pictures, reopened when the
     camera's size or frame rate changes, asked for an IDR whenever a viewer joins."""
 
-    def __init__(self, camera: str, profile: Profile, limits: VideoLimits, meter: RateMeter):
+    def __init__(
+        self,
+        camera: str,
+        profile: Profile,
+        limits: Callable[[], VideoLimits],
+        meter: RateMeter,
+    ):
         self._name = f"{camera}/{profile}"
         self._limits = limits
+        self._limits_in_use = limits()
         self._meter = meter
         self._worker: EncoderWorker | None = None
         self._source: tuple[tuple[int, int], float] | None = None  # camera size and fps in use
@@ -281,11 +288,16 @@ class _H264Encoder:
     def _needs_reopen(self, size: tuple[int, int], fps: float) -> bool:
         assert self._source is not None
         used_size, used_fps = self._source
-        return size != used_size or abs(fps - used_fps) > 0.25 * used_fps
+        return (
+            size != used_size
+            or abs(fps - used_fps) > 0.25 * used_fps
+            or self._limits() != self._limits_in_use
+        )
 
     def _open(self, size: tuple[int, int], fps: float, now: float) -> None:
         self.close()
-        settings = encoder_settings(size, fps, self._limits)
+        self._limits_in_use = self._limits()
+        settings = encoder_settings(size, fps, self._limits_in_use)
         log.info(
             "%s: encoding %dx%d at %g fps, %d kbit/s",
             self._name,
@@ -298,7 +310,7 @@ class _H264Encoder:
         self._smoother = TimestampSmoother(settings.fps)
         self._source = (size, fps)
         self._origin = now
-        self._keep_every = decimation(fps, self._limits.max_fps)
+        self._keep_every = decimation(fps, self._limits_in_use.max_fps)
         self._count = 0
         self._force_idr = False  # a new encoder starts with an IDR anyway
 
@@ -339,11 +351,43 @@ class CameraMedia:
                 backoff=backoff,
             )
         self._sources: dict[Profile, FanoutSource] = {}
+        self._limits = dict(PROFILE_LIMITS)
 
     @property
     def fps(self) -> float | None:
         """The camera's measured frame rate, once it has streamed."""
         return self._rate.fps
+
+    @property
+    def has_audio(self) -> bool:
+        return self._audio_track is not None
+
+    @property
+    def audio_track(self) -> MediaTrack | None:
+        """How the camera's sound is served (codec, rate), None without audio."""
+        return self._audio_track
+
+    def camera_size(self) -> tuple[int, int] | None:
+        """The camera's picture size: from its latest picture, else what it reports."""
+        latest = self.frames.latest
+        if latest is not None:
+            with contextlib.suppress(ProtocolError):
+                return jpeg_size(latest.data)
+        return self._driver.capabilities.resolution
+
+    def limits(self, profile: Profile) -> VideoLimits:
+        return self._limits[profile]
+
+    def set_limits(self, profile: Profile, limits: VideoLimits) -> None:
+        """Change what an H.264 profile encodes; a running encoder reopens at its next picture
+        (viewers see an IDR with the new parameter sets)."""
+        if profile is Profile.JPEG:
+            raise ValueError("the jpeg profile passes the camera's pictures through untouched")
+        self._limits[profile] = limits
+
+    def encoder_settings(self, profile: Profile, size: tuple[int, int]) -> EncoderSettings:
+        """What the profile encodes for a camera picture of ``size``."""
+        return encoder_settings(size, self._rate.fps or DEFAULT_FPS, self._limits[profile])
 
     def source(self, profile: Profile) -> FanoutSource:
         """The profile's stream; built on first use, encoding only while someone watches."""
@@ -358,7 +402,7 @@ class CameraMedia:
                 return self._jpeg_units(video)
 
         else:
-            encoder = _H264Encoder(self.name, profile, PROFILE_LIMITS[profile], self._rate)
+            encoder = _H264Encoder(self.name, profile, lambda: self._limits[profile], self._rate)
             request_keyframe = encoder.request_keyframe
 
             def open_upstream() -> AsyncIterator[AccessUnit]:

@@ -1,0 +1,79 @@
+"""What every ONVIF service of one virtual device works on: one camera and the gateway around it.
+
+A device is one legacy camera; its services translate calls into the camera's driver, its
+media (:class:`~bridge.media.source.CameraMedia`) and the gateway's users. Addresses handed to
+clients (XAddrs, stream and snapshot URIs) are built here, from ``advertise_host`` or, with
+``auto``, from the Host the client used to reach the gateway, so a remote client is never sent
+127.0.0.1; they never carry credentials.
+"""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import MutableMapping
+from dataclasses import dataclass, field
+from urllib.parse import urlsplit
+
+from bridge.cameras.base import CameraDriver, DeviceInfo
+from bridge.media.source import CameraMedia, Profile
+from bridge.onvif.soap import OnvifRequest, Service
+
+# Tokens shared by the services (a VMS passes them from one service to another). The media
+# profiles and video encoder configurations take the RTSP profile names: main, sub, jpeg.
+VIDEO_SOURCE = "video_source"
+VIDEO_SOURCE_CONFIG = "video_source_config"
+AUDIO_SOURCE = "audio_source"
+AUDIO_SOURCE_CONFIG = "audio_source_config"
+AUDIO_ENCODER_CONFIG = "audio_encoder_config"
+PTZ_NODE = "ptz_node"
+PTZ_CONFIG = "ptz_config"
+
+_ENDPOINT_NAMESPACE = uuid.UUID("6f1f5c36-9b0e-4c57-8a43-6a7d3f4e2b10")
+
+
+def endpoint_reference(info: DeviceInfo, camera: str) -> str:
+    """A stable ``urn:uuid`` per camera: the same unit keeps its identity across restarts."""
+    identity = info.mac or info.serial or camera
+    return f"urn:uuid:{uuid.uuid5(_ENDPOINT_NAMESPACE, identity)}"
+
+
+@dataclass(frozen=True, slots=True)
+class GatewayPorts:
+    rtsp: int
+    web: int
+    onvif: int  # this device's own port
+
+
+@dataclass
+class DeviceContext:
+    camera: str  # the camera's name in the config, used in URLs
+    driver: CameraDriver
+    info: DeviceInfo
+    media: CameraMedia
+    ports: GatewayPorts
+    advertise_host: str  # "auto": the host the client used
+    users: MutableMapping[str, str]  # the gateway's users (live: RTSP and web share it)
+    endpoint: str = ""
+    scopes: list[str] = field(default_factory=list)  # configurable scopes, beyond the fixed ones
+    discoverable: bool = True
+
+    def __post_init__(self) -> None:
+        if not self.endpoint:
+            self.endpoint = endpoint_reference(self.info, self.camera)
+
+    def host(self, request: OnvifRequest) -> str:
+        """The host part of addresses handed to this client (IPv6 bracketed)."""
+        if self.advertise_host != "auto":
+            host = self.advertise_host
+        else:
+            host = urlsplit(f"//{request.host}").hostname or ""
+        return f"[{host}]" if ":" in host else host
+
+    def xaddr(self, request: OnvifRequest, service: Service) -> str:
+        return f"http://{self.host(request)}:{self.ports.onvif}{service.path}"
+
+    def stream_uri(self, request: OnvifRequest, profile: Profile) -> str:
+        return f"rtsp://{self.host(request)}:{self.ports.rtsp}/{self.camera}/{profile}"
+
+    def snapshot_uri(self, request: OnvifRequest) -> str:
+        return f"http://{self.host(request)}:{self.ports.web}/snapshot/{self.camera}.jpg"
