@@ -3,13 +3,17 @@
 from __future__ import annotations
 
 import asyncio
+import base64
 import json
 import shutil
+import struct
 from typing import Any
 
 import av
 import numpy as np
 from numpy.typing import ArrayLike
+
+from bridge.rtsp.protocol import Headers
 
 FFPROBE = shutil.which("ffprobe")
 TOOL_TIMEOUT = 20.0  # seconds a tool may run before it is killed
@@ -89,3 +93,61 @@ def dominant_frequency(
     if min_peak_ratio:
         assert spectrum.max() > min_peak_ratio * spectrum.mean(), "no clear tone"
     return float(np.argmax(spectrum) * rate / len(samples))
+
+
+def basic_authorization(username: str, password: str) -> str:
+    return "Basic " + base64.b64encode(f"{username}:{password}".encode()).decode()
+
+
+class RawClient:
+    """A minimal RTSP client that keeps interleaved frames it meets while awaiting replies."""
+
+    def __init__(
+        self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter, authorization: str
+    ) -> None:
+        self.reader, self.writer = reader, writer
+        self.authorization = authorization
+        self.cseq = 0
+        self.frames: list[tuple[int, bytes]] = []
+
+    @classmethod
+    async def connect(cls, port: int, authorization: str) -> RawClient:
+        """Connect to 127.0.0.1:port; requests send ``authorization`` unless told not to."""
+        return cls(*await asyncio.open_connection("127.0.0.1", port), authorization)
+
+    async def close(self) -> None:
+        self.writer.close()
+        await self.writer.wait_closed()
+
+    async def request(
+        self, method: str, uri: str, headers: dict[str, str] | None = None, *, auth: bool = True
+    ) -> tuple[int, Headers, bytes]:
+        self.cseq += 1
+        lines = [f"{method} {uri} RTSP/1.0", f"CSeq: {self.cseq}"]
+        if auth:
+            lines.append(f"Authorization: {self.authorization}")
+        lines += [f"{name}: {value}" for name, value in (headers or {}).items()]
+        self.writer.write(("\r\n".join(lines) + "\r\n\r\n").encode())
+        return await self.response()
+
+    async def frame(self) -> tuple[int, bytes]:
+        if self.frames:
+            return self.frames.pop(0)
+        assert await self.reader.readexactly(1) == b"$"
+        return await self._interleaved()
+
+    async def _interleaved(self) -> tuple[int, bytes]:
+        channel, length = struct.unpack("!BH", await self.reader.readexactly(3))
+        return channel, await self.reader.readexactly(length)
+
+    async def response(self) -> tuple[int, Headers, bytes]:
+        async with asyncio.timeout(10):
+            while (first := await self.reader.readexactly(1)) == b"$":
+                self.frames.append(await self._interleaved())
+            head = (first + await self.reader.readuntil(b"\r\n\r\n")).decode("latin-1")
+        status_line, *header_lines = head.strip().split("\r\n")
+        headers = Headers(
+            (name, value) for name, _, value in (h.partition(": ") for h in header_lines)
+        )
+        body = await self.reader.readexactly(int(headers.get("Content-Length", "0")))
+        return int(status_line.split()[1]), headers, body

@@ -17,7 +17,7 @@ from collections.abc import Awaitable, Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from urllib.parse import urlsplit
 
-from bridge.errors import ProtocolError
+from bridge.errors import CameraError, ProtocolError
 from bridge.httpauth import Authenticator
 from bridge.rtsp.protocol import (
     RTSP_VERSION,
@@ -50,6 +50,7 @@ DESCRIBE_TIMEOUT = 5.0
 READ_SIZE = 64 * 1024
 _TRACK = re.compile(r"trackID=([0-9]{1,3})")
 
+# A path to its stream; None for no such stream, CameraError for one that cannot play now.
 Resolver = Callable[[str], StreamSource | None]
 Reply = tuple[RtspResponse, Callable[[], None] | None]  # the response, then what follows it
 
@@ -267,12 +268,19 @@ class RtspServer:
     def _session_header(self, session: Session) -> dict[str, str]:
         return {"Session": f"{session.id};timeout={round(session.timeout)}"}
 
+    def _resolve(self, path: str) -> StreamSource | None:
+        try:
+            return self._resolver(path)
+        except CameraError as exc:
+            log.info("rtsp: %s is not available: %s", path, exc)
+            raise _Status(503, [("Retry-After", "5")]) from None
+
     async def _options(self, client: _Client, request: RtspRequest) -> Reply:
         return RtspResponse.reply(request, 200, {"Public": PUBLIC}), None
 
     async def _describe(self, client: _Client, request: RtspRequest) -> Reply:
         authority, path, track = _split_uri(request.uri)
-        source = self._resolver(path) if track is None else None
+        source = self._resolve(path) if track is None else None
         if source is None:
             raise _Status(404)
         try:
@@ -302,7 +310,7 @@ class RtspServer:
                 raise _Status(459)
             if session.state is State.PLAYING:
                 raise _Status(455)  # no transport changes mid-stream
-        source = session.source if session is not None else self._resolver(path)
+        source = session.source if session is not None else self._resolve(path)
         if source is None or not 0 <= index < len(source.tracks):
             raise _Status(404)
         transport = request.headers.get("Transport")

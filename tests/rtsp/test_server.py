@@ -3,10 +3,8 @@
 from __future__ import annotations
 
 import asyncio
-import base64
 import json
 import re
-import struct
 import threading
 from collections.abc import AsyncIterator, Callable
 from fractions import Fraction
@@ -15,16 +13,16 @@ import av
 import numpy as np
 import pytest
 from av.video.frame import PictureType
+from helpers import RawClient, basic_authorization
 
 from bridge.rtsp.h264 import is_idr, split_annexb
-from bridge.rtsp.protocol import Headers
 from bridge.rtsp.rtcp import SenderReport, parse_compound
 from bridge.rtsp.server import RtspServer
 from bridge.rtsp.stream import AccessUnit, Codec, FanoutSource, MediaTrack, StreamSource
 
 WIDTH, HEIGHT, FPS = 320, 240, 15
 USERS = {"user": "pw"}
-BASIC = "Basic " + base64.b64encode(b"user:pw").decode()
+BASIC = basic_authorization("user", "pw")
 AUDIO_CHUNK = 0.02  # 160 u-law samples at 8 kHz
 
 
@@ -193,59 +191,9 @@ async def test_ffprobe_wrong_password_is_refused(server: RtspServer) -> None:
 # -- raw sockets ----------------------------------------------------------------------------
 
 
-class RawClient:
-    """A minimal RTSP client that keeps interleaved frames it meets while awaiting replies."""
-
-    def __init__(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
-        self.reader, self.writer = reader, writer
-        self.cseq = 0
-        self.frames: list[tuple[int, bytes]] = []
-
-    @classmethod
-    async def connect(cls, server: RtspServer) -> RawClient:
-        return cls(*await asyncio.open_connection("127.0.0.1", server.port))
-
-    async def close(self) -> None:
-        self.writer.close()
-        await self.writer.wait_closed()
-
-    async def request(
-        self, method: str, uri: str, headers: dict[str, str] | None = None, *, auth: bool = True
-    ) -> tuple[int, Headers, bytes]:
-        self.cseq += 1
-        lines = [f"{method} {uri} RTSP/1.0", f"CSeq: {self.cseq}"]
-        if auth:
-            lines.append(f"Authorization: {BASIC}")
-        lines += [f"{name}: {value}" for name, value in (headers or {}).items()]
-        self.writer.write(("\r\n".join(lines) + "\r\n\r\n").encode())
-        return await self.response()
-
-    async def frame(self) -> tuple[int, bytes]:
-        if self.frames:
-            return self.frames.pop(0)
-        assert await self.reader.readexactly(1) == b"$"
-        return await self._interleaved()
-
-    async def _interleaved(self) -> tuple[int, bytes]:
-        channel, length = struct.unpack("!BH", await self.reader.readexactly(3))
-        return channel, await self.reader.readexactly(length)
-
-    async def response(self) -> tuple[int, Headers, bytes]:
-        async with asyncio.timeout(10):
-            while (first := await self.reader.readexactly(1)) == b"$":
-                self.frames.append(await self._interleaved())
-            head = (first + await self.reader.readuntil(b"\r\n\r\n")).decode("latin-1")
-        status_line, *header_lines = head.strip().split("\r\n")
-        headers = Headers(
-            (name, value) for name, _, value in (h.partition(": ") for h in header_lines)
-        )
-        body = await self.reader.readexactly(int(headers.get("Content-Length", "0")))
-        return int(status_line.split()[1]), headers, body
-
-
 @pytest.fixture
 async def client(server: RtspServer) -> AsyncIterator[RawClient]:
-    raw = await RawClient.connect(server)
+    raw = await RawClient.connect(server.port, BASIC)
     yield raw
     await raw.close()
 
@@ -320,7 +268,7 @@ async def test_unsupported_transport_is_461(client: RawClient, server: RtspServe
 async def test_malformed_request_closes_only_its_connection(
     client: RawClient, server: RtspServer
 ) -> None:
-    bad = await RawClient.connect(server)
+    bad = await RawClient.connect(server.port, BASIC)
     try:
         bad.writer.write(b"THIS IS NOT RTSP\r\n\r\n")
         status, _, _ = await bad.response()
@@ -335,7 +283,7 @@ async def test_malformed_request_closes_only_its_connection(
 async def test_keepalive_resets_session_timeout(source: SyntheticH264Source) -> None:
     rtsp = RtspServer(_resolver(source), port=0, users=USERS, session_timeout=1.5)
     await rtsp.start()
-    raw = await RawClient.connect(rtsp)
+    raw = await RawClient.connect(rtsp.port, BASIC)
     try:
         session = await _setup(raw, rtsp)
         for _ in range(3):  # 3 s in all, twice the timeout: only the keepalives keep it
