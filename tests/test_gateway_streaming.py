@@ -164,6 +164,17 @@ async def test_sub_and_jpeg_profiles_play(start_sim: StartSim, start_gateway: St
     assert frames >= 0.9 * 3 * FPS
 
 
+async def test_aac_audio_is_a_per_camera_option(
+    start_sim: StartSim, start_gateway: StartGateway
+) -> None:
+    sim = await start_sim(SIMULATORS["hama"](SimOptions()))
+    gateway = await start_gateway(sim, camera_options={"audio": "aac"})
+    assert await streams(rtsp_url(gateway, "hama/main"), "tcp") == [
+        ("h264", *SIZE),
+        ("aac", None, None),
+    ]
+
+
 async def test_wrong_password_and_unknown_paths_are_refused(
     start_sim: StartSim, start_gateway: StartGateway
 ) -> None:

@@ -152,7 +152,7 @@ class AudioUnit(NamedTuple):
     arrival: float
 
 
-class _AudioClock:
+class AudioClock:
     """Media times for the audio frames decoded from each received chunk.
 
     Frames are counted at their sample rate from an anchor; the anchor follows the arrival
@@ -464,7 +464,7 @@ class CameraMedia:
         chunks: AsyncIterator[AudioChunk] = self._driver.audio_chunks()
         try:
             transcoder = await loop.run_in_executor(executor, AudioTranscoder, source, target)
-            clock = _AudioClock(_frame_samples(target) / transcoder.sample_rate)
+            clock = AudioClock(_frame_samples(target) / transcoder.sample_rate)
             async for chunk in chunks:
                 try:
                     frames = await loop.run_in_executor(executor, transcoder.transcode, chunk.data)
