@@ -97,11 +97,11 @@ def fit_within(size: tuple[int, int], box: tuple[int, int] | None) -> tuple[int,
 
 
 def decimation(camera_fps: float, max_fps: float | None) -> int:
-    """Keep every n-th picture: even spacing, at most ``max_fps`` (5 % over is measurement
-    noise, not a reason to halve the rate)."""
+    """Keep every n-th picture: even spacing, at most ``max_fps`` (up to 15 % over is
+    measurement noise, not a reason to drop to a third)."""
     if max_fps is None:
         return 1
-    return max(1, math.ceil(camera_fps / max_fps - 0.05))
+    return max(1, math.ceil(camera_fps / max_fps - 0.15))
 
 
 def encoder_settings(
@@ -127,11 +127,12 @@ class RateMeter:
     def arrived(self, timestamp: float) -> None:
         if self._last is not None and timestamp > self._last:
             interval = timestamp - self._last
-            if self._interval is None:
-                self._interval = interval
-            else:
-                self._interval += self._alpha * (interval - self._interval)
             self.samples += 1
+            # A plain mean until the average has enough history, so the first few intervals
+            # (often short: a camera flushes a buffered picture on connect) do not dominate.
+            weight = max(self._alpha, 1 / self.samples)
+            current = self._interval if self._interval is not None else interval
+            self._interval = current + weight * (interval - current)
         self._last = timestamp
 
     def forget_gap(self) -> None:
