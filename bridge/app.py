@@ -14,27 +14,29 @@ import random
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field, replace
 from functools import partial
+from pathlib import Path
 
 from aiohttp import web
 
 from bridge.cameras.base import CameraDriver, DeviceInfo, Dialect
 from bridge.cameras.http import CameraHttp, Credentials
 from bridge.cameras.identify import driver_for, identify
-from bridge.config import CameraConfig, Config, GatewayConfig
-from bridge.errors import AuthenticationFailed, CameraError
+from bridge.config import CameraConfig, Config, GatewayConfig, load_users_file
+from bridge.errors import AuthenticationFailed, CameraError, CameraUnreachable
 from bridge.httpauth import Authenticator
 from bridge.logs import register_secret
 from bridge.media.source import CameraMedia, Profile
 from bridge.onvif.context import DeviceContext, GatewayPorts
 from bridge.onvif.server import device_app
 from bridge.onvif.services import device_operations
+from bridge.onvif.users import Account, UserAccounts, UserLevel
 from bridge.rtsp.server import RtspServer
 from bridge.rtsp.stream import StreamSource
 from bridge.web.app import web_app
 
 log = logging.getLogger(__name__)
 
-Users = dict[str, str]
+PROFILE_NAMES = frozenset(profile.value for profile in Profile)
 RETRY_INITIAL = 1.0
 RETRY_MAX = 60.0
 
@@ -67,7 +69,12 @@ class Camera:
         self.last_error = ""
 
     async def serve_onvif(
-        self, host: str, port: int, ports: GatewayPorts, gateway: GatewayConfig, users: Users
+        self,
+        host: str,
+        port: int,
+        ports: GatewayPorts,
+        gateway: GatewayConfig,
+        users: UserAccounts,
     ) -> None:
         """Start this camera's virtual ONVIF device (once connected) on its own port."""
         assert self.driver is not None
@@ -82,9 +89,12 @@ class Camera:
             gateway.advertise_host,
             users,
         )
-        runner = web.AppRunner(
-            device_app(device_operations(context), users), access_log=None, shutdown_timeout=2.0
+        app = device_app(
+            device_operations(context),
+            users,
+            validate_responses=gateway.onvif_validate_responses,
         )
+        runner = web.AppRunner(app, access_log=None, shutdown_timeout=2.0)
         await runner.setup()
         try:
             await web.TCPSite(runner, host, port).start()
@@ -96,6 +106,8 @@ class Camera:
         log.info("camera %s: ONVIF device on port %d", self.config.name, context.ports.onvif)
 
     async def close(self) -> None:
+        if self.onvif is not None:
+            await self.onvif.close()  # first, so waiting event pulls answer before the runner stops
         if self._onvif_runner is not None:
             await self._onvif_runner.cleanup()
         if self.media is not None:
@@ -134,12 +146,20 @@ class Camera:
 
 
 class Gateway:
-    def __init__(self, config: Config) -> None:
+    """``users_file`` keeps the users created over ONVIF (next to the config file); without
+    one they last until the gateway stops."""
+
+    def __init__(self, config: Config, users_file: Path | None = None) -> None:
         self.config = config
         gateway = config.gateway
         password = gateway.password.get_secret_value()
         register_secret(password)
-        self.users = {gateway.username: password}
+        self.users = UserAccounts({gateway.username: password}, path=users_file)
+        if users_file is not None:
+            self.users.restore(
+                Account(user.username, UserLevel(user.level), user.password.get_secret_value())
+                for user in load_users_file(users_file)
+            )
         self.cameras: dict[str, Camera] = {}
         for cam in config.cameras:
             camera_password = cam.password.get_secret_value()
@@ -164,12 +184,15 @@ class Gateway:
 
     def _stream(self, path: str) -> StreamSource | None:
         """``<camera>/<profile>`` to its stream, for the RTSP server."""
-        name, _, profile = path.partition("/")
-        media = self._media(name)
-        try:
-            return media.source(Profile(profile)) if media is not None else None
-        except ValueError:
+        name, _, profile_name = path.partition("/")
+        camera = self.cameras.get(name)
+        if camera is None or profile_name not in PROFILE_NAMES:
             return None
+        if camera.media is None:
+            raise CameraUnreachable(
+                f"not connected yet: {camera.last_error or 'connecting'}", camera=name
+            )
+        return camera.media.source(Profile(profile_name))
 
     def _snapshot(self, name: str) -> Callable[[], Awaitable[bytes]] | None:
         media = self._media(name)

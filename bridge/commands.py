@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import signal
 import sys
 from collections.abc import Sequence
@@ -12,13 +13,14 @@ from bridge.app import Gateway
 from bridge.cameras.base import Capabilities, Dialect
 from bridge.cameras.http import CameraHttp, Credentials
 from bridge.cameras.identify import driver_for, identify
-from bridge.config import Config, load_config
+from bridge.config import Config, load_config, users_file_for
 from bridge.media.source import Profile
 from bridge.simulator.core import RunningSimulator, SimOptions, start_simulator
 from bridge.simulator.registry import SIMULATORS
 
 DEMO_USERNAME = "admin"
 DEMO_PASSWORD = "admin"
+DEMO_CONNECT_TIMEOUT = 10.0
 
 
 async def wait_for_stop_signal() -> None:
@@ -169,6 +171,11 @@ async def demo(host: str, base_port: int, rtsp_port: int, web_port: int) -> int:
     try:
         gateway = Gateway(demo_config(sims, host, rtsp_port, web_port))
         await gateway.start()
+        # Local emulators answer at once; the URLs are printed once they play.
+        with contextlib.suppress(TimeoutError):
+            async with asyncio.timeout(DEMO_CONNECT_TIMEOUT):
+                for camera in gateway.cameras.values():
+                    await camera.ready.wait()
         authority = f"{DEMO_USERNAME}:{DEMO_PASSWORD}@{host}"
         print(f"gateway user {DEMO_USERNAME}, password {DEMO_PASSWORD}; Ctrl-C stops everything")
         for sim in sims:
@@ -190,7 +197,7 @@ async def demo(host: str, base_port: int, rtsp_port: int, web_port: int) -> int:
 
 async def run(config_path: Path) -> int:
     config = load_config(config_path)
-    gateway = Gateway(config)
+    gateway = Gateway(config, users_file=users_file_for(config_path))
     await gateway.start()
     try:
         await wait_for_stop_signal()

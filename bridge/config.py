@@ -8,7 +8,7 @@ in a repr, a log line or an error.
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Annotated, Any, Literal
+from typing import Annotated, Any, Literal, TypeVar
 
 import yaml
 from pydantic import (
@@ -24,6 +24,7 @@ from yarl import URL
 
 from bridge.errors import ConfigError
 
+_Model = TypeVar("_Model", bound=BaseModel)
 Port = Annotated[int, Field(ge=0, le=65535)]  # 0: any free port (tests, side-by-side runs)
 DialectName = Literal["auto", "hama", "ipcamcgi", "openapi", "foscam", "vapix2"]
 
@@ -43,6 +44,9 @@ class GatewayConfig(_Strict):
     # How long a camera keeps streaming after its last viewer leaves, so a VMS that reconnects
     # (or switches main -> sub) finds it warm.
     stream_idle_seconds: float = Field(default=10.0, ge=0, le=3600)
+    # A test and debugging aid: check every ONVIF response against the WSDL schemas before it
+    # is sent, answering ter:Action (and logging the error) when one does not fit. Costs time.
+    onvif_validate_responses: bool = False
 
 
 class CameraConfig(_Strict):
@@ -102,8 +106,12 @@ def parse_config(data: Any, source: str) -> Config:
         data = {}
     if not isinstance(data, dict):
         raise ConfigError(f"{source}: the top level must be a mapping with gateway: and cameras:")
+    return _validated(Config, data, source)
+
+
+def _validated(model: type[_Model], data: Any, source: str) -> _Model:
     try:
-        return Config.model_validate(data)
+        return model.model_validate(data)
     except ValidationError as exc:
         first = exc.errors()[0]
         where = _location(tuple(first["loc"])) or "(top level)"
@@ -112,7 +120,35 @@ def parse_config(data: Any, source: str) -> Config:
         raise ConfigError(f"{source}: {where}: {message}{more}") from None
 
 
+class SavedUser(_Strict):
+    """A user created over ONVIF, as the users file next to the config keeps it."""
+
+    username: str = Field(min_length=1)
+    password: SecretStr
+    level: Literal["Administrator", "Operator", "User"] = "User"
+
+
+class SavedUsers(_Strict):
+    users: list[SavedUser] = []
+
+
+def users_file_for(config_path: Path) -> Path:
+    """Where the users created over ONVIF are kept: ``<config stem>.users.yaml`` beside it."""
+    return config_path.with_name(f"{config_path.stem}.users.yaml")
+
+
+def load_users_file(path: Path) -> list[SavedUser]:
+    """The saved users; none while the file does not exist yet."""
+    if not path.exists():
+        return []
+    return _validated(SavedUsers, _read_yaml(path) or {}, str(path)).users
+
+
 def load_config(path: Path) -> Config:
+    return parse_config(_read_yaml(path), str(path))
+
+
+def _read_yaml(path: Path) -> Any:
     try:
         text = path.read_text(encoding="utf-8")
     except OSError as exc:
@@ -124,4 +160,4 @@ def load_config(path: Path) -> Config:
         where = f"line {mark.line + 1}, column {mark.column + 1}: " if mark else ""
         problem = getattr(exc, "problem", None) or "invalid YAML"
         raise ConfigError(f"{path}: {where}{problem}") from None
-    return parse_config(data, str(path))
+    return data

@@ -28,6 +28,7 @@ credential-bearing URL or a library's internal message.
         │   │   ├── NoProfile        ... ter:NoProfile: no media profile with that token
         │   │   └── NoConfig         ... ter:NoConfig: no configuration with that token
         │   ├── OperationProhibited  ter:OperationProhibited
+        │   ├── DeletionOfFixedProfile  ter:Action/ter:DeletionOfFixedProfile
         │   ├── NotAuthorized        ter:NotAuthorized: WS-Security credentials refused
         │   └── RequestTooLarge      HTTP 413: the body is past the size cap
         ├── ReceiverFault            env:Receiver, HTTP 500: the device cannot do it
@@ -171,6 +172,14 @@ class OperationProhibited(SenderFault):
 
     subcodes = ("OperationProhibited",)
     default_reason = "Operation not Permitted"
+
+
+class DeletionOfFixedProfile(SenderFault):
+    """ter:Action/ter:DeletionOfFixedProfile: a fixed media profile cannot be deleted (ONVIF
+    Media pairs this Action subcode with the Sender code)."""
+
+    subcodes = ("Action", "DeletionOfFixedProfile")
+    default_reason = "A fixed profile cannot be deleted"
 
 
 class NotAuthorized(SenderFault):

@@ -73,13 +73,25 @@ async def serve() -> AsyncIterator[Serve]:
 @pytest.fixture
 async def start_gateway() -> AsyncIterator[StartGateway]:
     """A gateway on loopback (free ports) in front of running emulators, as ``bridge demo``
-    builds it: start_gateway(sim, ..., **gateway_overrides). Returns once every camera is
-    connected and its ONVIF device serving; stopped after the test."""
+    builds it: start_gateway(sim, ..., camera_options={...}, **gateway_overrides) (camera
+    options apply to every camera). Returns once every camera is connected and its ONVIF
+    device serving; stopped after the test. Every ONVIF response is checked against the
+    schemas (one that does not fit is answered with ter:Action)."""
     gateways: list[Gateway] = []
 
-    async def start(*sims: RunningSimulator, **overrides: object) -> Gateway:
+    async def start(
+        *sims: RunningSimulator,
+        camera_options: dict[str, object] | None = None,
+        **overrides: object,
+    ) -> Gateway:
+        overrides = {"onvif_validate_responses": True, **overrides}
         config = demo_config(sims, "127.0.0.1", 0, 0)
-        config = config.model_copy(update={"gateway": config.gateway.model_copy(update=overrides)})
+        config = config.model_copy(
+            update={
+                "gateway": config.gateway.model_copy(update=overrides),
+                "cameras": [c.model_copy(update=camera_options) for c in config.cameras],
+            }
+        )
         gateway = Gateway(config)
         gateways.append(gateway)
         await gateway.start()

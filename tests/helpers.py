@@ -62,8 +62,9 @@ async def probe_first_video_frames(url: str, frames: int = 3) -> dict[str, Any]:
 
 
 def with_userinfo(url: str, username: str, password: str) -> str:
-    """``url`` with credentials in it, as ffmpeg takes them (it answers Basic and Digest)."""
-    return url.replace("http://", f"http://{username}:{password}@", 1)
+    """``url`` (http://, rtsp:// ...) with credentials in it, as ffmpeg takes them (it answers
+    Basic and Digest)."""
+    return url.replace("://", f"://{username}:{password}@", 1)
 
 
 def decode_jpeg(data: bytes) -> av.VideoFrame:

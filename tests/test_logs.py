@@ -6,11 +6,14 @@ import logging
 
 import pytest
 
+from bridge import logs
 from bridge.logs import RedactingFormatter, register_secret
 
 
 @pytest.fixture
-def log_lines() -> tuple[logging.Logger, list[str]]:
+def log_lines(monkeypatch: pytest.MonkeyPatch) -> tuple[logging.Logger, list[str]]:
+    # Secrets are process-wide; gateways started by other tests registered theirs ("admin").
+    monkeypatch.setattr(logs, "_SECRETS", set())
     lines: list[str] = []
 
     class Collect(logging.Handler):

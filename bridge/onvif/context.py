@@ -10,7 +10,7 @@ clients (XAddrs, stream and snapshot URIs) are built here, from ``advertise_host
 from __future__ import annotations
 
 import uuid
-from collections.abc import MutableMapping
+from collections.abc import Awaitable, Callable, MutableMapping
 from dataclasses import dataclass, field
 from urllib.parse import urlsplit
 
@@ -56,6 +56,8 @@ class DeviceContext:
     endpoint: str = ""
     scopes: list[str] = field(default_factory=list)  # configurable scopes, beyond the fixed ones
     discoverable: bool = True
+    # Background work of the services (event subscriptions ...), stopped with the device.
+    closers: list[Callable[[], Awaitable[None]]] = field(default_factory=list)
 
     def __post_init__(self) -> None:
         if not self.endpoint:
@@ -77,3 +79,7 @@ class DeviceContext:
 
     def snapshot_uri(self, request: OnvifRequest) -> str:
         return f"http://{self.host(request)}:{self.ports.web}/snapshot/{self.camera}.jpg"
+
+    async def close(self) -> None:
+        for close in self.closers:
+            await close()

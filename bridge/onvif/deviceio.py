@@ -1,10 +1,76 @@
-"""ONVIF deviceio service (work in progress: operations are registered as they are written)."""
+"""ONVIF DeviceIO service (ver10): the camera's relay outputs and digital inputs.
+
+DeviceIO's GetRelayOutputs and SetRelayOutputState reuse the device service's request
+elements (``tds:GetRelayOutputs`` ...), so they arrive as device-service calls whichever path
+they are posted to: :mod:`bridge.onvif.device` registers the relay handlers defined here.
+"""
 
 from __future__ import annotations
 
+from collections.abc import Mapping
+from typing import Any
+
+from bridge.errors import InvalidArgVal
+from bridge.onvif.camera_calls import camera_call
 from bridge.onvif.context import DeviceContext
-from bridge.onvif.soap import Operations
+from bridge.onvif.soap import OnvifRequest, Operations, Service
+
+# What the legacy relays are, as far as ONVIF can say: they hold the state they are set to.
+_RELAY_PROPERTIES = {"Mode": "Bistable", "DelayTime": "PT0S", "IdleState": "open"}
+
+
+def service_capabilities(device: DeviceContext) -> Mapping[str, Any]:
+    """The counts a client can expect (GetServiceCapabilities, and GetServices embeds it)."""
+    capabilities = device.driver.capabilities
+    return {
+        "VideoSources": 1,
+        "VideoOutputs": 0,
+        "AudioSources": 1 if device.media.has_audio else 0,
+        "AudioOutputs": 0,
+        "RelayOutputs": capabilities.relay_outputs,
+        "DigitalInputs": capabilities.digital_inputs,
+        "SerialPorts": 0,
+        "DigitalInputOptions": False,
+    }
+
+
+async def get_relay_outputs(device: DeviceContext) -> Mapping[str, Any]:
+    return {
+        "RelayOutputs": [
+            {"token": token, "Properties": _RELAY_PROPERTIES} for token in await _relays(device)
+        ]
+    }
+
+
+async def set_relay_output_state(device: DeviceContext, params: Mapping[str, Any]) -> None:
+    token = params["RelayOutputToken"]
+    # The drivers disagree on how an unknown token fails (ValueError, UnsupportedOperation,
+    # or a request the camera ignores), so it is checked against the camera's own list.
+    if token not in await _relays(device):
+        raise InvalidArgVal(f"No relay output {token[:64]!r}", subcode="RelayToken")
+    with camera_call("switch the relay output"):
+        await device.driver.set_relay(token, params["LogicalState"] == "active")
+
+
+async def _relays(device: DeviceContext) -> list[str]:
+    if device.driver.capabilities.relay_outputs <= 0:
+        return []
+    with camera_call("list its relay outputs"):
+        return [relay.token for relay in await device.driver.relay_outputs()]
 
 
 def register(operations: Operations, device: DeviceContext) -> None:
     """Add this service's handlers for one device."""
+
+    async def get_service_capabilities(request: OnvifRequest) -> Mapping[str, Any]:
+        return {"Capabilities": service_capabilities(device)}
+
+    async def get_digital_inputs(request: OnvifRequest) -> Mapping[str, Any]:
+        if device.driver.capabilities.digital_inputs <= 0:
+            return {}
+        with camera_call("list its digital inputs"):
+            inputs = await device.driver.digital_inputs()
+        return {"DigitalInputs": [{"token": item.token} for item in inputs]}
+
+    operations.add(Service.DEVICEIO, "GetServiceCapabilities", get_service_capabilities)
+    operations.add(Service.DEVICEIO, "GetDigitalInputs", get_digital_inputs)

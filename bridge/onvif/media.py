@@ -1,10 +1,341 @@
-"""ONVIF media service (work in progress: operations are registered as they are written)."""
+"""ONVIF Media (ver10): the device's media profiles, their configurations and stream URIs.
+
+Profiles and what they hold live in the device's :class:`~bridge.onvif.profiles.ProfileStore`,
+shared with Media2; this module shapes them into Media's schema (tt:Profile,
+tt:VideoEncoderConfiguration ...). Changing a video encoder configuration changes what the
+gateway's encoder of that RTSP profile produces.
+"""
 
 from __future__ import annotations
 
-from bridge.onvif.context import DeviceContext
-from bridge.onvif.soap import Operations
+import abc
+from collections.abc import Mapping
+from functools import partial
+from typing import Any
+
+from bridge.errors import InvalidArgVal
+from bridge.media.source import Profile
+from bridge.onvif.context import (
+    AUDIO_ENCODER_CONFIG,
+    DeviceContext,
+)
+from bridge.onvif.profiles import (
+    ENCODER_INSTANCES,
+    H264_PROFILE,
+    QUALITY,
+    SESSION_TIMEOUT,
+    EncoderOptions,
+    EncoderRequest,
+    Kind,
+    MediaProfile,
+    ProfileStore,
+    apply_encoder,
+    audio_encoding,
+    audio_source,
+    audio_source_configuration,
+    camera_video,
+    carried,
+    encoder_options,
+    encoder_state,
+    multicast,
+    profile_store,
+    video_source,
+    video_source_configuration,
+)
+from bridge.onvif.ptz import ptz_configuration
+from bridge.onvif.soap import OnvifRequest, Operations, Service
+
+Values = Mapping[str, Any]
+DIGITS = 0  # Media carries frame rates as whole numbers
+# The configurations Media serves Get<kind>Configuration(s) and GetCompatible<kind>... for
+# (the PTZ configuration is the PTZ service's).
+_MEDIA_KINDS = (Kind.VIDEO_SOURCE, Kind.VIDEO_ENCODER, Kind.AUDIO_SOURCE, Kind.AUDIO_ENCODER)
+# Each gets the gateway's one RTSP URI (its server takes RTP over UDP and interleaved in RTSP).
+_STREAMING_TRANSPORTS = frozenset({"UDP", "RTSP", "HTTP"})
+
+
+def media_uri(uri: str) -> dict[str, Any]:
+    """tt:MediaUri of a URI that stays valid (ONVIF asks for exactly these lifetimes)."""
+    return {
+        "Uri": uri,
+        "InvalidAfterConnect": False,
+        "InvalidAfterReboot": False,
+        "Timeout": "PT0S",
+    }
+
+
+class ConfigurationShapes(abc.ABC):
+    """One configuration of the device as a media service's schema shapes it. Media and Media2
+    shape the sources and the PTZ configuration alike and the encoders each their own way."""
+
+    def __init__(self, device: DeviceContext, store: ProfileStore) -> None:
+        self.device = device
+        self.store = store
+
+    @abc.abstractmethod
+    async def video_encoder(self, profile: Profile) -> dict[str, Any]: ...
+
+    @abc.abstractmethod
+    def audio_encoder(self) -> dict[str, Any]: ...
+
+    async def configuration(self, kind: Kind, token: str) -> dict[str, Any]:
+        """One configuration the device has (the store checked the token)."""
+        match kind:
+            case Kind.VIDEO_SOURCE:
+                video = await camera_video(self.device, self.store)
+                return video_source_configuration(self.store, video)
+            case Kind.VIDEO_ENCODER:
+                return await self.video_encoder(Profile(token))
+            case Kind.AUDIO_SOURCE:
+                return audio_source_configuration(self.store)
+            case Kind.AUDIO_ENCODER:
+                return self.audio_encoder()
+            case Kind.PTZ:
+                configuration = ptz_configuration(self.device)
+                assert configuration is not None  # the store has no PTZ configuration then
+                return configuration
+
+    async def configurations(self, kind: Kind) -> list[dict[str, Any]]:
+        """Every configuration of a kind the device has."""
+        tokens = self.store.available.get(kind, ())
+        return [await self.configuration(kind, token) for token in tokens]
+
+    def option_profiles(self, params: Mapping[str, Any]) -> list[Profile]:
+        """The encoders Get(VideoEncoder)ConfigurationOptions is about: the configuration
+        named, else the one of the profile named, else all."""
+        token, profile_token = params.get("ConfigurationToken"), params.get("ProfileToken")
+        encoder = None
+        if profile_token is not None:
+            encoder = self.store.profile(profile_token).encoder
+        if token is not None:
+            self.store.check(Kind.VIDEO_ENCODER, token)
+            encoder = Profile(token)
+        return list(Profile) if encoder is None else [encoder]
+
+
+class MediaService(ConfigurationShapes):
+    async def video_encoder(self, profile: Profile) -> dict[str, Any]:
+        """tt:VideoEncoderConfiguration."""
+        state = encoder_state(self.device, profile, await camera_video(self.device, self.store))
+        width, height = state.size
+        configuration: dict[str, Any] = {
+            "token": profile.value,
+            "Name": profile.value,
+            "UseCount": self.store.use_count(Kind.VIDEO_ENCODER, profile.value),
+            "Encoding": state.encoding,
+            "Resolution": {"Width": width, "Height": height},
+            "Quality": QUALITY,
+            "RateControl": {
+                "FrameRateLimit": int(carried(state.fps, DIGITS)),
+                "EncodingInterval": 1,
+                "BitrateLimit": state.bitrate_kbps,
+            },
+            "Multicast": multicast(),
+            "SessionTimeout": SESSION_TIMEOUT,
+        }
+        if state.gov_length is not None:
+            configuration["H264"] = {"GovLength": state.gov_length, "H264Profile": H264_PROFILE}
+        return configuration
+
+    def audio_encoder(self) -> dict[str, Any]:
+        """tt:AudioEncoderConfiguration."""
+        encoding = audio_encoding(self.device)
+        assert encoding is not None  # the store has no audio configurations without audio
+        return {
+            "token": AUDIO_ENCODER_CONFIG,
+            "Name": "Audio encoder",
+            "UseCount": self.store.use_count(Kind.AUDIO_ENCODER, AUDIO_ENCODER_CONFIG),
+            "Encoding": encoding.media_name,
+            "Bitrate": encoding.bitrate_kbps,
+            "SampleRate": encoding.sample_rate_khz,
+            "Multicast": multicast(),
+            "SessionTimeout": SESSION_TIMEOUT,
+        }
+
+    async def profile(self, profile: MediaProfile) -> dict[str, Any]:
+        """tt:Profile."""
+        shaped: dict[str, Any] = {
+            "token": profile.token,
+            "fixed": profile.fixed,
+            "Name": profile.name,
+        }
+        for kind, token in profile.configurations.items():
+            shaped[f"{kind.value}Configuration"] = await self.configuration(kind, token)
+        return shaped
+
+    # -- handlers ---------------------------------------------------------------------------
+
+    async def get_service_capabilities(self, request: OnvifRequest) -> Values:
+        return {
+            "Capabilities": {
+                "ProfileCapabilities": {"MaximumNumberOfProfiles": self.store.limit},
+                "StreamingCapabilities": {
+                    "RTPMulticast": False,
+                    "RTP_TCP": True,
+                    "RTP_RTSP_TCP": True,
+                    "NonAggregateControl": False,
+                    "NoRTSPStreaming": False,
+                },
+                "SnapshotUri": True,
+                "Rotation": False,
+                "VideoSourceMode": False,
+                "OSD": False,
+                "TemporaryOSDText": False,
+                "EXICompression": False,
+            }
+        }
+
+    async def get_profiles(self, request: OnvifRequest) -> Values:
+        return {"Profiles": [await self.profile(profile) for profile in self.store.profiles()]}
+
+    async def get_profile(self, request: OnvifRequest) -> Values:
+        return {"Profile": await self.profile(self.store.profile(request.params["ProfileToken"]))}
+
+    async def create_profile(self, request: OnvifRequest) -> Values:
+        profile = self.store.create(request.params["Name"], request.params.get("Token"))
+        return {"Profile": await self.profile(profile)}
+
+    async def delete_profile(self, request: OnvifRequest) -> None:
+        self.store.delete(request.params["ProfileToken"])
+
+    async def add_configuration(self, kind: Kind, request: OnvifRequest) -> None:
+        params = request.params
+        self.store.add(params["ProfileToken"], kind, params["ConfigurationToken"])
+
+    async def remove_configuration(self, kind: Kind, request: OnvifRequest) -> None:
+        self.store.remove(request.params["ProfileToken"], kind)
+
+    async def get_configurations(self, kind: Kind, request: OnvifRequest) -> Values:
+        return {"Configurations": await self.configurations(kind)}
+
+    async def get_configuration(self, kind: Kind, request: OnvifRequest) -> Values:
+        token = request.params["ConfigurationToken"]
+        self.store.check(kind, token)
+        return {"Configuration": await self.configuration(kind, token)}
+
+    async def get_compatible_configurations(self, kind: Kind, request: OnvifRequest) -> Values:
+        # Every configuration of the device fits every profile: there is one source of each
+        # kind, and the three encoders all encode it.
+        self.store.profile(request.params["ProfileToken"])
+        return {"Configurations": await self.configurations(kind)}
+
+    async def get_video_sources(self, request: OnvifRequest) -> Values:
+        return {"VideoSources": [video_source(await camera_video(self.device, self.store))]}
+
+    async def get_audio_sources(self, request: OnvifRequest) -> Values:
+        return {
+            "AudioSources": [audio_source()] if Kind.AUDIO_SOURCE in self.store.available else []
+        }
+
+    async def get_video_encoder_configuration_options(self, request: OnvifRequest) -> Values:
+        video = await camera_video(self.device, self.store)
+        options: dict[str, Any] = {"QualityRange": {"Min": QUALITY, "Max": QUALITY}}
+        extension: dict[str, Any] = {}
+        # The first profile of each encoding speaks for it: main offers every H.264 choice.
+        for profile in self.option_profiles(request.params):
+            choice = encoder_options(self.device, profile, video, DIGITS)
+            if choice.encoding not in options:
+                options[choice.encoding], extension[choice.encoding] = _encoding_options(choice)
+        options["Extension"] = extension
+        return {"Options": options}
+
+    async def set_video_encoder_configuration(self, request: OnvifRequest) -> None:
+        configuration = request.params["Configuration"]
+        token = configuration["token"]
+        self.store.check(Kind.VIDEO_ENCODER, token)
+        rate_control = configuration.get("RateControl") or {}
+        h264 = configuration.get("H264") or {}
+        resolution = configuration["Resolution"]
+        change = EncoderRequest(
+            encoding=configuration["Encoding"],
+            size=(resolution["Width"], resolution["Height"]),
+            fps=rate_control.get("FrameRateLimit"),
+            bitrate_kbps=rate_control.get("BitrateLimit"),
+            gov_length=h264.get("GovLength"),
+            h264_profile=h264.get("H264Profile"),
+        )
+        video = await camera_video(self.device, self.store)
+        apply_encoder(self.device, Profile(token), video, change, DIGITS)
+
+    async def get_guaranteed_number_of_video_encoder_instances(
+        self, request: OnvifRequest
+    ) -> Values:
+        self.store.check(Kind.VIDEO_SOURCE, request.params["ConfigurationToken"])
+        return {"TotalNumber": sum(ENCODER_INSTANCES.values()), **ENCODER_INSTANCES}
+
+    async def get_audio_encoder_configuration_options(self, request: OnvifRequest) -> Values:
+        params = request.params
+        if params.get("ConfigurationToken") is not None:
+            self.store.check(Kind.AUDIO_ENCODER, params["ConfigurationToken"])
+        if params.get("ProfileToken") is not None:
+            self.store.profile(params["ProfileToken"])
+        encoding = audio_encoding(self.device)
+        options = [] if encoding is None else [encoding.options(encoding.media_name)]
+        return {"Options": {"Options": options}}
+
+    async def get_stream_uri(self, request: OnvifRequest) -> Values:
+        profile = self.store.profile(request.params["ProfileToken"])
+        setup = request.params["StreamSetup"]
+        if setup["Stream"] != "RTP-Unicast" or setup["Transport"]["Protocol"] not in (
+            _STREAMING_TRANSPORTS
+        ):
+            raise InvalidArgVal(
+                "Only RTP unicast over UDP, RTSP or HTTP is supported",
+                subcode="InvalidStreamSetup",
+            )
+        return {"MediaUri": media_uri(self.device.stream_uri(request, profile.stream()))}
+
+    async def get_snapshot_uri(self, request: OnvifRequest) -> Values:
+        self.store.profile(request.params["ProfileToken"])
+        return {"MediaUri": media_uri(self.device.snapshot_uri(request))}
+
+
+def _encoding_options(options: EncoderOptions) -> tuple[dict[str, Any], dict[str, Any]]:
+    """tt:JpegOptions or tt:H264Options, and the same with the bitrate range (the Extension's
+    JpegOptions2 / H264Options2)."""
+    shaped: dict[str, Any] = {
+        "ResolutionsAvailable": [{"Width": w, "Height": h} for w, h in options.resolutions],
+        "FrameRateRange": {
+            "Min": int(min(options.frame_rates)),
+            "Max": int(max(options.frame_rates)),
+        },
+        "EncodingIntervalRange": {"Min": 1, "Max": 1},
+    }
+    if options.encoding == "H264":
+        gov_min, gov_max = options.gov_range
+        shaped["GovLengthRange"] = {"Min": gov_min, "Max": gov_max}
+        shaped["H264ProfilesSupported"] = [H264_PROFILE]
+    low, high = options.bitrate_range_kbps
+    return shaped, {**shaped, "BitrateRange": {"Min": low, "Max": high}}
 
 
 def register(operations: Operations, device: DeviceContext) -> None:
     """Add this service's handlers for one device."""
+    media = MediaService(device, profile_store(device))
+    handlers = {
+        "GetServiceCapabilities": media.get_service_capabilities,
+        "GetProfiles": media.get_profiles,
+        "GetProfile": media.get_profile,
+        "CreateProfile": media.create_profile,
+        "DeleteProfile": media.delete_profile,
+        "GetVideoSources": media.get_video_sources,
+        "GetAudioSources": media.get_audio_sources,
+        "GetVideoEncoderConfigurationOptions": media.get_video_encoder_configuration_options,
+        "SetVideoEncoderConfiguration": media.set_video_encoder_configuration,
+        "GetGuaranteedNumberOfVideoEncoderInstances": (
+            media.get_guaranteed_number_of_video_encoder_instances
+        ),
+        "GetAudioEncoderConfigurationOptions": media.get_audio_encoder_configuration_options,
+        "GetStreamUri": media.get_stream_uri,
+        "GetSnapshotUri": media.get_snapshot_uri,
+    }
+    for kind in Kind:
+        handlers[f"Add{kind.value}Configuration"] = partial(media.add_configuration, kind)
+        handlers[f"Remove{kind.value}Configuration"] = partial(media.remove_configuration, kind)
+    for kind in _MEDIA_KINDS:
+        name = f"{kind.value}Configuration"
+        handlers[f"Get{name}s"] = partial(media.get_configurations, kind)
+        handlers[f"Get{name}"] = partial(media.get_configuration, kind)
+        handlers[f"GetCompatible{name}s"] = partial(media.get_compatible_configurations, kind)
+    for operation, handler in handlers.items():
+        operations.add(Service.MEDIA, operation, handler)

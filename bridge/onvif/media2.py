@@ -1,10 +1,282 @@
-"""ONVIF media2 service (work in progress: operations are registered as they are written)."""
+"""ONVIF Media2 (ver20): the same profiles as Media (one store), in Media2's shapes.
+
+Media2 names configurations by type (tr2:ConfigurationEnumeration) and adds or removes them
+with one AddConfiguration / RemoveConfiguration; encoders are tt:VideoEncoder2Configuration and
+tt:AudioEncoder2Configuration, with MIME names for encodings and fractional frame rates.
+"""
 
 from __future__ import annotations
 
-from bridge.onvif.context import DeviceContext
-from bridge.onvif.soap import Operations
+from collections.abc import Iterable, Mapping
+from functools import partial
+from typing import Any
+
+from bridge.errors import InvalidArgVal, NoConfig
+from bridge.media.source import Profile
+from bridge.onvif.context import AUDIO_ENCODER_CONFIG, DeviceContext
+from bridge.onvif.media import ConfigurationShapes
+from bridge.onvif.profiles import (
+    ENCODER_INSTANCES,
+    H264_PROFILE,
+    QUALITY,
+    EncoderRequest,
+    Kind,
+    MediaProfile,
+    apply_encoder,
+    audio_encoding,
+    camera_video,
+    carried,
+    encoder_options,
+    encoder_state,
+    multicast,
+    profile_store,
+)
+from bridge.onvif.soap import OnvifRequest, Operations, Service
+
+Values = Mapping[str, Any]
+DIGITS = 2  # Media2 carries frame rates as floats; two decimals tell a camera's rates apart
+ALL = "All"
+# Every one of them is the gateway's one RTSP URI (its server takes RTP over UDP and TCP).
+STREAM_PROTOCOLS = frozenset({"RtspUnicast", "RTSP", "RtspOverHttp"})
+
+
+class Media2Service(ConfigurationShapes):
+    async def video_encoder(self, profile: Profile) -> dict[str, Any]:
+        """tt:VideoEncoder2Configuration."""
+        state = encoder_state(self.device, profile, await camera_video(self.device, self.store))
+        width, height = state.size
+        configuration: dict[str, Any] = {
+            "token": profile.value,
+            "Name": profile.value,
+            "UseCount": self.store.use_count(Kind.VIDEO_ENCODER, profile.value),
+            "Encoding": state.encoding,
+            "Resolution": {"Width": width, "Height": height},
+            "RateControl": {
+                "FrameRateLimit": carried(state.fps, DIGITS),
+                "BitrateLimit": state.bitrate_kbps,
+            },
+            "Multicast": multicast(),
+            "Quality": QUALITY,
+        }
+        if state.gov_length is not None:
+            configuration["GovLength"] = state.gov_length
+            configuration["Profile"] = H264_PROFILE
+        return configuration
+
+    def audio_encoder(self) -> dict[str, Any]:
+        """tt:AudioEncoder2Configuration."""
+        encoding = audio_encoding(self.device)
+        assert encoding is not None  # the store has no audio configurations without audio
+        return {
+            "token": AUDIO_ENCODER_CONFIG,
+            "Name": "Audio encoder",
+            "UseCount": self.store.use_count(Kind.AUDIO_ENCODER, AUDIO_ENCODER_CONFIG),
+            "Encoding": encoding.mime_name,
+            "Multicast": multicast(),
+            "Bitrate": encoding.bitrate_kbps,
+            "SampleRate": encoding.sample_rate_khz,
+        }
+
+    async def profile(self, profile: MediaProfile, kinds: frozenset[Kind] | None) -> Values:
+        """tr2:MediaProfile with the configurations of ``kinds`` (None: no configurations)."""
+        shaped: dict[str, Any] = {
+            "token": profile.token,
+            "fixed": profile.fixed,
+            "Name": profile.name,
+        }
+        if kinds is not None:
+            shaped["Configurations"] = {
+                kind.value: await self.configuration(kind, token)
+                for kind, token in profile.configurations.items()
+                if kind in kinds
+            }
+        return shaped
+
+    def references(self, refs: Iterable[Mapping[str, Any]] | None) -> list[tuple[Kind, str]]:
+        """tr2:ConfigurationRef entries as configurations the device has (ter:NoConfig for
+        any other); "All" entries are ignored, and a missing token names the only
+        configuration of its type."""
+        resolved = []
+        for ref in refs or ():
+            if ref["Type"] == ALL:
+                continue
+            try:
+                kind = Kind(ref["Type"])
+            except ValueError:
+                raise NoConfig(f"No {ref['Type']} configuration") from None
+            token = ref.get("Token")
+            if token is None:
+                tokens = self.store.available.get(kind, ())
+                if len(tokens) != 1:
+                    raise NoConfig(f"Which {kind.value} configuration? A Token is needed")
+                token = tokens[0]
+            self.store.check(kind, token)
+            resolved.append((kind, token))
+        return resolved
+
+    # -- handlers ---------------------------------------------------------------------------
+
+    async def get_service_capabilities(self, request: OnvifRequest) -> Values:
+        return {
+            "Capabilities": {
+                "ProfileCapabilities": {
+                    "MaximumNumberOfProfiles": self.store.limit,
+                    "ConfigurationsSupported": [kind.value for kind in self.store.available],
+                },
+                "StreamingCapabilities": {
+                    "RTSPStreaming": True,
+                    "RTPMulticast": False,
+                    "RTP_RTSP_TCP": True,
+                    "NonAggregateControl": False,
+                    "AutoStartMulticast": False,
+                    "SecureRTSPStreaming": False,
+                },
+                "SnapshotUri": True,
+                "Rotation": False,
+                "VideoSourceMode": False,
+                "OSD": False,
+                "TemporaryOSDText": False,
+                "Mask": False,
+                "SourceMask": False,
+            }
+        }
+
+    async def get_profiles(self, request: OnvifRequest) -> Values:
+        token, types = request.params.get("Token"), request.params.get("Type") or []
+        profiles = self.store.profiles() if token is None else [self.store.profile(token)]
+        kinds: frozenset[Kind] | None = None
+        if types:
+            kinds = frozenset(Kind) if ALL in types else frozenset(_kinds(types))
+        return {"Profiles": [await self.profile(profile, kinds) for profile in profiles]}
+
+    async def create_profile(self, request: OnvifRequest) -> Values:
+        references = self.references(request.params.get("Configuration"))
+        profile = self.store.create(request.params["Name"])
+        for kind, token in references:
+            self.store.add(profile.token, kind, token)
+        return {"Token": profile.token}
+
+    async def delete_profile(self, request: OnvifRequest) -> None:
+        self.store.delete(request.params["Token"])
+
+    async def add_configuration(self, request: OnvifRequest) -> None:
+        profile = self.store.profile(request.params["ProfileToken"])
+        for kind, token in self.references(request.params.get("Configuration")):
+            self.store.add(profile.token, kind, token)
+        if request.params.get("Name") is not None:
+            profile.name = request.params["Name"]
+
+    async def remove_configuration(self, request: OnvifRequest) -> None:
+        profile = self.store.profile(request.params["ProfileToken"])
+        types = [ref["Type"] for ref in request.params["Configuration"]]
+        for kind in Kind if ALL in types else _kinds(types):
+            self.store.remove(profile.token, kind)
+
+    async def get_configurations(self, kind: Kind, request: OnvifRequest) -> Values:
+        if request.params.get("ProfileToken") is not None:
+            # Every configuration the device has fits every profile.
+            self.store.profile(request.params["ProfileToken"])
+        token = request.params.get("ConfigurationToken")
+        if token is None:
+            return {"Configurations": await self.configurations(kind)}
+        self.store.check(kind, token)
+        return {"Configurations": [await self.configuration(kind, token)]}
+
+    async def get_video_encoder_configuration_options(self, request: OnvifRequest) -> Values:
+        video = await camera_video(self.device, self.store)
+        options: dict[str, dict[str, Any]] = {}
+        # The first profile of each encoding speaks for it: main offers every H.264 choice.
+        for profile in self.option_profiles(request.params):
+            choice = encoder_options(self.device, profile, video, DIGITS)
+            if choice.encoding in options:
+                continue
+            low, high = choice.bitrate_range_kbps
+            shaped: dict[str, Any] = {
+                "Encoding": choice.encoding,
+                "QualityRange": {"Min": QUALITY, "Max": QUALITY},
+                "ResolutionsAvailable": [{"Width": w, "Height": h} for w, h in choice.resolutions],
+                "BitrateRange": {"Min": low, "Max": high},
+                "FrameRatesSupported": list(choice.frame_rates),
+            }
+            if choice.encoding == "H264":
+                shaped["GovLengthRange"] = list(choice.gov_range)
+                shaped["ProfilesSupported"] = [H264_PROFILE]
+            options[choice.encoding] = shaped
+        return {"Options": list(options.values())}
+
+    async def set_video_encoder_configuration(self, request: OnvifRequest) -> None:
+        configuration = request.params["Configuration"]
+        token = configuration["token"]
+        self.store.check(Kind.VIDEO_ENCODER, token)
+        rate_control = configuration.get("RateControl") or {}
+        resolution = configuration["Resolution"]
+        change = EncoderRequest(
+            encoding=configuration["Encoding"],
+            size=(resolution["Width"], resolution["Height"]),
+            fps=rate_control.get("FrameRateLimit"),
+            bitrate_kbps=rate_control.get("BitrateLimit"),
+            gov_length=configuration.get("GovLength"),
+            h264_profile=configuration.get("Profile"),
+        )
+        video = await camera_video(self.device, self.store)
+        apply_encoder(self.device, Profile(token), video, change, DIGITS)
+
+    async def get_video_encoder_instances(self, request: OnvifRequest) -> Values:
+        self.store.check(Kind.VIDEO_SOURCE, request.params["ConfigurationToken"])
+        codecs = [{"Encoding": name, "Number": n} for name, n in ENCODER_INSTANCES.items()]
+        return {"Info": {"Codec": codecs, "Total": sum(ENCODER_INSTANCES.values())}}
+
+    async def get_audio_encoder_configuration_options(self, request: OnvifRequest) -> Values:
+        params = request.params
+        if params.get("ProfileToken") is not None:
+            self.store.profile(params["ProfileToken"])
+        if params.get("ConfigurationToken") is not None:
+            self.store.check(Kind.AUDIO_ENCODER, params["ConfigurationToken"])
+        encoding = audio_encoding(self.device)
+        assert encoding is not None  # registered for cameras with sound only
+        return {"Options": [encoding.options(encoding.mime_name)]}
+
+    async def get_stream_uri(self, request: OnvifRequest) -> Values:
+        profile = self.store.profile(request.params["ProfileToken"])
+        if request.params["Protocol"] not in STREAM_PROTOCOLS:
+            raise InvalidArgVal(
+                f"Protocol must be one of {', '.join(sorted(STREAM_PROTOCOLS))}",
+                subcode="InvalidStreamSetup",
+            )
+        return {"Uri": self.device.stream_uri(request, profile.stream())}
+
+    async def get_snapshot_uri(self, request: OnvifRequest) -> Values:
+        self.store.profile(request.params["ProfileToken"])
+        return {"Uri": self.device.snapshot_uri(request)}
+
+
+def _kinds(types: Iterable[str]) -> list[Kind]:
+    """The configuration types the device knows, of those named (others hold nothing here)."""
+    known = {kind.value: kind for kind in Kind}
+    return [known[name] for name in types if name in known]
 
 
 def register(operations: Operations, device: DeviceContext) -> None:
     """Add this service's handlers for one device."""
+    media2 = Media2Service(device, profile_store(device))
+    handlers = {
+        "GetServiceCapabilities": media2.get_service_capabilities,
+        "GetProfiles": media2.get_profiles,
+        "CreateProfile": media2.create_profile,
+        "DeleteProfile": media2.delete_profile,
+        "AddConfiguration": media2.add_configuration,
+        "RemoveConfiguration": media2.remove_configuration,
+        "GetVideoEncoderConfigurationOptions": media2.get_video_encoder_configuration_options,
+        "SetVideoEncoderConfiguration": media2.set_video_encoder_configuration,
+        "GetVideoEncoderInstances": media2.get_video_encoder_instances,
+        "GetStreamUri": media2.get_stream_uri,
+        "GetSnapshotUri": media2.get_snapshot_uri,
+    }
+    for kind in (Kind.VIDEO_SOURCE, Kind.VIDEO_ENCODER, Kind.AUDIO_SOURCE, Kind.AUDIO_ENCODER):
+        handlers[f"Get{kind.value}Configurations"] = partial(media2.get_configurations, kind)
+    if device.media.has_audio:
+        handlers["GetAudioEncoderConfigurationOptions"] = (
+            media2.get_audio_encoder_configuration_options
+        )
+    for operation, handler in handlers.items():
+        operations.add(Service.MEDIA2, operation, handler)

@@ -16,6 +16,7 @@ from typing import Any
 
 import zeep.exceptions
 from aiohttp import web
+from lxml import etree
 
 from bridge.errors import (
     ActionFailed,
@@ -26,6 +27,7 @@ from bridge.errors import (
     SenderFault,
 )
 from bridge.httpauth import DigestAuthority, parse_authorization
+from bridge.onvif.schemas import message_schema
 from bridge.onvif.security import UsernameTokenVerifier, username_token
 from bridge.onvif.soap import (
     MAX_REQUEST_BYTES,
@@ -71,6 +73,7 @@ class _Endpoint:
         max_request_bytes: int,
         created_window: float,
         pre_auth: frozenset[tuple[Service, str]],
+        validate_responses: bool,
     ) -> None:
         self._operations = operations
         self._password_of = users.get if isinstance(users, Mapping) else users
@@ -79,6 +82,9 @@ class _Endpoint:
         self._max_request_bytes = max_request_bytes
         self._pre_auth = pre_auth
         self._catalog = catalog()
+        self._response_schema = (
+            message_schema(*(service.wsdl for service in Service)) if validate_responses else None
+        )
 
     async def handle(self, request: web.Request) -> web.Response:
         # Until the envelope says otherwise, a text/xml request is taken to be SOAP 1.1.
@@ -169,12 +175,25 @@ class _Endpoint:
         self, operation: Operation, values: Mapping[str, Any] | None, version: SoapVersion
     ) -> bytes:
         try:
-            return operation.encode(values, version)
+            envelope = operation.encode(values, version)
         except (zeep.exceptions.Error, TypeError, ValueError) as exc:
             # A handler returned values its response schema does not allow: a bug to log, and
             # to the client only the generic Receiver fault.
             log.error("ONVIF %s response rejected by its schema: %s", operation.name, exc)
             raise ActionFailed() from exc
+        if self._response_schema is not None:
+            self._validate(operation, envelope, self._response_schema)
+        return envelope
+
+    @staticmethod
+    def _validate(operation: Operation, envelope: bytes, schema: etree.XMLSchema) -> None:
+        """Check what zeep built against the schemas: zeep lets through what they forbid
+        (a missing required element, a value outside an enumeration ...)."""
+        root = etree.fromstring(envelope)
+        (element,) = root.find(f"{{{etree.QName(root).namespace}}}Body")
+        if not schema.validate(element):
+            log.error("ONVIF %s response is not schema-valid: %s", operation.name, schema.error_log)
+            raise ActionFailed(f"{operation.name} response is not schema-valid")
 
     def _fault(self, fault: OnvifFault, version: SoapVersion) -> web.Response:
         # SOAP 1.1 over HTTP carries every fault with 500; only HTTP-level errors keep theirs.
@@ -209,12 +228,15 @@ def device_app(
     max_request_bytes: int = MAX_REQUEST_BYTES,
     created_window: float = 300.0,
     pre_auth: frozenset[tuple[Service, str]] = PRE_AUTH_OPERATIONS,
+    validate_responses: bool = False,
 ) -> web.Application:
     """The aiohttp application of one ONVIF device.
 
     ``users`` maps a user name to its password (a live mapping or a lookup function, so user
     changes apply to the next request). ``created_window`` is how far (seconds) a WS-Security
-    Created may be from this host's clock.
+    Created may be from this host's clock. ``validate_responses`` checks every response body
+    against the schemas before sending it (a test and debugging aid: a response that does not
+    fit is logged and answered with ter:Action instead).
     """
     endpoint = _Endpoint(
         operations,
@@ -223,6 +245,7 @@ def device_app(
         max_request_bytes=max_request_bytes,
         created_window=created_window,
         pre_auth=pre_auth,
+        validate_responses=validate_responses,
     )
     app = web.Application(client_max_size=max_request_bytes)
     for service in Service:

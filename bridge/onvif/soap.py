@@ -300,6 +300,23 @@ def catalog() -> Catalog:
     return Catalog()
 
 
+def service_capabilities_element(
+    service: Service, capabilities: Mapping[str, Any]
+) -> etree._Element:
+    """A service's ``Capabilities`` element, as its GetServiceCapabilities response holds it.
+
+    The device's GetServices embeds it in an untyped (``xs:any``) slot, which zeep can only
+    fill with an element, so it is built here from the plain values; the handler passes it on
+    as an opaque value.
+    """
+    request = etree.Element(f"{{{service.namespace}}}GetServiceCapabilities")
+    binding_operation = catalog().operation(request)._binding_operation
+    envelope = binding_operation.output.serialize(Capabilities=dict(capabilities)).content
+    (response,) = envelope.find(f"{{{SOAP12_NS}}}Body")
+    (element,) = response
+    return element
+
+
 def fault_envelope(fault: OnvifFault, version: SoapVersion) -> bytes:
     """A Fault envelope: SOAP 1.2 with the ONVIF subcode chain, or SOAP 1.1 with the nearest
     faultcode (the 1.1 fault has no place for subcodes, so the reason names the first)."""
@@ -325,9 +342,17 @@ def fault_envelope(fault: OnvifFault, version: SoapVersion) -> bytes:
     return _to_bytes(envelope)
 
 
+def declare_prefix(service: Service, prefix: str, namespace: str) -> None:
+    """Declare ``prefix`` on the envelope of every response of ``service``: for QNames in text
+    content (an event's ``tns1:VideoSource/MotionAlarm`` topic), which need it in scope."""
+    load_wsdl(service.wsdl).types.set_ns_prefix(prefix, namespace)  # type: ignore[no-untyped-call]
+
+
 def _rewrap(envelope: etree._Element, ns: str) -> etree._Element:
     """The same body in an envelope of another SOAP version."""
-    rewrapped = etree.Element(f"{{{ns}}}Envelope", nsmap={"env": ns})
+    # Prefixes declared on the envelope stay in scope (see declare_prefix).
+    declared = {prefix: uri for prefix, uri in envelope.nsmap.items() if uri != SOAP12_NS}
+    rewrapped = etree.Element(f"{{{ns}}}Envelope", nsmap={**declared, "env": ns})
     body = etree.SubElement(rewrapped, f"{{{ns}}}Body")
     source = envelope.find(f"{{{SOAP12_NS}}}Body")
     body.extend(list(source) if source is not None else [])
