@@ -101,11 +101,14 @@ PRE_AUTH_OPERATIONS = frozenset(
         "GetSystemDateAndTime",
         "GetCapabilities",
         "GetServices",
-        "GetServiceCapabilities",
         "GetWsdlUrl",
         "GetHostname",
         "GetEndpointReference",
     )
+) | frozenset(
+    # Core's capability exchange: every service's GetServiceCapabilities is PRE_AUTH too.
+    (service, "GetServiceCapabilities")
+    for service in Service
 )
 
 
