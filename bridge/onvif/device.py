@@ -71,6 +71,13 @@ _POSIX_TZ = re.compile(
     r"(?:,[A-Za-z0-9./:+-]+,[A-Za-z0-9./:+-]+)?)?"
 )
 _IANA_TZ = re.compile(r"[A-Za-z_]+(?:/[A-Za-z0-9_+-]+)+|UTC|GMT")
+# What the device service's capabilities and GetCapabilities' older categories both deny.
+_NETWORK_FLAGS: Final = dict.fromkeys(
+    ("IPFilter", "ZeroConfiguration", "IPVersion6", "DynDNS"), False
+)
+_SYSTEM_FLAGS: Final = dict.fromkeys(
+    ("DiscoveryResolve", "DiscoveryBye", "RemoteDiscovery", "SystemBackup", "SystemLogging"), False
+)
 
 
 # -- values (plain functions of the device) ---------------------------------------------------
@@ -101,10 +108,7 @@ def service_capabilities(device: DeviceContext) -> Mapping[str, Any]:
     """The device service's own capabilities: what of it the gateway supports."""
     return {
         "Network": {
-            "IPFilter": False,
-            "ZeroConfiguration": False,
-            "IPVersion6": False,
-            "DynDNS": False,
+            **_NETWORK_FLAGS,
             "Dot11Configuration": False,
             "HostnameFromDHCP": False,
             "NTP": 0,
@@ -117,11 +121,7 @@ def service_capabilities(device: DeviceContext) -> Mapping[str, Any]:
             "MaxPasswordLength": MAX_PASSWORD_LENGTH,
         },
         "System": {
-            "DiscoveryResolve": False,
-            "DiscoveryBye": False,
-            "RemoteDiscovery": False,
-            "SystemBackup": False,
-            "SystemLogging": False,
+            **_SYSTEM_FLAGS,
             "HttpFirmwareUpgrade": False,
             "HttpSystemBackup": False,
             "HttpSystemLogging": False,
@@ -141,18 +141,9 @@ def legacy_capabilities(
     categories: dict[str, Any] = {
         "Device": {
             "XAddr": xaddr(Service.DEVICE),
-            "Network": {
-                "IPFilter": False,
-                "ZeroConfiguration": False,
-                "IPVersion6": False,
-                "DynDNS": False,
-            },
+            "Network": _NETWORK_FLAGS,
             "System": {
-                "DiscoveryResolve": False,
-                "DiscoveryBye": False,
-                "RemoteDiscovery": False,
-                "SystemBackup": False,
-                "SystemLogging": False,
+                **_SYSTEM_FLAGS,
                 "FirmwareUpgrade": False,
                 "SupportedVersions": [ONVIF_VERSION],
             },

@@ -24,8 +24,10 @@ from bridge.onvif.profiles import (
     H264_PROFILE,
     QUALITY,
     SESSION_TIMEOUT,
+    AudioEncoding,
     EncoderOptions,
     EncoderRequest,
+    EncoderState,
     Kind,
     MediaProfile,
     ProfileStore,
@@ -46,7 +48,6 @@ from bridge.onvif.ptz import ptz_configuration
 from bridge.onvif.soap import OnvifRequest, Operations, Service
 
 Values = Mapping[str, Any]
-DIGITS = 0  # Media carries frame rates as whole numbers
 # The configurations Media serves Get<kind>Configuration(s) and GetCompatible<kind>... for
 # (the PTZ configuration is the PTZ service's).
 _MEDIA_KINDS = (Kind.VIDEO_SOURCE, Kind.VIDEO_ENCODER, Kind.AUDIO_SOURCE, Kind.AUDIO_ENCODER)
@@ -72,11 +73,53 @@ class ConfigurationShapes(abc.ABC):
         self.device = device
         self.store = store
 
-    @abc.abstractmethod
-    async def video_encoder(self, profile: Profile) -> dict[str, Any]: ...
+    digits: int  # how many decimals of a frame rate the service carries
 
     @abc.abstractmethod
-    def audio_encoder(self) -> dict[str, Any]: ...
+    def audio_name(self, encoding: AudioEncoding) -> str:
+        """The service's name for the audio encoding."""
+
+    @abc.abstractmethod
+    def rate_control(self, state: EncoderState) -> dict[str, Any]:
+        """tt:VideoRateControl or tt:VideoRateControl2."""
+
+    @abc.abstractmethod
+    def encoder_details(self, state: EncoderState) -> dict[str, Any]:
+        """What the service's encoder configuration adds to :meth:`video_encoder`'s."""
+
+    @abc.abstractmethod
+    def h264_settings(self, configuration: Mapping[str, Any]) -> tuple[int | None, str | None]:
+        """GOP length and H.264 profile of an encoder configuration the client sent."""
+
+    async def video_encoder(self, profile: Profile) -> dict[str, Any]:
+        """tt:VideoEncoderConfiguration or tt:VideoEncoder2Configuration."""
+        state = encoder_state(self.device, profile, await camera_video(self.device, self.store))
+        width, height = state.size
+        configuration: dict[str, Any] = {
+            "token": profile.value,
+            "Name": profile.value,
+            "UseCount": self.store.use_count(Kind.VIDEO_ENCODER, profile.value),
+            "Encoding": state.encoding,
+            "Resolution": {"Width": width, "Height": height},
+            "Quality": QUALITY,
+            "RateControl": self.rate_control(state),
+            "Multicast": multicast(),
+        }
+        return configuration | self.encoder_details(state)
+
+    def audio_encoder(self) -> dict[str, Any]:
+        """tt:AudioEncoderConfiguration or tt:AudioEncoder2Configuration."""
+        encoding = audio_encoding(self.device)
+        assert encoding is not None  # the store has no audio configurations without audio
+        return {
+            "token": AUDIO_ENCODER_CONFIG,
+            "Name": "Audio encoder",
+            "UseCount": self.store.use_count(Kind.AUDIO_ENCODER, AUDIO_ENCODER_CONFIG),
+            "Encoding": self.audio_name(encoding),
+            "Bitrate": encoding.bitrate_kbps,
+            "SampleRate": encoding.sample_rate_khz,
+            "Multicast": multicast(),
+        }
 
     async def configuration(self, kind: Kind, token: str) -> dict[str, Any]:
         """One configuration the device has (the store checked the token)."""
@@ -112,45 +155,59 @@ class ConfigurationShapes(abc.ABC):
             encoder = Profile(token)
         return list(Profile) if encoder is None else [encoder]
 
+    def audio_options(self, params: Mapping[str, Any]) -> list[dict[str, Any]]:
+        """GetAudioEncoderConfigurationOptions' choices (none for a camera without sound)."""
+        if params.get("ConfigurationToken") is not None:
+            self.store.check(Kind.AUDIO_ENCODER, params["ConfigurationToken"])
+        if params.get("ProfileToken") is not None:
+            self.store.profile(params["ProfileToken"])
+        encoding = audio_encoding(self.device)
+        return [] if encoding is None else [encoding.options(self.audio_name(encoding))]
+
+    async def set_video_encoder_configuration(self, request: OnvifRequest) -> None:
+        configuration = request.params["Configuration"]
+        token = configuration["token"]
+        self.store.check(Kind.VIDEO_ENCODER, token)
+        rate_control = configuration.get("RateControl") or {}
+        resolution = configuration["Resolution"]
+        gov_length, h264_profile = self.h264_settings(configuration)
+        change = EncoderRequest(
+            encoding=configuration["Encoding"],
+            size=(resolution["Width"], resolution["Height"]),
+            fps=rate_control.get("FrameRateLimit"),
+            bitrate_kbps=rate_control.get("BitrateLimit"),
+            gov_length=gov_length,
+            h264_profile=h264_profile,
+        )
+        video = await camera_video(self.device, self.store)
+        apply_encoder(self.device, Profile(token), video, change, self.digits)
+
 
 class MediaService(ConfigurationShapes):
-    async def video_encoder(self, profile: Profile) -> dict[str, Any]:
-        """tt:VideoEncoderConfiguration."""
-        state = encoder_state(self.device, profile, await camera_video(self.device, self.store))
-        width, height = state.size
-        configuration: dict[str, Any] = {
-            "token": profile.value,
-            "Name": profile.value,
-            "UseCount": self.store.use_count(Kind.VIDEO_ENCODER, profile.value),
-            "Encoding": state.encoding,
-            "Resolution": {"Width": width, "Height": height},
-            "Quality": QUALITY,
-            "RateControl": {
-                "FrameRateLimit": int(carried(state.fps, DIGITS)),
-                "EncodingInterval": 1,
-                "BitrateLimit": state.bitrate_kbps,
-            },
-            "Multicast": multicast(),
-            "SessionTimeout": SESSION_TIMEOUT,
+    digits = 0  # Media carries frame rates as whole numbers
+
+    def audio_name(self, encoding: AudioEncoding) -> str:
+        return encoding.media_name
+
+    def rate_control(self, state: EncoderState) -> dict[str, Any]:
+        return {
+            "FrameRateLimit": int(carried(state.fps, self.digits)),
+            "EncodingInterval": 1,
+            "BitrateLimit": state.bitrate_kbps,
         }
+
+    def encoder_details(self, state: EncoderState) -> dict[str, Any]:
+        details: dict[str, Any] = {"SessionTimeout": SESSION_TIMEOUT}
         if state.gov_length is not None:
-            configuration["H264"] = {"GovLength": state.gov_length, "H264Profile": H264_PROFILE}
-        return configuration
+            details["H264"] = {"GovLength": state.gov_length, "H264Profile": H264_PROFILE}
+        return details
+
+    def h264_settings(self, configuration: Mapping[str, Any]) -> tuple[int | None, str | None]:
+        h264 = configuration.get("H264") or {}
+        return h264.get("GovLength"), h264.get("H264Profile")
 
     def audio_encoder(self) -> dict[str, Any]:
-        """tt:AudioEncoderConfiguration."""
-        encoding = audio_encoding(self.device)
-        assert encoding is not None  # the store has no audio configurations without audio
-        return {
-            "token": AUDIO_ENCODER_CONFIG,
-            "Name": "Audio encoder",
-            "UseCount": self.store.use_count(Kind.AUDIO_ENCODER, AUDIO_ENCODER_CONFIG),
-            "Encoding": encoding.media_name,
-            "Bitrate": encoding.bitrate_kbps,
-            "SampleRate": encoding.sample_rate_khz,
-            "Multicast": multicast(),
-            "SessionTimeout": SESSION_TIMEOUT,
-        }
+        return {**super().audio_encoder(), "SessionTimeout": SESSION_TIMEOUT}
 
     async def profile(self, profile: MediaProfile) -> dict[str, Any]:
         """tt:Profile."""
@@ -233,29 +290,11 @@ class MediaService(ConfigurationShapes):
         extension: dict[str, Any] = {}
         # The first profile of each encoding speaks for it: main offers every H.264 choice.
         for profile in self.option_profiles(request.params):
-            choice = encoder_options(self.device, profile, video, DIGITS)
+            choice = encoder_options(self.device, profile, video, self.digits)
             if choice.encoding not in options:
                 options[choice.encoding], extension[choice.encoding] = _encoding_options(choice)
         options["Extension"] = extension
         return {"Options": options}
-
-    async def set_video_encoder_configuration(self, request: OnvifRequest) -> None:
-        configuration = request.params["Configuration"]
-        token = configuration["token"]
-        self.store.check(Kind.VIDEO_ENCODER, token)
-        rate_control = configuration.get("RateControl") or {}
-        h264 = configuration.get("H264") or {}
-        resolution = configuration["Resolution"]
-        change = EncoderRequest(
-            encoding=configuration["Encoding"],
-            size=(resolution["Width"], resolution["Height"]),
-            fps=rate_control.get("FrameRateLimit"),
-            bitrate_kbps=rate_control.get("BitrateLimit"),
-            gov_length=h264.get("GovLength"),
-            h264_profile=h264.get("H264Profile"),
-        )
-        video = await camera_video(self.device, self.store)
-        apply_encoder(self.device, Profile(token), video, change, DIGITS)
 
     async def get_guaranteed_number_of_video_encoder_instances(
         self, request: OnvifRequest
@@ -264,14 +303,7 @@ class MediaService(ConfigurationShapes):
         return {"TotalNumber": sum(ENCODER_INSTANCES.values()), **ENCODER_INSTANCES}
 
     async def get_audio_encoder_configuration_options(self, request: OnvifRequest) -> Values:
-        params = request.params
-        if params.get("ConfigurationToken") is not None:
-            self.store.check(Kind.AUDIO_ENCODER, params["ConfigurationToken"])
-        if params.get("ProfileToken") is not None:
-            self.store.profile(params["ProfileToken"])
-        encoding = audio_encoding(self.device)
-        options = [] if encoding is None else [encoding.options(encoding.media_name)]
-        return {"Options": {"Options": options}}
+        return {"Options": {"Options": self.audio_options(request.params)}}
 
     async def get_stream_uri(self, request: OnvifRequest) -> Values:
         profile = self.store.profile(request.params["ProfileToken"])

@@ -12,70 +12,48 @@ from functools import partial
 from typing import Any
 
 from bridge.errors import InvalidArgVal, NoConfig
-from bridge.media.source import Profile
-from bridge.onvif.context import AUDIO_ENCODER_CONFIG, DeviceContext
+from bridge.onvif.context import DeviceContext
 from bridge.onvif.media import ConfigurationShapes
 from bridge.onvif.profiles import (
     ENCODER_INSTANCES,
     H264_PROFILE,
     QUALITY,
-    EncoderRequest,
+    AudioEncoding,
+    EncoderState,
     Kind,
     MediaProfile,
-    apply_encoder,
-    audio_encoding,
     camera_video,
     carried,
     encoder_options,
-    encoder_state,
-    multicast,
     profile_store,
 )
 from bridge.onvif.soap import OnvifRequest, Operations, Service
 
 Values = Mapping[str, Any]
-DIGITS = 2  # Media2 carries frame rates as floats; two decimals tell a camera's rates apart
 ALL = "All"
 # Every one of them is the gateway's one RTSP URI (its server takes RTP over UDP and TCP).
 STREAM_PROTOCOLS = frozenset({"RtspUnicast", "RTSP", "RtspOverHttp"})
 
 
 class Media2Service(ConfigurationShapes):
-    async def video_encoder(self, profile: Profile) -> dict[str, Any]:
-        """tt:VideoEncoder2Configuration."""
-        state = encoder_state(self.device, profile, await camera_video(self.device, self.store))
-        width, height = state.size
-        configuration: dict[str, Any] = {
-            "token": profile.value,
-            "Name": profile.value,
-            "UseCount": self.store.use_count(Kind.VIDEO_ENCODER, profile.value),
-            "Encoding": state.encoding,
-            "Resolution": {"Width": width, "Height": height},
-            "RateControl": {
-                "FrameRateLimit": carried(state.fps, DIGITS),
-                "BitrateLimit": state.bitrate_kbps,
-            },
-            "Multicast": multicast(),
-            "Quality": QUALITY,
-        }
-        if state.gov_length is not None:
-            configuration["GovLength"] = state.gov_length
-            configuration["Profile"] = H264_PROFILE
-        return configuration
+    digits = 2  # Media2 carries frame rates as floats; two decimals tell a camera's rates apart
 
-    def audio_encoder(self) -> dict[str, Any]:
-        """tt:AudioEncoder2Configuration."""
-        encoding = audio_encoding(self.device)
-        assert encoding is not None  # the store has no audio configurations without audio
+    def audio_name(self, encoding: AudioEncoding) -> str:
+        return encoding.mime_name
+
+    def rate_control(self, state: EncoderState) -> dict[str, Any]:
         return {
-            "token": AUDIO_ENCODER_CONFIG,
-            "Name": "Audio encoder",
-            "UseCount": self.store.use_count(Kind.AUDIO_ENCODER, AUDIO_ENCODER_CONFIG),
-            "Encoding": encoding.mime_name,
-            "Multicast": multicast(),
-            "Bitrate": encoding.bitrate_kbps,
-            "SampleRate": encoding.sample_rate_khz,
+            "FrameRateLimit": carried(state.fps, self.digits),
+            "BitrateLimit": state.bitrate_kbps,
         }
+
+    def encoder_details(self, state: EncoderState) -> dict[str, Any]:
+        if state.gov_length is None:
+            return {}
+        return {"GovLength": state.gov_length, "Profile": H264_PROFILE}
+
+    def h264_settings(self, configuration: Mapping[str, Any]) -> tuple[int | None, str | None]:
+        return configuration.get("GovLength"), configuration.get("Profile")
 
     async def profile(self, profile: MediaProfile, kinds: frozenset[Kind] | None) -> Values:
         """tr2:MediaProfile with the configurations of ``kinds`` (None: no configurations)."""
@@ -187,7 +165,7 @@ class Media2Service(ConfigurationShapes):
         options: dict[str, dict[str, Any]] = {}
         # The first profile of each encoding speaks for it: main offers every H.264 choice.
         for profile in self.option_profiles(request.params):
-            choice = encoder_options(self.device, profile, video, DIGITS)
+            choice = encoder_options(self.device, profile, video, self.digits)
             if choice.encoding in options:
                 continue
             low, high = choice.bitrate_range_kbps
@@ -204,37 +182,15 @@ class Media2Service(ConfigurationShapes):
             options[choice.encoding] = shaped
         return {"Options": list(options.values())}
 
-    async def set_video_encoder_configuration(self, request: OnvifRequest) -> None:
-        configuration = request.params["Configuration"]
-        token = configuration["token"]
-        self.store.check(Kind.VIDEO_ENCODER, token)
-        rate_control = configuration.get("RateControl") or {}
-        resolution = configuration["Resolution"]
-        change = EncoderRequest(
-            encoding=configuration["Encoding"],
-            size=(resolution["Width"], resolution["Height"]),
-            fps=rate_control.get("FrameRateLimit"),
-            bitrate_kbps=rate_control.get("BitrateLimit"),
-            gov_length=configuration.get("GovLength"),
-            h264_profile=configuration.get("Profile"),
-        )
-        video = await camera_video(self.device, self.store)
-        apply_encoder(self.device, Profile(token), video, change, DIGITS)
-
     async def get_video_encoder_instances(self, request: OnvifRequest) -> Values:
         self.store.check(Kind.VIDEO_SOURCE, request.params["ConfigurationToken"])
         codecs = [{"Encoding": name, "Number": n} for name, n in ENCODER_INSTANCES.items()]
         return {"Info": {"Codec": codecs, "Total": sum(ENCODER_INSTANCES.values())}}
 
     async def get_audio_encoder_configuration_options(self, request: OnvifRequest) -> Values:
-        params = request.params
-        if params.get("ProfileToken") is not None:
-            self.store.profile(params["ProfileToken"])
-        if params.get("ConfigurationToken") is not None:
-            self.store.check(Kind.AUDIO_ENCODER, params["ConfigurationToken"])
-        encoding = audio_encoding(self.device)
-        assert encoding is not None  # registered for cameras with sound only
-        return {"Options": [encoding.options(encoding.mime_name)]}
+        options = self.audio_options(request.params)
+        assert options  # registered for cameras with sound only
+        return {"Options": options}
 
     async def get_stream_uri(self, request: OnvifRequest) -> Values:
         profile = self.store.profile(request.params["ProfileToken"])

@@ -67,17 +67,6 @@ AAC_BITS_PER_SAMPLE = 3  # bridge.media.audio encodes AAC at 3 bits per sample (
 ENCODER_INSTANCES = {"H264": 2, "JPEG": 1}  # main and sub, jpeg
 _RATE_SLACK = 1e-6
 
-# ONVIF's generic PTZ spaces (the PTZ service and the profiles' PTZ configuration name them).
-_TPTZ = "http://www.onvif.org/ver10/tptz"
-PAN_TILT_POSITION = f"{_TPTZ}/PanTiltSpaces/PositionGenericSpace"
-PAN_TILT_TRANSLATION = f"{_TPTZ}/PanTiltSpaces/TranslationGenericSpace"
-PAN_TILT_VELOCITY = f"{_TPTZ}/PanTiltSpaces/VelocityGenericSpace"
-PAN_TILT_SPEED = f"{_TPTZ}/PanTiltSpaces/GenericSpeedSpace"
-ZOOM_POSITION = f"{_TPTZ}/ZoomSpaces/PositionGenericSpace"
-ZOOM_TRANSLATION = f"{_TPTZ}/ZoomSpaces/TranslationGenericSpace"
-ZOOM_VELOCITY = f"{_TPTZ}/ZoomSpaces/VelocityGenericSpace"
-ZOOM_SPEED = f"{_TPTZ}/ZoomSpaces/ZoomGenericSpeedSpace"
-
 
 class Kind(enum.Enum):
     """The configurations a profile can hold, by Media2's names (tr2:ConfigurationEnumeration)."""

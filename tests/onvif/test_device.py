@@ -13,8 +13,15 @@ from typing import Any
 
 import aiohttp
 import pytest
-from conftest import GATEWAY_PASSWORD, GATEWAY_USER, Serve, StartGateway, StartSim
-from gateway_devices import DIALECTS, Device, fault_codes, start_device
+from conftest import GATEWAY_PASSWORD, GATEWAY_USER, Serve
+from gateway_devices import (
+    DIALECTS,
+    Device,
+    HamaWithoutPtz,
+    OpenDevice,
+    fault_of,
+    open_device_fixture,  # noqa: F401 (a fixture)
+)
 from lxml import etree
 from onvif.exceptions import ONVIFError
 from test_onvif_server import body_element, envelope, fault_subcodes, post, username_token
@@ -27,7 +34,6 @@ from bridge.onvif import OnvifRequest, Operations, Service, device_app
 from bridge.onvif.context import endpoint_reference
 from bridge.onvif.users import Account, UserAccounts, UserLevel
 from bridge.simulator.core import SimOptions
-from bridge.simulator.hama import HamaSimulator
 from bridge.simulator.registry import SIMULATORS
 
 TDS = Service.DEVICE.namespace
@@ -40,40 +46,32 @@ def gateway_token() -> str:
     return username_token(GATEWAY_PASSWORD, user=GATEWAY_USER)
 
 
-class HamaWithoutPtz(HamaSimulator):
-    """A HAMA unit whose parameters say it has no pan/tilt head."""
-
-    def params(self, http_port: int = 80) -> dict[str, str]:
-        return {**super().params(http_port), "Properties.PTZ.PTZ": "no"}
-
-
 def user(name: str, password: str | None, level: str = "User") -> dict[str, Any]:
     return {"Username": name, "Password": password, "UserLevel": level}
 
 
 async def expect_fault(call: Any, *codes: str) -> None:
-    with pytest.raises(Fault) as caught:
-        await call
-    assert fault_codes(caught.value) == list(codes)
+    assert await fault_of(call) == list(codes)
 
 
 async def test_each_camera_is_its_own_device_with_the_cameras_identity(
-    start_sim: StartSim, start_gateway: StartGateway
+    open_device: OpenDevice,
 ) -> None:
-    sims = [
-        await start_sim(SIMULATORS[dialect](SimOptions(mac=f"00:1A:2B:3C:4D:{index:02X}")))
-        for index, dialect in enumerate(DIALECTS)
-    ]
-    gateway = await start_gateway(*sims)
+    devices = await open_device.behind_one_gateway(
+        *(
+            SIMULATORS[dialect](SimOptions(mac=f"00:1A:2B:3C:4D:{index:02X}"))
+            for index, dialect in enumerate(DIALECTS)
+        )
+    )
     seen: dict[str, set[object]] = {"port": set(), "guid": set(), "mac": set()}
-    for sim in sims:
-        device = Device(sim, gateway)
+    for device in devices:
+        sim = device.sim
         context = device.context
-        async with device.client() as camera:
-            devicemgmt = await camera.create_devicemgmt_service()
-            info = await devicemgmt.GetDeviceInformation()
-            (interface,) = await devicemgmt.GetNetworkInterfaces()
-            guid = (await devicemgmt.GetEndpointReference()).GUID
+        camera = device.client()
+        devicemgmt = await camera.create_devicemgmt_service()
+        info = await devicemgmt.GetDeviceInformation()
+        (interface,) = await devicemgmt.GetNetworkInterfaces()
+        guid = (await devicemgmt.GetEndpointReference()).GUID
         expected = context.info
         assert (info.Manufacturer, info.Model, info.FirmwareVersion) == (
             expected.manufacturer,
@@ -91,19 +89,19 @@ async def test_each_camera_is_its_own_device_with_the_cameras_identity(
             ("mac", sim.camera.options.mac),
         ):
             seen[key].add(value)
-    assert all(len(values) == len(sims) for values in seen.values())
+    assert all(len(values) == len(devices) for values in seen.values())
 
 
 @pytest.mark.parametrize("dialect", DIALECTS)
 async def test_advertised_services_are_the_ones_served(
-    start_sim: StartSim, start_gateway: StartGateway, dialect: Dialect
+    open_device: OpenDevice, dialect: Dialect
 ) -> None:
-    device = await start_device(start_sim, start_gateway, dialect)
+    device = await open_device(dialect)
     camera_capabilities = device.context.driver.capabilities
-    async with device.client() as camera:
-        devicemgmt = await camera.create_devicemgmt_service()
-        capabilities = await devicemgmt.GetCapabilities({"Category": "All"})
-        services = await devicemgmt.GetServices({"IncludeCapability": True})
+    camera = device.client()
+    devicemgmt = await camera.create_devicemgmt_service()
+    capabilities = await devicemgmt.GetCapabilities({"Category": "All"})
+    services = await devicemgmt.GetServices({"IncludeCapability": True})
     answered = {}
     async with aiohttp.ClientSession() as session:
         for service in services:
@@ -147,24 +145,23 @@ async def test_advertised_services_are_the_ones_served(
 
 
 async def test_camera_that_cannot_move_has_no_ptz_service(
-    start_sim: StartSim, start_gateway: StartGateway
+    open_device: OpenDevice,
 ) -> None:
-    sim = await start_sim(HamaWithoutPtz(SimOptions()))
-    device = Device(sim, await start_gateway(sim))
+    device = await open_device(HamaWithoutPtz(SimOptions()))
     assert not device.context.driver.capabilities.ptz.any
-    async with device.client() as camera:
-        devicemgmt = await camera.create_devicemgmt_service()
-        capabilities = await devicemgmt.GetCapabilities({"Category": "All"})
-        services = await devicemgmt.GetServices({"IncludeCapability": False})
-        await expect_fault(
-            devicemgmt.GetCapabilities({"Category": "PTZ"}), "ActionNotSupported", "NoSuchService"
-        )
-        await expect_fault(
-            devicemgmt.GetCapabilities({"Category": "Analytics"}),
-            "ActionNotSupported",
-            "NoSuchService",
-        )
-        device_only = await devicemgmt.GetCapabilities({"Category": "Device"})
+    camera = device.client()
+    devicemgmt = await camera.create_devicemgmt_service()
+    capabilities = await devicemgmt.GetCapabilities({"Category": "All"})
+    services = await devicemgmt.GetServices({"IncludeCapability": False})
+    await expect_fault(
+        devicemgmt.GetCapabilities({"Category": "PTZ"}), "ActionNotSupported", "NoSuchService"
+    )
+    await expect_fault(
+        devicemgmt.GetCapabilities({"Category": "Analytics"}),
+        "ActionNotSupported",
+        "NoSuchService",
+    )
+    device_only = await devicemgmt.GetCapabilities({"Category": "Device"})
     assert capabilities.PTZ is None
     assert Service.PTZ.namespace not in {service.Namespace for service in services}
     assert device_only.Device.XAddr.endswith("/onvif/device_service")
@@ -173,9 +170,9 @@ async def test_camera_that_cannot_move_has_no_ptz_service(
 
 @pytest.mark.parametrize("dialect", DIALECTS)
 async def test_clock_is_utc_and_setting_it_sets_the_cameras(
-    start_sim: StartSim, start_gateway: StartGateway, dialect: Dialect
+    open_device: OpenDevice, dialect: Dialect
 ) -> None:
-    device = await start_device(start_sim, start_gateway, dialect)
+    device = await open_device(dialect)
     moment = dt.datetime(2031, 2, 3, 4, 5, 6, tzinfo=dt.UTC)
     wanted = {
         "DateTimeType": "Manual",
@@ -186,26 +183,26 @@ async def test_clock_is_utc_and_setting_it_sets_the_cameras(
             "Time": {"Hour": moment.hour, "Minute": moment.minute, "Second": moment.second},
         },
     }
-    async with device.client() as camera:
-        devicemgmt = await camera.create_devicemgmt_service()
-        clock = await devicemgmt.authless_GetSystemDateAndTime()
-        await devicemgmt.SetSystemDateAndTime(wanted)
-        await expect_fault(
-            devicemgmt.SetSystemDateAndTime({**wanted, "TimeZone": {"TZ": "not a zone!"}}),
-            "InvalidArgVal",
-            "InvalidTimeZone",
-        )
-        february_30 = {**wanted["UTCDateTime"], "Date": {"Year": 2031, "Month": 2, "Day": 30}}
-        await expect_fault(
-            devicemgmt.SetSystemDateAndTime({**wanted, "UTCDateTime": february_30}),
-            "InvalidArgVal",
-            "InvalidDateTime",
-        )
-        await expect_fault(
-            devicemgmt.SetSystemDateAndTime({**wanted, "DateTimeType": "NTP"}),
-            "InvalidArgVal",
-            "NtpServerUndefined",
-        )
+    camera = device.client()
+    devicemgmt = await camera.create_devicemgmt_service()
+    clock = await devicemgmt.authless_GetSystemDateAndTime()
+    await devicemgmt.SetSystemDateAndTime(wanted)
+    await expect_fault(
+        devicemgmt.SetSystemDateAndTime({**wanted, "TimeZone": {"TZ": "not a zone!"}}),
+        "InvalidArgVal",
+        "InvalidTimeZone",
+    )
+    february_30 = {**wanted["UTCDateTime"], "Date": {"Year": 2031, "Month": 2, "Day": 30}}
+    await expect_fault(
+        devicemgmt.SetSystemDateAndTime({**wanted, "UTCDateTime": february_30}),
+        "InvalidArgVal",
+        "InvalidDateTime",
+    )
+    await expect_fault(
+        devicemgmt.SetSystemDateAndTime({**wanted, "DateTimeType": "NTP"}),
+        "InvalidArgVal",
+        "NtpServerUndefined",
+    )
     utc = clock.UTCDateTime
     reported = dt.datetime(
         utc.Date.Year, utc.Date.Month, utc.Date.Day, utc.Time.Hour, utc.Time.Minute,
@@ -220,8 +217,8 @@ async def test_clock_is_utc_and_setting_it_sets_the_cameras(
         assert abs((camera_clock - dt.datetime.now(dt.UTC)).total_seconds()) < 5
 
 
-async def test_scopes(start_sim: StartSim, start_gateway: StartGateway) -> None:
-    device = await start_device(start_sim, start_gateway, Dialect.VAPIX2)
+async def test_scopes(open_device: OpenDevice) -> None:
+    device = await open_device(Dialect.VAPIX2)
     fixed = [
         f"{SCOPE}Profile/Streaming",
         f"{SCOPE}Profile/T",
@@ -229,45 +226,45 @@ async def test_scopes(start_sim: StartSim, start_gateway: StartGateway) -> None:
         f"{SCOPE}name/vapix2",
     ]
     porch, garden = f"{SCOPE}location/porch", f"{SCOPE}location/garden"
-    async with device.client() as camera:
-        devicemgmt = await camera.create_devicemgmt_service()
+    camera = device.client()
+    devicemgmt = await camera.create_devicemgmt_service()
 
-        async def scopes() -> list[tuple[str, str]]:
-            return [(s.ScopeDef, s.ScopeItem) for s in await devicemgmt.GetScopes()]
+    async def scopes() -> list[tuple[str, str]]:
+        return [(s.ScopeDef, s.ScopeItem) for s in await devicemgmt.GetScopes()]
 
-        assert await scopes() == [("Fixed", scope) for scope in fixed]
-        await devicemgmt.AddScopes({"ScopeItem": [porch]})
-        assert await scopes() == [*(("Fixed", s) for s in fixed), ("Configurable", porch)]
-        await devicemgmt.SetScopes({"Scopes": [garden, fixed[0]]})
-        assert (await scopes())[-1:] == [("Configurable", garden)]
-        await expect_fault(
-            devicemgmt.RemoveScopes({"ScopeItem": [fixed[2]]}),
-            "OperationProhibited",
-            "FixedScope",
-        )
-        await expect_fault(
-            devicemgmt.RemoveScopes({"ScopeItem": [garden, porch]}), "InvalidArgVal", "NoScope"
-        )
-        assert await devicemgmt.RemoveScopes({"ScopeItem": [garden]}) == [garden]
-        assert await scopes() == [("Fixed", scope) for scope in fixed]
+    assert await scopes() == [("Fixed", scope) for scope in fixed]
+    await devicemgmt.AddScopes({"ScopeItem": [porch]})
+    assert await scopes() == [*(("Fixed", s) for s in fixed), ("Configurable", porch)]
+    await devicemgmt.SetScopes({"Scopes": [garden, fixed[0]]})
+    assert (await scopes())[-1:] == [("Configurable", garden)]
+    await expect_fault(
+        devicemgmt.RemoveScopes({"ScopeItem": [fixed[2]]}),
+        "OperationProhibited",
+        "FixedScope",
+    )
+    await expect_fault(
+        devicemgmt.RemoveScopes({"ScopeItem": [garden, porch]}), "InvalidArgVal", "NoScope"
+    )
+    assert await devicemgmt.RemoveScopes({"ScopeItem": [garden]}) == [garden]
+    assert await scopes() == [("Fixed", scope) for scope in fixed]
     assert device.context.scopes == []
 
 
 async def test_network_settings_and_discovery_mode(
-    start_sim: StartSim, start_gateway: StartGateway
+    open_device: OpenDevice,
 ) -> None:
-    device = await start_device(start_sim, start_gateway, Dialect.FOSCAM)
-    async with device.client() as camera:
-        devicemgmt = await camera.create_devicemgmt_service()
-        hostname = await devicemgmt.GetHostname()
-        protocols = await devicemgmt.GetNetworkProtocols()
-        dns = await devicemgmt.GetDNS()
-        ntp = await devicemgmt.GetNTP()
-        await devicemgmt.GetNetworkDefaultGateway()
-        wsdl_url = await devicemgmt.GetWsdlUrl()
-        assert await devicemgmt.GetDiscoveryMode() == "Discoverable"
-        await devicemgmt.SetDiscoveryMode({"DiscoveryMode": "NonDiscoverable"})
-        assert await devicemgmt.GetDiscoveryMode() == "NonDiscoverable"
+    device = await open_device(Dialect.FOSCAM)
+    camera = device.client()
+    devicemgmt = await camera.create_devicemgmt_service()
+    hostname = await devicemgmt.GetHostname()
+    protocols = await devicemgmt.GetNetworkProtocols()
+    dns = await devicemgmt.GetDNS()
+    ntp = await devicemgmt.GetNTP()
+    await devicemgmt.GetNetworkDefaultGateway()
+    wsdl_url = await devicemgmt.GetWsdlUrl()
+    assert await devicemgmt.GetDiscoveryMode() == "Discoverable"
+    await devicemgmt.SetDiscoveryMode({"DiscoveryMode": "NonDiscoverable"})
+    assert await devicemgmt.GetDiscoveryMode() == "NonDiscoverable"
     assert not device.context.discoverable
     assert hostname.Name == "foscam"
     assert {p.Name: (p.Enabled, p.Port) for p in protocols} == {
@@ -281,22 +278,22 @@ async def test_network_settings_and_discovery_mode(
 
 @pytest.mark.parametrize("dialect", DIALECTS)
 async def test_reboot_and_factory_default_reach_the_camera(
-    start_sim: StartSim, start_gateway: StartGateway, dialect: Dialect
+    open_device: OpenDevice, dialect: Dialect
 ) -> None:
-    device = await start_device(start_sim, start_gateway, dialect)
+    device = await open_device(dialect)
     capabilities = device.context.driver.capabilities
     state = device.sim.camera.state
-    async with device.client() as camera:
-        devicemgmt = await camera.create_devicemgmt_service()
-        if capabilities.reboot:
-            assert await devicemgmt.SystemReboot()
-            await devicemgmt.SetSystemFactoryDefault({"FactoryDefault": "Soft"})
-        else:
-            await expect_fault(devicemgmt.SystemReboot(), "ActionNotSupported")
-            await expect_fault(
-                devicemgmt.SetSystemFactoryDefault({"FactoryDefault": "Hard"}),
-                "ActionNotSupported",
-            )
+    camera = device.client()
+    devicemgmt = await camera.create_devicemgmt_service()
+    if capabilities.reboot:
+        assert await devicemgmt.SystemReboot()
+        await devicemgmt.SetSystemFactoryDefault({"FactoryDefault": "Soft"})
+    else:
+        await expect_fault(devicemgmt.SystemReboot(), "ActionNotSupported")
+        await expect_fault(
+            devicemgmt.SetSystemFactoryDefault({"FactoryDefault": "Hard"}),
+            "ActionNotSupported",
+        )
     expected = 1 if capabilities.reboot else 0
     assert (state.reboots, state.factory_resets) == (expected, expected)
 
@@ -310,17 +307,17 @@ async def snapshot_status(device: Device, user: str, password: str) -> int:
 
 
 async def test_users_created_over_onvif_are_the_gateways_users(
-    start_sim: StartSim, start_gateway: StartGateway, caplog: pytest.LogCaptureFixture
+    open_device: OpenDevice, caplog: pytest.LogCaptureFixture
 ) -> None:
     caplog.set_level(logging.DEBUG, logger="bridge")
-    device = await start_device(start_sim, start_gateway, Dialect.VAPIX2)
+    device = await open_device(Dialect.VAPIX2)
     secret, changed = "first-Secret-71", "second-Secret-72"
-    async with device.client() as camera:
-        devicemgmt = await camera.create_devicemgmt_service()
-        await devicemgmt.CreateUsers(
-            {"User": [user("viewer", secret), user("operator", secret, "Operator")]}
-        )
-        listed = await devicemgmt.GetUsers()
+    camera = device.client()
+    devicemgmt = await camera.create_devicemgmt_service()
+    await devicemgmt.CreateUsers(
+        {"User": [user("viewer", secret), user("operator", secret, "Operator")]}
+    )
+    listed = await devicemgmt.GetUsers()
     assert [(u.Username, u.UserLevel, u.Password) for u in listed] == [
         (GATEWAY_USER, "Administrator", None),
         ("viewer", "User", None),
@@ -329,30 +326,30 @@ async def test_users_created_over_onvif_are_the_gateways_users(
     # The same users open the web app (and RTSP, which shares the mapping).
     assert await snapshot_status(device, "viewer", secret) == 200
 
-    async with device.client("viewer", secret) as camera:
-        devicemgmt = await camera.create_devicemgmt_service()
-        assert (await devicemgmt.GetDeviceInformation()).Model == device.context.info.model
-        await expect_fault(devicemgmt.GetUsers(), "NotAuthorized")  # a User reads, no more
-    async with device.client("operator", secret) as camera:
-        devicemgmt = await camera.create_devicemgmt_service()
-        await devicemgmt.SetRelayOutputState({"RelayOutputToken": "1", "LogicalState": "active"})
-        await expect_fault(
-            devicemgmt.CreateUsers({"User": [user("sneaky", secret, "Administrator")]}),
-            "NotAuthorized",
-        )
+    camera = device.client("viewer", secret)
+    devicemgmt = await camera.create_devicemgmt_service()
+    assert (await devicemgmt.GetDeviceInformation()).Model == device.context.info.model
+    await expect_fault(devicemgmt.GetUsers(), "NotAuthorized")  # a User reads, no more
+    camera = device.client("operator", secret)
+    devicemgmt = await camera.create_devicemgmt_service()
+    await devicemgmt.SetRelayOutputState({"RelayOutputToken": "1", "LogicalState": "active"})
+    await expect_fault(
+        devicemgmt.CreateUsers({"User": [user("sneaky", secret, "Administrator")]}),
+        "NotAuthorized",
+    )
     assert device.sim.camera.state.relays == [True]
 
-    async with device.client() as camera:
-        devicemgmt = await camera.create_devicemgmt_service()
-        await devicemgmt.SetUser({"User": [user("viewer", changed)]})
-        await devicemgmt.DeleteUsers({"Username": ["operator"]})
+    camera = device.client()
+    devicemgmt = await camera.create_devicemgmt_service()
+    await devicemgmt.SetUser({"User": [user("viewer", changed)]})
+    await devicemgmt.DeleteUsers({"Username": ["operator"]})
     assert await snapshot_status(device, "viewer", secret) == 401
     assert await snapshot_status(device, "viewer", changed) == 200
     assert await snapshot_status(device, "operator", secret) == 401
-    async with device.client("operator", secret) as camera:
-        devicemgmt = await camera.create_devicemgmt_service()
-        with pytest.raises((Fault, ONVIFError)):
-            await devicemgmt.GetDeviceInformation()
+    camera = device.client("operator", secret)
+    devicemgmt = await camera.create_devicemgmt_service()
+    with pytest.raises((Fault, ONVIFError)):
+        await devicemgmt.GetDeviceInformation()
     ours = "\n".join(r.getMessage() for r in caplog.records if r.name.startswith("bridge"))
     assert "ONVIF users created: viewer, operator" in ours
     assert secret not in ours
@@ -360,45 +357,45 @@ async def test_users_created_over_onvif_are_the_gateways_users(
 
 
 async def test_user_changes_that_onvif_forbids(
-    start_sim: StartSim, start_gateway: StartGateway
+    open_device: OpenDevice,
 ) -> None:
-    device = await start_device(start_sim, start_gateway, Dialect.HAMA)
-    async with device.client() as camera:
-        devicemgmt = await camera.create_devicemgmt_service()
-        await devicemgmt.CreateUsers({"User": [user("viewer", "pw-1")]})
-        refused = [
-            (
-                devicemgmt.CreateUsers({"User": [user("new", "pw"), user("viewer", "pw")]}),
-                ("OperationProhibited", "UsernameClash"),
-            ),
-            (
-                devicemgmt.CreateUsers({"User": [user("guest", "pw", "Anonymous")]}),
-                ("OperationProhibited", "AnonymousNotAllowed"),
-            ),
-            (
-                devicemgmt.CreateUsers({"User": [user("x" * 40, "pw")]}),
-                ("OperationProhibited", "UsernameTooLong"),
-            ),
-            (
-                devicemgmt.CreateUsers({"User": [user("nopassword", None)]}),
-                ("OperationProhibited", "PasswordTooWeak"),
-            ),
-            (
-                devicemgmt.DeleteUsers({"Username": ["viewer", GATEWAY_USER]}),
-                ("InvalidArgVal", "FixedUser"),
-            ),
-            (
-                devicemgmt.SetUser({"User": [user(GATEWAY_USER, "other", "Administrator")]}),
-                ("InvalidArgVal", "FixedUser"),
-            ),
-            (
-                devicemgmt.DeleteUsers({"Username": ["nobody"]}),
-                ("InvalidArgVal", "UsernameMissing"),
-            ),
-        ]
-        for call, codes in refused:
-            await expect_fault(call, *codes)
-        names = [u.Username for u in await devicemgmt.GetUsers()]
+    device = await open_device(Dialect.HAMA)
+    camera = device.client()
+    devicemgmt = await camera.create_devicemgmt_service()
+    await devicemgmt.CreateUsers({"User": [user("viewer", "pw-1")]})
+    refused = [
+        (
+            devicemgmt.CreateUsers({"User": [user("new", "pw"), user("viewer", "pw")]}),
+            ("OperationProhibited", "UsernameClash"),
+        ),
+        (
+            devicemgmt.CreateUsers({"User": [user("guest", "pw", "Anonymous")]}),
+            ("OperationProhibited", "AnonymousNotAllowed"),
+        ),
+        (
+            devicemgmt.CreateUsers({"User": [user("x" * 40, "pw")]}),
+            ("OperationProhibited", "UsernameTooLong"),
+        ),
+        (
+            devicemgmt.CreateUsers({"User": [user("nopassword", None)]}),
+            ("OperationProhibited", "PasswordTooWeak"),
+        ),
+        (
+            devicemgmt.DeleteUsers({"Username": ["viewer", GATEWAY_USER]}),
+            ("InvalidArgVal", "FixedUser"),
+        ),
+        (
+            devicemgmt.SetUser({"User": [user(GATEWAY_USER, "other", "Administrator")]}),
+            ("InvalidArgVal", "FixedUser"),
+        ),
+        (
+            devicemgmt.DeleteUsers({"Username": ["nobody"]}),
+            ("InvalidArgVal", "UsernameMissing"),
+        ),
+    ]
+    for call, codes in refused:
+        await expect_fault(call, *codes)
+    names = [u.Username for u in await devicemgmt.GetUsers()]
     assert names == [GATEWAY_USER, "viewer"]  # each refused request changed nothing
     assert device.gateway.users[GATEWAY_USER] == GATEWAY_PASSWORD
 
@@ -421,14 +418,14 @@ async def test_users_persist_in_a_private_file_next_to_the_config(tmp_path: Path
 
 
 async def test_refused_credentials_and_unknown_operations_leave_the_gateway_serving(
-    start_sim: StartSim, start_gateway: StartGateway
+    open_device: OpenDevice,
 ) -> None:
-    device = await start_device(start_sim, start_gateway, Dialect.OPENAPI)
+    device = await open_device(Dialect.OPENAPI)
     url = f"http://127.0.0.1:{device.port}{Service.DEVICE.path}"
     info = "<tds:GetDeviceInformation/>"
-    async with device.client(GATEWAY_USER, "wrong") as camera:
-        devicemgmt = await camera.create_devicemgmt_service()
-        await expect_fault(devicemgmt.GetDeviceInformation(), "NotAuthorized")
+    camera = device.client(GATEWAY_USER, "wrong")
+    devicemgmt = await camera.create_devicemgmt_service()
+    await expect_fault(devicemgmt.GetDeviceInformation(), "NotAuthorized")
     replayed = envelope(info, gateway_token())
     assert (await post(url, replayed))[0] == 200
     status, _, reply = await post(url, replayed)

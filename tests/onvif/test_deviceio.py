@@ -6,9 +6,12 @@ from __future__ import annotations
 from typing import Any
 
 import pytest
-from conftest import StartGateway, StartSim
-from gateway_devices import DIALECTS, fault_codes, start_device
-from zeep.exceptions import Fault
+from gateway_devices import (
+    DIALECTS,
+    OpenDevice,
+    fault_of,
+    open_device_fixture,  # noqa: F401 (a fixture)
+)
 
 from bridge.cameras.base import Dialect
 
@@ -23,78 +26,77 @@ ACTIVE = {"RelayOutputToken": "1", "LogicalState": "active"}
 
 
 def arguments(entry: dict[str, Any], keys: dict[str, str]) -> dict[str, str | None]:
-    """The arguments named in ``keys`` of a logged CGI request, from its query or form."""
-    given = {**entry["query"], **entry["form"]}
-    return {key: given.get(key) for key in keys}
+    """The arguments named in ``keys`` of a logged CGI request."""
+    return {key: entry["params"].get(key) for key in keys}
 
 
 @pytest.mark.parametrize("dialect", list(RELAY_REQUESTS))
 async def test_relay_calls_reach_the_camera_as_its_cgi(
-    start_sim: StartSim, start_gateway: StartGateway, dialect: Dialect
+    open_device: OpenDevice, dialect: Dialect
 ) -> None:
-    device = await start_device(start_sim, start_gateway, dialect)
+    device = await open_device(dialect)
     path, on, off = RELAY_REQUESTS[dialect]
-    async with device.client() as camera:
-        await camera.update_xaddrs()
-        devicemgmt = await camera.create_devicemgmt_service()
-        deviceio = await camera.create_deviceio_service()
+    camera = device.client()
+    await camera.update_xaddrs()
+    devicemgmt = await camera.create_devicemgmt_service()
+    deviceio = await camera.create_deviceio_service()
 
-        relays = await devicemgmt.GetRelayOutputs()
-        assert len(relays) == device.context.driver.capabilities.relay_outputs
-        assert relays[0].token == "1"
-        assert relays[0].Properties.Mode == "Bistable"
-        assert [r.token for r in await deviceio.GetRelayOutputs()] == [r.token for r in relays]
+    relays = await devicemgmt.GetRelayOutputs()
+    assert len(relays) == device.context.driver.capabilities.relay_outputs
+    assert relays[0].token == "1"
+    assert relays[0].Properties.Mode == "Bistable"
+    assert [r.token for r in await deviceio.GetRelayOutputs()] == [r.token for r in relays]
 
-        await device.clear_sim_requests()
-        # DeviceIO's own address and the device service's both switch it.
-        await deviceio.SetRelayOutputState(ACTIVE)
-        assert device.sim.camera.state.relays[0] is True
-        await devicemgmt.SetRelayOutputState({**ACTIVE, "LogicalState": "inactive"})
-        assert device.sim.camera.state.relays[0] is False
-    switched = [arguments(entry, on) for entry in await device.sim_requests(path)]
+    await device.clear_requests()
+    # DeviceIO's own address and the device service's both switch it.
+    await deviceio.SetRelayOutputState(ACTIVE)
+    assert device.sim.camera.state.relays[0] is True
+    await devicemgmt.SetRelayOutputState({**ACTIVE, "LogicalState": "inactive"})
+    assert device.sim.camera.state.relays[0] is False
+    switched = [arguments(entry, on) for entry in await device.requests(path)]
     assert [args for args in switched if any(args.values())] == [on, off]
 
 
 async def test_unknown_relay_token_is_refused_before_reaching_the_camera(
-    start_sim: StartSim, start_gateway: StartGateway
+    open_device: OpenDevice,
 ) -> None:
-    device = await start_device(start_sim, start_gateway, Dialect.VAPIX2)
+    device = await open_device(Dialect.VAPIX2)
     path, on, _ = RELAY_REQUESTS[Dialect.VAPIX2]
-    async with device.client() as camera:
-        devicemgmt = await camera.create_devicemgmt_service()
-        with pytest.raises(Fault) as caught:
-            await devicemgmt.SetRelayOutputState({**ACTIVE, "RelayOutputToken": "7"})
-    assert fault_codes(caught.value) == ["InvalidArgVal", "RelayToken"]
-    assert [arguments(entry, on) for entry in await device.sim_requests(path)] == [
+    camera = device.client()
+    devicemgmt = await camera.create_devicemgmt_service()
+    refused = await fault_of(devicemgmt.SetRelayOutputState({**ACTIVE, "RelayOutputToken": "7"}))
+    assert refused == ["InvalidArgVal", "RelayToken"]
+    assert [arguments(entry, on) for entry in await device.requests(path)] == [
         {"action": None}  # the gateway only read the camera's outputs
     ]
     assert device.sim.camera.state.relays == [False]
 
 
 async def test_camera_without_relays_lists_none(
-    start_sim: StartSim, start_gateway: StartGateway
+    open_device: OpenDevice,
 ) -> None:
-    device = await start_device(start_sim, start_gateway, Dialect.HAMA)
+    device = await open_device(Dialect.HAMA)
     assert device.context.driver.capabilities.relay_outputs == 0
-    async with device.client() as camera:
-        devicemgmt = await camera.create_devicemgmt_service()
-        assert await devicemgmt.GetRelayOutputs() == []
-        with pytest.raises(Fault) as caught:
-            await devicemgmt.SetRelayOutputState(ACTIVE)
-    assert fault_codes(caught.value) == ["InvalidArgVal", "RelayToken"]
+    camera = device.client()
+    devicemgmt = await camera.create_devicemgmt_service()
+    assert await devicemgmt.GetRelayOutputs() == []
+    assert await fault_of(devicemgmt.SetRelayOutputState(ACTIVE)) == [
+        "InvalidArgVal",
+        "RelayToken",
+    ]
 
 
 @pytest.mark.parametrize("dialect", DIALECTS)
 async def test_service_capabilities_and_digital_inputs_match_the_camera(
-    start_sim: StartSim, start_gateway: StartGateway, dialect: Dialect
+    open_device: OpenDevice, dialect: Dialect
 ) -> None:
-    device = await start_device(start_sim, start_gateway, dialect)
+    device = await open_device(dialect)
     driver = device.context.driver
-    async with device.client() as camera:
-        await camera.update_xaddrs()
-        deviceio = await camera.create_deviceio_service()
-        capabilities = await deviceio.GetServiceCapabilities()
-        inputs = await deviceio.GetDigitalInputs()
+    camera = device.client()
+    await camera.update_xaddrs()
+    deviceio = await camera.create_deviceio_service()
+    capabilities = await deviceio.GetServiceCapabilities()
+    inputs = await deviceio.GetDigitalInputs()
     assert capabilities.RelayOutputs == driver.capabilities.relay_outputs
     assert capabilities.DigitalInputs == driver.capabilities.digital_inputs
     assert capabilities.VideoSources == 1

@@ -3,14 +3,18 @@ picture controls, on ONVIF's 0..100 scale, through the dialect's own CGI request
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator, Awaitable, Callable, Mapping
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from typing import Any
 
 import pytest
-from conftest import StartGateway, StartSim
-from emulated import EmulatedDevice, OpenDevice, emulated_devices
-from zeep.exceptions import Fault
+from gateway_devices import (
+    Cgi,
+    Device,
+    OpenDevice,
+    fault_of,
+    open_device_fixture,  # noqa: F401 (a fixture)
+)
 
 from bridge.onvif.context import VIDEO_SOURCE
 from bridge.onvif.soap import Service
@@ -27,13 +31,13 @@ ALL = ("Brightness", "ColorSaturation", "Contrast", "Sharpness")
 @dataclass(frozen=True)
 class Dialect:
     """A dialect's picture controls (ImagingSettings20 names), the CGI requests that read
-    them and that set the brightness to 30 %, as (path, some of the query or form fields),
-    and its coarsest control's step on the 0..100 scale (what a value read back may be off)."""
+    them and that set the brightness to 30 %, and its coarsest control's step on the 0..100
+    scale (what a value read back may be off)."""
 
     camera: type[SimulatedCamera]
     settings: tuple[str, ...]
-    read: tuple[str, Mapping[str, str]]
-    set_brightness: tuple[str, Mapping[str, str]]
+    read: Cgi
+    set_brightness: Cgi
     step: float
 
 
@@ -41,29 +45,29 @@ DIALECTS = {
     "ipcamcgi": Dialect(
         IpCamCgiSimulator,
         ("Brightness", "ColorSaturation", "Contrast"),
-        ("/image.cgi", {}),
-        ("/image.cgi", {"BrightnessControl": "39"}),  # on its 1..128 scale
+        Cgi("/image.cgi", {}),
+        Cgi("/image.cgi", {"BrightnessControl": "39"}),  # on its 1..128 scale
         100 / 127,
     ),
     "openapi": Dialect(
         OpenApiSimulator,
         ALL,
-        ("/config.cgi", {"action": "list", "group": "Image.I0.Appearance"}),
-        ("/config.cgi", {"action": "update", "Image.I0.Appearance.Brightness": "76"}),  # 0..255
+        Cgi("/config.cgi", {"action": "list", "group": "Image.I0.Appearance"}),
+        Cgi("/config.cgi", {"action": "update", "Image.I0.Appearance.Brightness": "76"}),  # 0..255
         100 / 7,  # sharpness 0..7
     ),
     "foscam": Dialect(
         FoscamSimulator,
         ("Brightness", "Contrast"),
-        ("/get_camera_params.cgi", {}),
-        ("/camera_control.cgi", {"param": "1", "value": "76"}),  # 0..255
+        Cgi("/get_camera_params.cgi", {}),
+        Cgi("/camera_control.cgi", {"param": "1", "value": "76"}),  # 0..255
         100 / 6,  # contrast 0..6
     ),
     "vapix2": Dialect(
         Vapix2Simulator,
         ALL,
-        ("/param.cgi", {"action": "list"}),
-        ("/param.cgi", {"action": "update", "ImageSource.I0.Sensor.Brightness": "30"}),
+        Cgi("/param.cgi", {"action": "list"}),
+        Cgi("/param.cgi", {"action": "update", "ImageSource.I0.Sensor.Brightness": "30"}),
         1.0,
     ),
 }
@@ -72,7 +76,7 @@ dialects = pytest.mark.parametrize("dialect", DIALECTS)
 
 @dataclass
 class Imaging:
-    device: EmulatedDevice
+    device: Device
     service: Any
     dialect: Dialect
 
@@ -85,25 +89,8 @@ class Imaging:
             name: getattr(settings, name) for name in ALL if getattr(settings, name) is not None
         }
 
-    async def expect(self, path: str, params: Mapping[str, str]) -> None:
-        """The camera received this request since the last check."""
-        requests = await self.device.requests()
-        assert any(
-            r["path"] == path and all(r["params"].get(k) == v for k, v in params.items())
-            for r in requests
-        ), requests
-        await self.device.clear_requests()
-
 
 OpenImaging = Callable[[str], Awaitable[Imaging]]
-
-
-@pytest.fixture
-async def open_device(
-    start_sim: StartSim, start_gateway: StartGateway
-) -> AsyncIterator[OpenDevice]:
-    async with emulated_devices(start_sim, start_gateway) as open_:
-        yield open_
 
 
 @pytest.fixture
@@ -118,19 +105,13 @@ def open_imaging(open_device: OpenDevice) -> OpenImaging:
     return open_
 
 
-async def fault_of(call: Awaitable[Any]) -> list[str]:
-    with pytest.raises(Fault) as caught:
-        await call
-    return [subcode.localname for subcode in caught.value.subcodes]
-
-
 @dialects
 async def test_settings_and_options_cover_the_cameras_controls(
     open_imaging: OpenImaging, dialect: str
 ) -> None:
     imaging = await open_imaging(dialect)
     settings = await imaging.settings()
-    await imaging.expect(*imaging.dialect.read)
+    await imaging.device.expect(imaging.dialect.read)
     assert sorted(settings) == sorted(imaging.dialect.settings)
     assert all(0.0 <= value <= 100.0 for value in settings.values())
 
@@ -152,7 +133,7 @@ async def test_set_imaging_settings_reaches_the_camera(
 ) -> None:
     imaging = await open_imaging(dialect)
     await imaging.call("SetImagingSettings", ImagingSettings={"Brightness": 30.0})
-    await imaging.expect(*imaging.dialect.set_brightness)
+    await imaging.device.expect(imaging.dialect.set_brightness)
     assert (await imaging.settings())["Brightness"] == pytest.approx(30.0, abs=1.0)
 
     every = dict.fromkeys(imaging.dialect.settings, 70.0)

@@ -4,26 +4,22 @@ aiohttp at the sizes the configurations advertise. Every response is schema-chec
 
 from __future__ import annotations
 
-import asyncio
 import datetime as dt
 import itertools
 import statistics
-from collections.abc import AsyncIterator
 from typing import Any
-from urllib.parse import urlsplit
 
 import aiohttp
 import pytest
-from conftest import GATEWAY_PASSWORD, GATEWAY_USER, StartGateway, StartSim
-from emulated import EmulatedDevice, OpenDevice, emulated_devices
-from gateway_devices import fault_codes
-from helpers import ffprobe, jpeg_size
-from onvif import ONVIFCamera
-from zeep.exceptions import Fault
+from conftest import GATEWAY_PASSWORD, GATEWAY_USER
+from gateway_devices import (
+    OpenDevice,
+    fault_of,
+    open_device_fixture,  # noqa: F401 (a fixture)
+)
+from helpers import ffprobe, jpeg_size, with_userinfo
 
-from bridge.app import Gateway
 from bridge.cameras.base import Dialect
-from bridge.commands import demo_config
 from bridge.onvif.context import (
     AUDIO_ENCODER_CONFIG,
     AUDIO_SOURCE,
@@ -35,30 +31,11 @@ from bridge.onvif.context import (
 )
 from bridge.onvif.profiles import MAX_PROFILES
 from bridge.onvif.soap import Service
-from bridge.simulator.core import SimOptions
-from bridge.simulator.registry import SIMULATORS
 
 SIZE = (640, 480)  # the emulators' picture
 HAS_AUDIO = {"hama": True, "ipcamcgi": False, "openapi": True, "foscam": True, "vapix2": True}
 FIXED = ["main", "sub", "jpeg"]
 UNICAST = {"Stream": "RTP-Unicast", "Transport": {"Protocol": "RTSP"}}
-
-
-@pytest.fixture
-async def open_device(
-    start_sim: StartSim, start_gateway: StartGateway
-) -> AsyncIterator[OpenDevice]:
-    async with emulated_devices(start_sim, start_gateway) as open_:
-        yield open_
-
-
-async def camera(open_device: OpenDevice, dialect: str = "hama") -> EmulatedDevice:
-    return await open_device(SIMULATORS[Dialect(dialect)](SimOptions()))
-
-
-def with_credentials(uri: str) -> str:
-    parts = urlsplit(uri)
-    return parts._replace(netloc=f"{GATEWAY_USER}:{GATEWAY_PASSWORD}@{parts.netloc}").geturl()
 
 
 # ffprobe's default five seconds of analysis are not needed: the SDP or the first pictures
@@ -70,7 +47,8 @@ async def video_stream(uri: str, transport: str = "tcp") -> dict[str, Any]:
     """What ffprobe sees of the video stream of an RTSP URI handed out by the device."""
     probe = await ffprobe(
         "-rtsp_transport", transport, *ANALYZE,
-        "-show_entries", "stream=codec_name,width,height", with_credentials(uri),
+        "-show_entries", "stream=codec_name,width,height",
+        with_userinfo(uri, GATEWAY_USER, GATEWAY_PASSWORD),
     )  # fmt: skip
     (stream,) = probe["streams"]
     return dict(stream)
@@ -80,21 +58,19 @@ async def frame_interval(uri: str, frames: int = 5) -> float:
     """The median time between the first video frames of an RTSP URI, in seconds."""
     probe = await ffprobe(
         "-rtsp_transport", "tcp", *ANALYZE, "-read_intervals", f"%+#{frames}",
-        "-show_entries", "packet=pts_time", with_credentials(uri),
+        "-show_entries", "packet=pts_time", with_userinfo(uri, GATEWAY_USER, GATEWAY_PASSWORD),
     )  # fmt: skip
     times = [float(packet["pts_time"]) for packet in probe["packets"] if "pts_time" in packet]
     return statistics.median(b - a for a, b in itertools.pairwise(times))
 
 
 async def expect_fault(call: Any, *chain: str) -> None:
-    with pytest.raises(Fault) as caught:
-        await call
-    assert fault_codes(caught.value)[-len(chain) :] == list(chain)
+    assert (await fault_of(call))[-len(chain) :] == list(chain)
 
 
 @pytest.mark.parametrize("dialect", list(HAS_AUDIO))
 async def test_profiles_hold_what_each_camera_has(open_device: OpenDevice, dialect: str) -> None:
-    device = await camera(open_device, dialect)
+    device = await open_device(dialect)
     media = await device.service(Service.MEDIA)
     profiles = await media.GetProfiles()
     assert [p.token for p in profiles] == FIXED
@@ -160,7 +136,7 @@ async def test_profiles_hold_what_each_camera_has(open_device: OpenDevice, diale
 
 
 async def test_configurations_and_capabilities(open_device: OpenDevice) -> None:
-    media = await (await camera(open_device)).service(Service.MEDIA)
+    media = await (await open_device("hama")).service(Service.MEDIA)
     capabilities = await media.GetServiceCapabilities()
     assert capabilities.SnapshotUri is True
     assert capabilities.Rotation is False
@@ -210,7 +186,7 @@ async def test_configurations_and_capabilities(open_device: OpenDevice) -> None:
 
 
 async def test_stream_uris_play_at_the_advertised_size(open_device: OpenDevice) -> None:
-    device = await camera(open_device)
+    device = await open_device("hama")
     media = await device.service(Service.MEDIA)
     rtsp_port = device.gateway.rtsp.port
     for profile in await media.GetProfiles():
@@ -240,7 +216,7 @@ async def test_stream_uris_play_at_the_advertised_size(open_device: OpenDevice) 
 
 
 async def test_snapshot_uri_gives_the_cameras_picture(open_device: OpenDevice) -> None:
-    device = await camera(open_device, "vapix2")
+    device = await open_device("vapix2")
     media = await device.service(Service.MEDIA)
     snapshot = await media.GetSnapshotUri({"ProfileToken": "sub"})
     assert snapshot.Uri == f"http://127.0.0.1:{device.gateway.web_port}/snapshot/vapix2.jpg"
@@ -259,7 +235,7 @@ async def test_snapshot_uri_gives_the_cameras_picture(open_device: OpenDevice) -
 async def test_set_video_encoder_configuration_changes_the_sub_stream(
     open_device: OpenDevice,
 ) -> None:
-    device = await camera(open_device, "foscam")
+    device = await open_device("foscam")
     media = await device.service(Service.MEDIA)
     sub = await media.GetVideoEncoderConfiguration({"ConfigurationToken": "sub"})
     sub.Resolution.Width, sub.Resolution.Height = 320, 240
@@ -309,7 +285,7 @@ async def test_set_video_encoder_configuration_changes_the_sub_stream(
 
 
 async def test_created_profiles_up_to_the_limit(open_device: OpenDevice) -> None:
-    device = await camera(open_device, "ipcamcgi")
+    device = await open_device("ipcamcgi")
     media = await device.service(Service.MEDIA)
     created = await media.CreateProfile({"Name": "vms", "Token": "vms1"})
     assert (created.token, created.Name, created.fixed) == ("vms1", "vms", False)
@@ -360,27 +336,10 @@ async def test_created_profiles_up_to_the_limit(open_device: OpenDevice) -> None
     assert (await media.CreateProfile({"Name": "room again"})).fixed is False
 
 
-async def test_aac_audio_is_advertised_as_aac(start_sim: StartSim) -> None:
-    sim = await start_sim(SIMULATORS[Dialect.VAPIX2](SimOptions()))
-    config = demo_config([sim], "127.0.0.1", 0, 0)
-    cameras = [camera.model_copy(update={"audio": "aac"}) for camera in config.cameras]
-    gateway = Gateway(config.model_copy(update={"cameras": cameras}))
-    await gateway.start()
-    client = None
-    try:
-        async with asyncio.timeout(10):
-            await gateway.cameras["vapix2"].ready.wait()
-        context = gateway.cameras["vapix2"].onvif
-        assert context is not None
-        client = ONVIFCamera(
-            "127.0.0.1", context.ports.onvif, GATEWAY_USER, GATEWAY_PASSWORD, no_cache=True
-        )
-        media = await EmulatedDevice(sim, gateway, client).service(Service.MEDIA)
-        (audio,) = await media.GetAudioEncoderConfigurations()
-        assert (audio.Encoding, audio.SampleRate, audio.Bitrate) == ("AAC", 8, 24)
-        (option,) = (await media.GetAudioEncoderConfigurationOptions()).Options
-        assert (option.Encoding, option.SampleRateList.Items) == ("AAC", [8])
-    finally:
-        if client is not None:
-            await client.close()
-        await gateway.stop()
+async def test_aac_audio_is_advertised_as_aac(open_device: OpenDevice) -> None:
+    device = await open_device(Dialect.VAPIX2, camera_options={"audio": "aac"})
+    media = await device.service(Service.MEDIA)
+    (audio,) = await media.GetAudioEncoderConfigurations()
+    assert (audio.Encoding, audio.SampleRate, audio.Bitrate) == ("AAC", 8, 24)
+    (option,) = (await media.GetAudioEncoderConfigurationOptions()).Options
+    assert (option.Encoding, option.SampleRateList.Items) == ("AAC", [8])

@@ -15,30 +15,29 @@ from typing import Any
 import httpx
 import pytest
 import zeep
-from conftest import GATEWAY_PASSWORD, GATEWAY_USER, StartGateway, StartSim
-from emulated import EmulatedDevice, emulated_devices
+from conftest import GATEWAY_PASSWORD, GATEWAY_USER
+from gateway_devices import (
+    Device,
+    OpenDevice,
+    open_device_fixture,  # noqa: F401 (a fixture)
+)
 from test_onvif_media import FIXED, SIZE, UNICAST, expect_fault, video_stream
 from zeep.proxy import AsyncServiceProxy
 from zeep.transports import AsyncTransport
 from zeep.wsse.username import UsernameToken
 
-from bridge.cameras.base import Dialect
 from bridge.onvif.context import AUDIO_ENCODER_CONFIG, PTZ_CONFIG, VIDEO_SOURCE_CONFIG
 from bridge.onvif.profiles import MAX_PROFILES
 from bridge.onvif.schemas import load_wsdl
 from bridge.onvif.soap import Service
-from bridge.simulator.core import SimOptions
-from bridge.simulator.registry import SIMULATORS
 
-Media2 = tuple[EmulatedDevice, Any, Any]  # the device, its Media2 and its Media service
+Media2 = tuple[Device, Any, Any]  # the device, its Media2 and its Media service
 OpenMedia2 = Callable[[str], Awaitable[Media2]]
 
 
 @asynccontextmanager
-async def media2_service(device: EmulatedDevice) -> AsyncIterator[Any]:
+async def media2_service(device: Device) -> AsyncIterator[Any]:
     """A zeep client of the device's Media2 service, validating every response."""
-    context = device.gateway.cameras[device.name].onvif
-    assert context is not None
     async with httpx.AsyncClient() as http:
         with httpx.Client() as wsdl_http:  # zeep wants one; the WSDL is loaded already
             client = zeep.AsyncClient(
@@ -51,22 +50,17 @@ async def media2_service(device: EmulatedDevice) -> AsyncIterator[Any]:
             yield AsyncServiceProxy(
                 client,
                 client.wsdl.bindings[f"{{{Service.MEDIA2.namespace}}}Media2Binding"],
-                address=f"http://127.0.0.1:{context.ports.onvif}{Service.MEDIA2.path}",
+                address=f"http://127.0.0.1:{device.port}{Service.MEDIA2.path}",
             )
 
 
 @pytest.fixture
-async def open_media2(
-    start_sim: StartSim, start_gateway: StartGateway
-) -> AsyncIterator[OpenMedia2]:
+async def open_media2(open_device: OpenDevice) -> AsyncIterator[OpenMedia2]:
     """open_media2(dialect): an emulated camera's device, with Media2 and Media clients."""
-    async with (
-        contextlib.AsyncExitStack() as clients,
-        emulated_devices(start_sim, start_gateway) as open_device,
-    ):
+    async with contextlib.AsyncExitStack() as clients:
 
         async def open_media2(dialect: str) -> Media2:
-            device = await open_device(SIMULATORS[Dialect(dialect)](SimOptions()))
+            device = await open_device(dialect)
             media2 = await clients.enter_async_context(media2_service(device))
             return device, media2, await device.service(Service.MEDIA)
 

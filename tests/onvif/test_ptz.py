@@ -5,14 +5,19 @@ from __future__ import annotations
 
 import asyncio
 import datetime as dt
-from collections.abc import AsyncIterator, Awaitable, Callable, Iterable, Mapping
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from typing import Any
 
 import pytest
-from conftest import StartGateway, StartSim
-from emulated import EmulatedDevice, OpenDevice, emulated_devices
-from zeep.exceptions import Fault
+from gateway_devices import (
+    Cgi,
+    Device,
+    HamaWithoutPtz,
+    OpenDevice,
+    fault_of,
+    open_device_fixture,  # noqa: F401 (a fixture)
+)
 
 from bridge.cameras.base import PtzCapabilities
 from bridge.onvif.context import PTZ_CONFIG, PTZ_NODE
@@ -27,22 +32,6 @@ from bridge.simulator.vapix2 import Vapix2Simulator
 
 PROFILE = "main"
 NEAR = 0.05  # how close a reported or tracked position must come to where it was sent
-
-
-@dataclass(frozen=True)
-class Cgi:
-    """A request the camera must receive: its path and some of its query or form fields
-    (``{token}`` in a value stands for the preset's token)."""
-
-    path: str
-    params: Mapping[str, str]
-
-    def seen_in(self, requests: Iterable[Mapping[str, Any]], token: str = "") -> bool:
-        wanted = {name: value.format(token=token) for name, value in self.params.items()}
-        return any(
-            r["path"] == self.path and all(r["params"].get(k) == v for k, v in wanted.items())
-            for r in requests
-        )
 
 
 @dataclass(frozen=True)
@@ -154,37 +143,20 @@ DIALECTS = {
 dialects = pytest.mark.parametrize("dialect", DIALECTS)
 
 
-@pytest.fixture
-async def open_device(
-    start_sim: StartSim, start_gateway: StartGateway
-) -> AsyncIterator[OpenDevice]:
-    async with emulated_devices(start_sim, start_gateway) as open_:
-        yield open_
-
-
 @dataclass
 class Ptz:
     """A client's PTZ service, and the camera behind it."""
 
-    device: EmulatedDevice
+    device: Device
     service: Any
     dialect: Dialect
 
     @property
     def caps(self) -> PtzCapabilities:
-        driver = self.device.gateway.cameras[self.device.name].driver
-        assert driver is not None
-        return driver.capabilities.ptz
+        return self.device.driver.capabilities.ptz
 
     async def call(self, operation: str, **params: Any) -> Any:
         return await getattr(self.service, operation)({"ProfileToken": PROFILE, **params})
-
-    async def expect(self, cgis: tuple[Cgi, ...], token: str = "") -> None:
-        """Every one of these requests reached the camera since the last check."""
-        requests = await self.device.requests()
-        for cgi in cgis:
-            assert cgi.seen_in(requests, token), (cgi, requests)
-        await self.device.clear_requests()
 
     async def head(self) -> tuple[float, float]:
         """Where the emulated head is."""
@@ -212,13 +184,6 @@ def pan_tilt(x: float, y: float, space: str | None = None) -> dict[str, Any]:
     if space is not None:
         vector["space"] = space
     return {"PanTilt": vector}
-
-
-async def fault_of(call: Awaitable[Any]) -> list[str]:
-    """The subcodes of the fault a call gets."""
-    with pytest.raises(Fault) as caught:
-        await call
-    return [subcode.localname for subcode in caught.value.subcodes]
 
 
 def assert_near(position: Any, pan: float, tilt: float) -> None:
@@ -268,13 +233,13 @@ async def test_continuous_move_stops_after_its_timeout(open_ptz: OpenPtz, dialec
     start = await ptz.head()
     timeout = dt.timedelta(seconds=0.5)
     await ptz.call("ContinuousMove", Velocity=pan_tilt(0.5, 0.0), Timeout=timeout)
-    await ptz.expect(ptz.dialect.continuous)
+    await ptz.device.expect(*ptz.dialect.continuous)
     status = await ptz.call("GetStatus")
     assert status.MoveStatus.PanTilt == "MOVING"
 
     await asyncio.sleep(timeout.total_seconds() + 0.3)
     assert (await ptz.call("GetStatus")).MoveStatus.PanTilt == "IDLE"
-    await ptz.expect(ptz.dialect.stop)
+    await ptz.device.expect(*ptz.dialect.stop)
     stopped = await ptz.head()
     assert stopped[0] > start[0]  # it did pan right
     await asyncio.sleep(0.5)  # longer than any driver's step interval
@@ -286,9 +251,9 @@ async def test_continuous_move_stops_after_its_timeout(open_ptz: OpenPtz, dialec
 async def test_stop_ends_a_continuous_move(open_ptz: OpenPtz, dialect: str) -> None:
     ptz = await open_ptz(dialect)
     await ptz.call("ContinuousMove", Velocity=pan_tilt(0.5, 0.0))  # the default 10 s timeout
-    await ptz.expect(ptz.dialect.continuous)
+    await ptz.device.expect(*ptz.dialect.continuous)
     await ptz.call("Stop", PanTilt=True, Zoom=True)
-    await ptz.expect(ptz.dialect.stop)
+    await ptz.device.expect(*ptz.dialect.stop)
     assert (await ptz.call("GetStatus")).MoveStatus.PanTilt == "IDLE"
     here = await ptz.head()
     await asyncio.sleep(0.5)
@@ -299,16 +264,16 @@ async def test_stop_ends_a_continuous_move(open_ptz: OpenPtz, dialect: str) -> N
 async def test_absolute_and_relative_moves_then_status(open_ptz: OpenPtz, dialect: str) -> None:
     ptz = await open_ptz(dialect)
     await ptz.call("AbsoluteMove", Position={**pan_tilt(0.2, -0.2), "Zoom": {"x": 0.0}})
-    await ptz.expect(ptz.dialect.absolute)
+    await ptz.device.expect(*ptz.dialect.absolute)
     status = await ptz.call("GetStatus")
-    await ptz.expect(ptz.dialect.position)
+    await ptz.device.expect(*ptz.dialect.position)
     assert status.MoveStatus.PanTilt == "IDLE"
     assert_near(status.Position, 0.2, -0.2)
     assert await ptz.head() == pytest.approx((0.2, -0.2), abs=0.1)  # hama walks in steps
 
     speed = {"PanTilt": {"x": 0.5, "y": 0.5}, "Zoom": {"x": 0.5}}
     await ptz.call("RelativeMove", Translation=pan_tilt(0.1, 0.1), Speed=speed)
-    await ptz.expect(ptz.dialect.relative)
+    await ptz.device.expect(*ptz.dialect.relative)
     assert_near((await ptz.call("GetStatus")).Position, 0.3, -0.1)
 
 
@@ -319,7 +284,7 @@ async def test_goto_preset_returns_to_the_stored_position(open_ptz: OpenPtz, dia
     stored = await ptz.head()
     await ptz.device.clear_requests()
     token = await ptz.call("SetPreset", PresetName="door")
-    await ptz.expect(ptz.dialect.set_preset, token)
+    await ptz.device.expect(*ptz.dialect.set_preset, token=token)
     presets = await ptz.call("GetPresets")
     assert ("door", token) in [(preset.Name, preset.token) for preset in presets]
     assert await fault_of(ptz.call("SetPreset", PresetName="door")) == [
@@ -330,7 +295,7 @@ async def test_goto_preset_returns_to_the_stored_position(open_ptz: OpenPtz, dia
     await ptz.call("AbsoluteMove", Position=pan_tilt(-0.5, 0.5))
     await ptz.device.clear_requests()
     await ptz.call("GotoPreset", PresetToken=token)
-    await ptz.expect(ptz.dialect.goto_preset, token)
+    await ptz.device.expect(*ptz.dialect.goto_preset, token=token)
     assert await ptz.head() == pytest.approx(stored, abs=0.05)
     assert_near((await ptz.call("GetStatus")).Position, *stored)
 
@@ -339,7 +304,7 @@ async def test_goto_preset_returns_to_the_stored_position(open_ptz: OpenPtz, dia
         return
     await ptz.device.clear_requests()
     await ptz.call("RemovePreset", PresetToken=token)
-    await ptz.expect(ptz.dialect.remove_preset, token)
+    await ptz.device.expect(*ptz.dialect.remove_preset, token=token)
     assert token not in [preset.token for preset in await ptz.call("GetPresets")]
     assert await fault_of(ptz.call("GotoPreset", PresetToken=token)) == [
         "InvalidArgVal",
@@ -357,67 +322,27 @@ async def test_home_position(open_ptz: OpenPtz, dialect: str) -> None:
         assert await fault_of(ptz.call("SetHomePosition")) == ["ActionNotSupported"]
     else:
         await ptz.call("SetHomePosition")
-        await ptz.expect(ptz.dialect.set_home)
+        await ptz.device.expect(*ptz.dialect.set_home)
         home = await ptz.head()
     await ptz.call("AbsoluteMove", Position=pan_tilt(-0.4, -0.4))
     await ptz.device.clear_requests()
     await ptz.call("GotoHomePosition")
-    await ptz.expect(ptz.dialect.goto_home)
+    await ptz.device.expect(*ptz.dialect.goto_home)
     assert await ptz.head() == pytest.approx(home, abs=0.05)
     assert_near((await ptz.call("GetStatus")).Position, *home)
-
-
-async def test_home_assistant_finds_and_drives_the_ptz(open_device: OpenDevice) -> None:
-    """As Home Assistant does it: services from GetServices, the PTZ profile from GetProfiles,
-    then ContinuousMove, Stop and GotoPreset on it."""
-    spec = DIALECTS["vapix2"]
-    device = await open_device(spec.camera(SimOptions()))
-    await device.client.update_xaddrs()
-    media = await device.client.create_media_service()
-    profile = next(p for p in await media.GetProfiles() if p.PTZConfiguration is not None)
-    assert profile.PTZConfiguration.token == PTZ_CONFIG
-    service = await device.client.create_ptz_service()
-    service.zeep_client.plugins.append(device.schema_check)
-    ptz = Ptz(device, service, spec)
-    token = await ptz.call("SetPreset", PresetName="door")
-    await device.clear_requests()
-
-    velocity = {**pan_tilt(-0.5, 0.5), "Zoom": {"x": 0.0}}
-    await service.ContinuousMove({"ProfileToken": profile.token, "Velocity": velocity})
-    await service.Stop({"ProfileToken": profile.token, "PanTilt": True, "Zoom": False})
-    await service.GotoPreset({"ProfileToken": profile.token, "PresetToken": token})
-    await ptz.expect(
-        (
-            Cgi("/com/ptz.cgi", {"continuouspantiltmove": "-50,50"}),
-            *spec.stop,
-            *spec.goto_preset,
-        ),
-        token,
-    )
 
 
 async def test_closing_the_device_stops_a_move_in_flight(open_ptz: OpenPtz) -> None:
     ptz = await open_ptz("foscam")
     await ptz.call("ContinuousMove", Velocity=pan_tilt(0.5, 0.0))  # the default 10 s timeout
-    await ptz.expect(ptz.dialect.continuous)
-    context = ptz.device.gateway.cameras[ptz.device.name].onvif
-    assert context is not None
-    await context.close()
-    await ptz.expect(ptz.dialect.stop)
+    await ptz.device.expect(*ptz.dialect.continuous)
+    await ptz.device.context.close()
+    await ptz.device.expect(*ptz.dialect.stop)
     assert (await ptz.device.state())["ptz_velocity"] == {"pan": 0.0, "tilt": 0.0, "zoom": 0.0}
 
 
-class _HamaWithoutHead(HamaSimulator):
-    """A unit of the hama family without a pan/tilt head."""
-
-    def params(self, http_port: int = 80) -> dict[str, str]:
-        params = super().params(http_port)
-        params["Properties.PTZ.PTZ"] = "no"
-        return params
-
-
 async def test_camera_that_cannot_move_has_no_ptz_service(open_device: OpenDevice) -> None:
-    device = await open_device(_HamaWithoutHead(SimOptions()))
+    device = await open_device(HamaWithoutPtz(SimOptions()))
     ptz = await device.service(Service.PTZ)
     await device.clear_requests()
     assert await fault_of(ptz.GetNodes()) == ["ActionNotSupported"]
