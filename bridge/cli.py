@@ -39,6 +39,9 @@ def _parser() -> argparse.ArgumentParser:
     demo.add_argument("--base-port", type=int, default=0, help="first emulator port (0 = any)")
     demo.add_argument("--rtsp-port", type=int, default=8554, help="the gateway's RTSP port")
     demo.add_argument("--web-port", type=int, default=8080, help="the gateway's snapshot port")
+    demo.add_argument(
+        "--onvif-base-port", type=int, default=8000, help="camera i's ONVIF port is this + i"
+    )
 
     check = sub.add_parser("check-config", help="validate a config file")
     check.add_argument("file", type=Path)
@@ -137,7 +140,9 @@ def main(argv: Sequence[str] | None = None) -> int:
             return bench.run(_bench_options(args))
         if args.command == "demo":
             return asyncio.run(
-                commands.demo(args.host, args.base_port, args.rtsp_port, args.web_port)
+                commands.demo(
+                    args.host, args.base_port, args.rtsp_port, args.web_port, args.onvif_base_port
+                )
             )
         return asyncio.run(commands.run(args.config))
     except ConfigError as exc:

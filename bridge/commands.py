@@ -15,6 +15,7 @@ from bridge.cameras.http import CameraHttp, Credentials
 from bridge.cameras.identify import driver_for, identify
 from bridge.config import Config, load_config, users_file_for
 from bridge.media.source import Profile
+from bridge.onvif.soap import Service
 from bridge.simulator.core import RunningSimulator, SimOptions, start_simulator
 from bridge.simulator.registry import SIMULATORS
 
@@ -141,7 +142,7 @@ async def simulate(dialect: Dialect, host: str, port: int, options: SimOptions) 
 
 
 def demo_config(
-    sims: Sequence[RunningSimulator], host: str, rtsp_port: int, web_port: int
+    sims: Sequence[RunningSimulator], host: str, rtsp_port: int, web_port: int, onvif_base_port: int
 ) -> Config:
     """The gateway in front of the emulators, each camera named after its dialect."""
     credentials = {"username": DEMO_USERNAME, "password": DEMO_PASSWORD}
@@ -152,7 +153,7 @@ def demo_config(
                 "listen_host": host,
                 "rtsp_port": rtsp_port,
                 "web_port": web_port,
-                "onvif_base_port": 0,
+                "onvif_base_port": onvif_base_port,
                 **credentials,
             },
             "cameras": [
@@ -164,12 +165,14 @@ def demo_config(
     )
 
 
-async def demo(host: str, base_port: int, rtsp_port: int, web_port: int) -> int:
+async def demo(
+    host: str, base_port: int, rtsp_port: int, web_port: int, onvif_base_port: int
+) -> int:
     options = SimOptions(username=DEMO_USERNAME, password=DEMO_PASSWORD)
     sims = await _start_simulators(list(Dialect), host, base_port, options)
     gateway: Gateway | None = None
     try:
-        gateway = Gateway(demo_config(sims, host, rtsp_port, web_port))
+        gateway = Gateway(demo_config(sims, host, rtsp_port, web_port, onvif_base_port))
         await gateway.start()
         # Local emulators answer at once; the URLs are printed once they play.
         with contextlib.suppress(TimeoutError):
@@ -185,6 +188,9 @@ async def demo(host: str, base_port: int, rtsp_port: int, web_port: int) -> int:
             for profile in Profile:
                 print(f"  {profile:<9} rtsp://{authority}:{gateway.rtsp.port}/{name}/{profile}")
             print(f"  snapshot  http://{authority}:{gateway.web_port}/snapshot/{name}.jpg")
+            device = gateway.cameras[name].onvif
+            if device is not None:
+                print(f"  onvif     http://{host}:{device.ports.onvif}{Service.DEVICE.path}")
         sys.stdout.flush()
         await wait_for_stop_signal()
     finally:

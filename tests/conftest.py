@@ -85,7 +85,7 @@ async def start_gateway() -> AsyncIterator[StartGateway]:
         **overrides: object,
     ) -> Gateway:
         overrides = {"onvif_validate_responses": True, **overrides}
-        config = demo_config(sims, "127.0.0.1", 0, 0)
+        config = demo_config(sims, "127.0.0.1", 0, 0, 0)
         config = config.model_copy(
             update={
                 "gateway": config.gateway.model_copy(update=overrides),

@@ -338,19 +338,23 @@ async def test_an_unwatched_camera_is_released(
 
 async def test_demo_serves_every_camera_and_stops_on_ctrl_c() -> None:
     process = await asyncio.create_subprocess_exec(
-        sys.executable, "-m", "bridge", "demo", "--rtsp-port", "0", "--web-port", "0",
+        sys.executable, "-m", "bridge", "demo",
+        "--rtsp-port", "0", "--web-port", "0", "--onvif-base-port", "0",
         stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.DEVNULL,
     )  # fmt: skip
     try:
         assert process.stdout is not None
         urls: dict[str, str] = {}
+        devices: list[str] = []
         async with asyncio.timeout(30):
-            while len(urls) < 5:
+            while len(devices) < 5:
                 line = (await process.stdout.readline()).decode()
                 assert line, "demo ended early"
                 if match := re.search(r"rtsp://\S+/(\w+)/main", line):
                     urls[match.group(1)] = match.group(0)
+                devices += re.findall(r"http://127\.0\.0\.1:\d+/onvif/device_service", line)
         assert set(urls) == set(HAS_AUDIO)
+        assert len(set(devices)) == 5  # one ONVIF device, on its own port, per camera
         assert await streams(urls["vapix2"], "tcp") == [("h264", *SIZE), ("pcm_mulaw", None, None)]
     finally:
         process.send_signal(2)  # Ctrl-C
