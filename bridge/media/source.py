@@ -42,7 +42,6 @@ from bridge.media.transcode import (
     TimestampSmoother,
     jpeg_size,
 )
-from bridge.rtsp import jpeg
 from bridge.rtsp.h264 import split_annexb
 from bridge.rtsp.stream import AccessUnit, Codec, FanoutSource, MediaTrack
 
@@ -501,7 +500,6 @@ class CameraMedia:
                         unit = await encoder.encode(frame)
                         if unit is None:
                             continue
-                        track.sps, track.pps = unit.sps or track.sps, unit.pps or track.pps
                         track.framerate = self._rate.fps
                         media_time = encoder.origin + unit.pts_90k / CLOCK_RATE
                         nal_units = split_annexb(unit.data)
@@ -517,12 +515,6 @@ class CameraMedia:
             origin = 0.0
             async with self.frames.subscribe(2) as frames:
                 async for frame in frames:
-                    try:
-                        jpeg.parse_jpeg(frame.data)
-                    except ProtocolError as exc:
-                        # Progressive or 4:4:4 pictures have no RTP/JPEG type: skip, not fail.
-                        log.debug("%s/jpeg: skipping a picture: %s", self.name, exc)
-                        continue
                     if smoother is None:
                         smoother, origin = TimestampSmoother(self._rate.fps), frame.timestamp
                     track.framerate = self._rate.fps

@@ -23,7 +23,7 @@ from bridge.errors import ProtocolError
 from bridge.rtsp.protocol import InterleavedFrame, TransportSpec
 from bridge.rtsp.rtcp import ReceiverReport, SourceDescription, parse_compound, serialize_compound
 from bridge.rtsp.rtp import RtpSequencer
-from bridge.rtsp.stream import AccessUnit, MediaSubscription, MediaTrack, StreamSource
+from bridge.rtsp.stream import MediaSubscription, MediaTrack, PacketizedUnit, StreamSource
 
 log = logging.getLogger(__name__)
 
@@ -159,7 +159,7 @@ class DeliveryStats:
     frames: int = 0
     latencies: deque[float] = field(default_factory=lambda: deque(maxlen=20_000))
 
-    def sent(self, unit: AccessUnit) -> None:
+    def sent(self, unit: PacketizedUnit) -> None:
         self.frames += 1
         if unit.arrival is not None:
             self.latencies.append(time.monotonic() - unit.arrival)
@@ -175,7 +175,7 @@ class TrackBinding:
     stats: DeliveryStats
     awaiting_keyframe: bool = True
 
-    def deliver(self, unit: AccessUnit) -> None:
+    def deliver(self, unit: PacketizedUnit) -> None:
         video = self.track.codec.is_video
         if self.output.congested():
             self.awaiting_keyframe = video
@@ -184,13 +184,12 @@ class TrackBinding:
             if not unit.keyframe:
                 return
             self.awaiting_keyframe = False
-        payloads = self.track.payloads(unit)
         if video:
-            self.output.send_rtp(self.sequencer.frame(payloads, unit.media_time))
+            self.output.send_rtp(self.sequencer.frame(unit.payloads, unit.media_time))
             self.stats.sent(unit)
         else:
             # Continuous audio: the marker would announce a talkspurt (RFC 3551 §4.1).
-            self.output.send_rtp([self.sequencer.packet(p, unit.media_time) for p in payloads])
+            self.output.send_rtp([self.sequencer.packet(p, unit.media_time) for p in unit.payloads])
 
 
 def new_sequencer(track: MediaTrack) -> RtpSequencer:
@@ -228,7 +227,7 @@ class Session:
         self.last_activity = time.monotonic()
         self._task: asyncio.Task[None] | None = None
         self._subscription: MediaSubscription | None = None
-        self._pending: AccessUnit | None = None  # the keyframe PLAY waited for, sent first
+        self._pending: PacketizedUnit | None = None  # the keyframe PLAY waited for, sent first
         # Anchor mapping the source's media clock to wall time, refreshed on every frame sent.
         self._anchor_media = 0.0
         self._anchor_wall = 0.0
@@ -251,7 +250,7 @@ class Session:
         """
         subscription = self.source.subscribe()
         self.source.request_keyframe()
-        first: AccessUnit | None = None
+        first: PacketizedUnit | None = None
         video = {i for i, b in self.tracks.items() if b.track.codec.is_video}
         try:
             async with asyncio.timeout(FIRST_KEYFRAME_TIMEOUT):
@@ -288,7 +287,7 @@ class Session:
     def _anchor(self, media_time: float) -> None:
         self._anchor_media, self._anchor_wall = media_time, time.time()
 
-    async def _stream(self, subscription: MediaSubscription, first: AccessUnit) -> None:
+    async def _stream(self, subscription: MediaSubscription, first: PacketizedUnit) -> None:
         loop = asyncio.get_running_loop()
         dropped = subscription.dropped
         self._deliver(first)
@@ -307,7 +306,7 @@ class Session:
         finally:
             subscription.close()
 
-    def _deliver(self, unit: AccessUnit) -> None:
+    def _deliver(self, unit: PacketizedUnit) -> None:
         binding = self.tracks.get(unit.track)
         if binding is not None:
             self._anchor(unit.media_time)

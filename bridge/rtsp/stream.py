@@ -11,10 +11,12 @@ from __future__ import annotations
 
 import asyncio
 import enum
+import logging
 from collections.abc import AsyncIterator, Callable, Sequence
 from dataclasses import dataclass
 from typing import NamedTuple, Protocol
 
+from bridge.errors import ProtocolError
 from bridge.media.fanout import Fanout
 from bridge.rtsp import aac, h264, jpeg
 from bridge.rtsp.h264 import NAL_PPS, NAL_SPS, nal_type
@@ -29,6 +31,8 @@ from bridge.rtsp.sdp import (
     jpeg_media,
     pcmu_media,
 )
+
+log = logging.getLogger(__name__)
 
 
 class Codec(enum.Enum):
@@ -109,12 +113,22 @@ class AccessUnit(NamedTuple):
     arrival: float | None = None  # time.monotonic() when the camera's data for it arrived
 
 
+class PacketizedUnit(NamedTuple):
+    """An access unit as every viewer sends it: packetized once, whatever the viewer count."""
+
+    track: int
+    payloads: Sequence[bytes]  # the RTP payloads, in order
+    media_time: float
+    keyframe: bool
+    arrival: float | None
+
+
 class MediaSubscription(Protocol):
     """A viewer's bounded feed; ``dropped`` counts units lost because the viewer lagged."""
 
     dropped: int
 
-    def __aiter__(self) -> AsyncIterator[AccessUnit]: ...
+    def __aiter__(self) -> AsyncIterator[PacketizedUnit]: ...
 
     def close(self) -> None: ...
 
@@ -133,7 +147,12 @@ class StreamSource(Protocol):
 
 
 class FanoutSource:
-    """A :class:`StreamSource` over one upstream of access units shared through a Fanout."""
+    """A :class:`StreamSource` over one upstream of access units shared through a Fanout.
+
+    Units are packetized here, once for all viewers; one the packetizer refuses (a JPEG with no
+    RTP/JPEG type) is skipped. H.264 parameter sets are learned from every keyframe, so the SDP
+    follows an encoder that reopened at a new size.
+    """
 
     def __init__(
         self,
@@ -151,7 +170,7 @@ class FanoutSource:
         self._request_keyframe = request_keyframe
         self._depth = depth
         self._ready = asyncio.Event()
-        self._fanout: Fanout[AccessUnit] = Fanout(
+        self._fanout: Fanout[PacketizedUnit] = Fanout(
             self._observed, name=name, idle_grace=idle_grace, stall_timeout=stall_timeout
         )
 
@@ -159,27 +178,34 @@ class FanoutSource:
     def tracks(self) -> Sequence[MediaTrack]:
         return self._tracks
 
-    async def _observed(self) -> AsyncIterator[AccessUnit]:
+    async def _observed(self) -> AsyncIterator[PacketizedUnit]:
         upstream = self._open_upstream()
         try:
             async for unit in upstream:
-                if not self._ready.is_set():
-                    self._learn(unit)
-                yield unit
+                track = self._tracks[unit.track]
+                if unit.keyframe and track.codec is Codec.H264:
+                    self._learn(track, unit)
+                try:
+                    payloads = track.payloads(unit)
+                except ProtocolError as exc:
+                    log.debug("%s: skipping a unit: %s", self._fanout.name, exc)
+                    continue
+                yield PacketizedUnit(
+                    unit.track, payloads, unit.media_time, unit.keyframe, unit.arrival
+                )
         finally:
             aclose = getattr(upstream, "aclose", None)
             if aclose is not None:
                 await aclose()
 
-    def _learn(self, unit: AccessUnit) -> None:
-        track = self._tracks[unit.track]
-        if track.codec is Codec.H264 and not isinstance(unit.payload, bytes):
-            for nal in unit.payload:
-                if nal_type(nal) == NAL_SPS:
-                    track.sps = nal
-                elif nal_type(nal) == NAL_PPS:
-                    track.pps = nal
-        if all(t.describable for t in self._tracks):
+    def _learn(self, track: MediaTrack, unit: AccessUnit) -> None:
+        assert not isinstance(unit.payload, bytes)
+        for nal in unit.payload:
+            if nal_type(nal) == NAL_SPS:
+                track.sps = nal
+            elif nal_type(nal) == NAL_PPS:
+                track.pps = nal
+        if not self._ready.is_set() and all(t.describable for t in self._tracks):
             self._ready.set()
 
     async def wait_ready(self) -> None:
