@@ -178,7 +178,7 @@ class AudioClock:
 
 
 class _Failure(NamedTuple):
-    error: BaseException
+    error: Exception
 
 
 async def _merge(*sources: AsyncIterator[T]) -> AsyncIterator[T]:
@@ -189,9 +189,7 @@ async def _merge(*sources: AsyncIterator[T]) -> AsyncIterator[T]:
         try:
             async for item in source:
                 await queue.put(item)
-        except asyncio.CancelledError:
-            raise
-        except BaseException as exc:
+        except Exception as exc:
             await queue.put(_Failure(exc))
         finally:
             aclose = getattr(source, "aclose", None)
