@@ -30,6 +30,7 @@ from bridge.media.source import CameraMedia, Profile
 from bridge.onvif.context import DeviceContext, GatewayPorts
 from bridge.onvif.server import device_app
 from bridge.onvif.services import device_operations
+from bridge.onvif.soap import catalog
 from bridge.onvif.users import Account, UserAccounts, UserLevel
 from bridge.rtsp.server import RtspServer
 from bridge.rtsp.stream import StreamSource
@@ -206,6 +207,8 @@ class Gateway:
         # the event loop that sends every viewer's packets waits that long: at 20 cameras the
         # default 5 ms showed as 50 ms p99 added latency in `bridge benchmark`, 1 ms as 8-14.
         sys.setswitchinterval(SWITCH_INTERVAL)
+        # The ONVIF schemas take about half a second of CPU to load: off the event loop, once.
+        await asyncio.to_thread(catalog)
         await self.rtsp.start()
         try:
             await self._web.setup()
