@@ -12,9 +12,10 @@ import asyncio
 import logging
 import random
 import sys
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass, field, replace
 from functools import partial
+from ipaddress import IPv4Network
 from pathlib import Path
 
 from aiohttp import web
@@ -22,15 +23,20 @@ from aiohttp import web
 from bridge.cameras.base import CameraDriver, DeviceInfo, Dialect
 from bridge.cameras.http import CameraHttp, Credentials
 from bridge.cameras.identify import driver_for, identify
-from bridge.config import CameraConfig, Config, GatewayConfig, load_users_file
-from bridge.errors import AuthenticationFailed, CameraError, CameraUnreachable
+from bridge.config import CameraConfig, Config, GatewayConfig, load_state_file, load_users_file
+from bridge.discovery import lan
+from bridge.discovery.announce import DESCRIPTION_PATH, AnnouncedDevice, Announcer
+from bridge.discovery.udp import listens_on
+from bridge.errors import AuthenticationFailed, BridgeError, CameraError, CameraUnreachable
 from bridge.httpauth import Authenticator
+from bridge.identity import DeviceIdentities, DeviceIdentity
 from bridge.logs import register_secret
 from bridge.media.source import CameraMedia, Profile
-from bridge.onvif.context import DeviceContext, GatewayPorts
+from bridge.onvif.context import DeviceContext, GatewayPorts, endpoint_reference
+from bridge.onvif.device import all_scopes, serial_number
 from bridge.onvif.server import device_app
 from bridge.onvif.services import device_operations
-from bridge.onvif.soap import catalog
+from bridge.onvif.soap import Service, catalog
 from bridge.onvif.users import Account, UserAccounts, UserLevel
 from bridge.rtsp.server import RtspServer
 from bridge.rtsp.stream import StreamSource
@@ -42,6 +48,7 @@ PROFILE_NAMES = frozenset(profile.value for profile in Profile)
 RETRY_INITIAL = 1.0
 SWITCH_INTERVAL = 0.001
 RETRY_MAX = 60.0
+DISCOVERY_INTERVAL = 300.0
 
 
 @dataclass
@@ -73,30 +80,42 @@ class Camera:
 
     async def serve_onvif(
         self,
-        host: str,
-        port: int,
+        identity: DeviceIdentity,
         ports: GatewayPorts,
         gateway: GatewayConfig,
         users: UserAccounts,
+        routes: Sequence[web.RouteDef] = (),
     ) -> None:
-        """Start this camera's virtual ONVIF device (once connected) on its own port."""
+        """Start this camera's virtual ONVIF device (once connected): on its own address if
+        it has one, else on the gateway's, on the port its identity holds (``routes``: more
+        that its HTTP server answers)."""
         assert self.driver is not None
         assert self.info is not None
         assert self.media is not None
+        config = self.config
         context = DeviceContext(
-            self.config.name,
+            config.name,
             self.driver,
             self.info,
             self.media,
             ports,
             gateway.advertise_host,
             users,
+            endpoint=identity.endpoint,
+            serial=identity.serial,
+            scopes=list(identity.scopes),
+            discoverable=identity.discoverable,
+            address=config.address,
+            location=config.location,
         )
         app = device_app(
             device_operations(context),
             users,
             validate_responses=gateway.onvif_validate_responses,
         )
+        app.add_routes(routes)
+        host = config.address or gateway.listen_host
+        port = ports.onvif
         runner = web.AppRunner(app, access_log=None, shutdown_timeout=2.0)
         await runner.setup()
         try:
@@ -148,11 +167,26 @@ class Camera:
             delay = min(RETRY_MAX, delay * 2)
 
 
-class Gateway:
-    """``users_file`` keeps the users created over ONVIF (next to the config file); without
-    one they last until the gateway stops."""
+def arp_answers_per_interface() -> bool:
+    """Whether Linux answers ARP for an address only on the interface holding it (so each
+    macvlan shows its own MAC); True where that cannot be read (not Linux)."""
+    settings = Path("/proc/sys/net/ipv4/conf/all")
+    try:
+        ignore = int((settings / "arp_ignore").read_text())
+        announce = int((settings / "arp_announce").read_text())
+    except (OSError, ValueError):
+        return True
+    return ignore >= 1 and announce >= 2
 
-    def __init__(self, config: Config, users_file: Path | None = None) -> None:
+
+class Gateway:
+    """``users_file`` keeps the users created over ONVIF, ``state_file`` what every camera
+    device is known by (both next to the config file); without them both last until the
+    gateway stops."""
+
+    def __init__(
+        self, config: Config, users_file: Path | None = None, state_file: Path | None = None
+    ) -> None:
         self.config = config
         gateway = config.gateway
         password = gateway.password.get_secret_value()
@@ -163,6 +197,13 @@ class Gateway:
                 Account(user.username, UserLevel(user.level), user.password.get_secret_value())
                 for user in load_users_file(users_file)
             )
+        fixed_ports = {c.device_port for c in config.cameras if c.device_port}
+        self.identities = DeviceIdentities(
+            load_state_file(state_file) if state_file is not None else (),
+            path=state_file,
+            base_port=gateway.onvif_base_port,
+            reserved={gateway.rtsp_port, gateway.web_port, *fixed_ports},
+        )
         self.cameras: dict[str, Camera] = {}
         for cam in config.cameras:
             camera_password = cam.password.get_secret_value()
@@ -179,6 +220,8 @@ class Gateway:
             shutdown_timeout=2.0,
         )
         self.web_port = 0
+        self.announcer: Announcer | None = None
+        self.discovered: list[lan.Found] = []  # cameras on the LAN that are not configured
         self._tasks: list[asyncio.Task[None]] = []
 
     def _media(self, name: str) -> CameraMedia | None:
@@ -214,15 +257,20 @@ class Gateway:
             await self._web.setup()
             site = web.TCPSite(self._web, gateway.listen_host, gateway.web_port)
             await site.start()
+            self.web_port = self._web.addresses[0][1]
+            await self._listen_on_camera_addresses()
         except BaseException:
             await self.rtsp.stop()
             await self._web.cleanup()
             raise
-        self.web_port = self._web.addresses[0][1]
+        if gateway.announce:
+            await self._start_announcing()
         for index, camera in enumerate(self.cameras.values()):
             self._tasks.append(
                 asyncio.create_task(camera.connect_until_ready(partial(self._serve, camera, index)))
             )
+        if gateway.discovery:
+            self._tasks.append(asyncio.create_task(self._discover_cameras(), name="discovery"))
         log.info(
             "gateway started with %d camera(s): RTSP on port %d, web on port %d",
             len(self.cameras),
@@ -230,18 +278,133 @@ class Gateway:
             self.web_port,
         )
 
-    async def _serve(self, camera: Camera, index: int) -> None:
+    async def _listen_on_camera_addresses(self) -> None:
+        """A camera device on its own address hands out stream and snapshot URLs with that
+        address: the RTSP and web servers answer there too (a wildcard listener already
+        does)."""
+        listen_host = self.config.gateway.listen_host
+        addresses = [c.address for c in self.config.cameras if c.address is not None]
+        for address in dict.fromkeys(addresses):
+            if not listens_on(listen_host, address):
+                await self.rtsp.listen_also(address)
+                await web.TCPSite(self._web, address, self.web_port).start()
+        if addresses and not arp_answers_per_interface():
+            log.warning(
+                "cameras have addresses of their own, but this host answers ARP for every "
+                "address on every interface: VMS will see one MAC for all of them. Set "
+                "net.ipv4.conf.all.arp_ignore=1 and net.ipv4.conf.all.arp_announce=2 (README)"
+            )
+
+    async def _start_announcing(self) -> None:
         gateway = self.config.gateway
-        port = gateway.onvif_base_port + index if gateway.onvif_base_port else 0
-        ports = GatewayPorts(rtsp=self.rtsp.port, web=self.web_port, onvif=port)
+        announcer = Announcer(
+            listen_host=gateway.listen_host,
+            advertise_host=gateway.advertise_host,
+            web_port=self.web_port,
+            device_addresses=[c.address for c in self.config.cameras if c.address],
+        )
         try:
-            await camera.serve_onvif(gateway.listen_host, port, ports, gateway, self.users)
+            await announcer.start()
+        except OSError as exc:
+            # Streams and ONVIF still work; VMS just have to be told the addresses.
+            log.error("cannot announce the cameras (WS-Discovery, SSDP, zeroconf): %s", exc)
+        else:
+            self.announcer = announcer
+
+    async def _serve(self, camera: Camera, index: int) -> None:
+        """Once a camera is connected: its ONVIF device, then its announcements."""
+        gateway = self.config.gateway
+        config = camera.config
+        assert camera.info is not None
+        identity = await self.identities.identify(
+            config.name,
+            camera.info.mac,
+            endpoint=endpoint_reference(camera.info, config.name),
+            serial=camera.info.serial,
+            index=index,
+            fixed_port=config.device_port,
+        )
+        ports = GatewayPorts(rtsp=self.rtsp.port, web=self.web_port, onvif=identity.onvif_port or 0)
+        announcer = self.announcer
+        routes = [web.get(DESCRIPTION_PATH, announcer.describe(config.name))] if announcer else []
+        try:
+            await camera.serve_onvif(identity, ports, gateway, self.users, routes)
         except OSError as exc:
             # The camera still streams over RTSP; only its ONVIF device is missing.
-            log.error("camera %s: cannot serve ONVIF on port %d: %s", camera.config.name, port, exc)
+            log.error(
+                "camera %s: cannot serve ONVIF on %s:%d: %s",
+                config.name,
+                config.address or gateway.listen_host,
+                ports.onvif,
+                exc,
+            )
+            return
+        context = camera.onvif
+        assert context is not None
+        if announcer is None:
+            context.on_discovery_change = partial(self._discovery_changed, context, identity, None)
+            return
+        announced = AnnouncedDevice(
+            name=config.name,
+            endpoint=context.endpoint,
+            address=config.address,
+            port=context.ports.onvif,
+            device_path=Service.DEVICE.path,
+            rtsp_port=self.rtsp.port,
+            rtsp_path=f"/{config.name}/{Profile.MAIN}",
+            manufacturer=camera.info.manufacturer,
+            model=camera.info.model,
+            serial=serial_number(context),
+            scopes=partial(all_scopes, context),
+            discoverable=lambda: context.discoverable,
+        )
+        context.on_discovery_change = partial(self._discovery_changed, context, identity, announced)
+        await announcer.add(announced)
+
+    async def _discover_cameras(self) -> None:
+        """Sweep the LAN every DISCOVERY_INTERVAL and say which cameras on it are not in the
+        config (each once, until it goes away); nothing is ever added by itself. No
+        credentials are sent: a camera's password is not for unknown devices."""
+        gateway = self.config.gateway
+        targets = [IPv4Network(n, strict=False) for n in gateway.discovery_networks] or None
+        configured = [camera.url for camera in self.config.cameras]
+        while True:
+            try:
+                report = await lan.discover(targets)
+            except (BridgeError, OSError) as exc:
+                log.warning("LAN discovery failed: %s", exc)
+            else:
+                found = lan.unconfigured(report.found, configured)
+                known = {f.url for f in self.discovered}
+                for camera in found:
+                    if camera.url not in known:
+                        what = ", ".join(
+                            part
+                            for part in (camera.dialect, camera.manufacturer, camera.model)
+                            if part
+                        )
+                        log.info(
+                            "found a camera that is not in the config: %s, %s", camera.url, what
+                        )
+                self.discovered = found
+            await asyncio.sleep(DISCOVERY_INTERVAL)
+
+    async def _discovery_changed(
+        self, context: DeviceContext, identity: DeviceIdentity, announced: AnnouncedDevice | None
+    ) -> None:
+        """ONVIF changed a device's scopes or discovery mode: kept, and announced."""
+        identity.scopes = list(context.scopes)
+        identity.discoverable = context.discoverable
+        await self.identities.save()
+        if announced is not None and self.announcer is not None:
+            await self.announcer.changed(announced)
 
     async def stop(self) -> None:
-        """Sessions end first (their viewers get a clean close), then the cameras."""
+        """Bye to the network first, then sessions end (their viewers get a clean close),
+        then the cameras."""
+        if self.announcer is not None:
+            await self.announcer.stop()
+            self.announcer = None
         await self.rtsp.stop()
         await self._web.cleanup()
         for task in self._tasks:

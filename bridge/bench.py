@@ -594,6 +594,7 @@ def gateway_config(urls: Sequence[str]) -> Config:
                 "web_port": 0,
                 "onvif_base_port": 0,
                 "stream_idle_seconds": IDLE_GRACE,
+                "announce": False,  # the benchmark measures streaming alone
                 **credentials,
             },
             "cameras": [

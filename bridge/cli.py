@@ -14,6 +14,7 @@ from pathlib import Path
 
 from bridge import __version__, bench, commands
 from bridge.cameras.base import Dialect
+from bridge.discovery import lan
 from bridge.errors import BridgeError, ConfigError
 from bridge.logs import register_secret, setup_logging
 from bridge.simulator.core import SimOptions
@@ -51,6 +52,43 @@ def _parser() -> argparse.ArgumentParser:
     probe.add_argument("--username", "-u", default=None)
     probe.add_argument("--password", "-p", default="")
     probe.add_argument("--name", default="", help="camera name for the printed config entry")
+
+    discover = sub.add_parser(
+        "discover",
+        help="find legacy cameras (and ONVIF devices) on the LAN",
+        description="Sweep address ranges for legacy cameras (HTTP fingerprinting) while "
+        "listening to mDNS, SSDP and WS-Discovery; print what was found and a cameras: block.",
+    )
+    discover.add_argument(
+        "targets",
+        nargs="*",
+        metavar="CIDR|HOST",
+        help="ranges, addresses or host names to sweep (default: this machine's subnets)",
+    )
+    discover.add_argument("--username", "-u", default=None, help="also read device info")
+    discover.add_argument("--password", "-p", default="")
+    discover.add_argument(
+        "--ports",
+        type=_ports,
+        default=lan.DEFAULT_PORTS,
+        help="HTTP ports to sweep, comma-separated (default: "
+        + ",".join(map(str, lan.DEFAULT_PORTS))
+        + ")",
+    )
+    discover.add_argument("--json", action="store_true", help="print JSON for scripts")
+    discover.add_argument(
+        "--all", action="store_true", help="also list devices that are not cameras"
+    )
+    discover.add_argument(
+        "--timeout",
+        type=float,
+        default=lan.DEFAULT_WAIT,
+        help="seconds to listen for announcements; longest silence in a reply "
+        "(default: %(default)s)",
+    )
+    discover.add_argument(
+        "--concurrency", type=int, default=256, help="connections at once (default: 256)"
+    )
 
     simulate = sub.add_parser("simulate", help="run an emulated legacy camera")
     simulate.add_argument("dialect", choices=[d.value for d in Dialect])
@@ -97,6 +135,13 @@ def _bench_size(text: str) -> tuple[tuple[int, int], tuple[int, ...] | None]:
         raise argparse.ArgumentTypeError(str(exc)) from None
 
 
+def _ports(text: str) -> tuple[int, ...]:
+    try:
+        return lan.parse_ports(text)
+    except ConfigError as exc:
+        raise argparse.ArgumentTypeError(str(exc)) from None
+
+
 def _bench_options(args: argparse.Namespace) -> bench.BenchOptions:
     sizes = args.size or [((640, 480), None), ((1280, 720), (1, 4))]
     plans = tuple(
@@ -125,6 +170,19 @@ def main(argv: Sequence[str] | None = None) -> int:
             return commands.check_config(args.file)
         if args.command == "probe":
             return asyncio.run(commands.probe(args.url, args.username, args.password, args.name))
+        if args.command == "discover":
+            return asyncio.run(
+                commands.discover(
+                    args.targets,
+                    args.ports,
+                    args.username,
+                    args.password,
+                    as_json=args.json,
+                    show_all=args.all,
+                    wait=args.timeout,
+                    concurrency=args.concurrency,
+                )
+            )
         if args.command == "simulate":
             options = SimOptions(
                 username=args.username,

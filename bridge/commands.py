@@ -7,13 +7,16 @@ import contextlib
 import signal
 import sys
 from collections.abc import Sequence
+from dataclasses import replace
 from pathlib import Path
 
 from bridge.app import Gateway
 from bridge.cameras.base import Capabilities, Dialect
 from bridge.cameras.http import CameraHttp, Credentials
 from bridge.cameras.identify import driver_for, identify
-from bridge.config import Config, load_config, users_file_for
+from bridge.config import Config, load_config, state_file_for, users_file_for
+from bridge.discovery import lan
+from bridge.errors import ConfigError
 from bridge.media.source import Profile
 from bridge.onvif.soap import Service
 from bridge.simulator.core import RunningSimulator, SimOptions, start_simulator
@@ -115,6 +118,43 @@ async def probe(url: str, username: str | None, password: str, name: str) -> int
     return 0
 
 
+async def discover(
+    targets: Sequence[str],
+    ports: Sequence[int],
+    username: str | None,
+    password: str,
+    *,
+    as_json: bool,
+    show_all: bool,
+    wait: float,
+    concurrency: int,
+) -> int:
+    """Find cameras on the LAN; exit 0 whether or not any is found."""
+    if wait <= 0 or concurrency < 1:
+        raise ConfigError("--timeout must be positive and --concurrency at least 1")
+    networks = await asyncio.to_thread(lan.parse_targets, targets) if targets else None
+    creds = Credentials(username, password) if username is not None else None
+    bar = lan.ProgressBar(sys.stderr) if sys.stderr.isatty() else None
+    try:
+        report = await lan.discover(
+            networks, ports, creds, concurrency=concurrency, wait=wait, progress=bar
+        )
+    finally:
+        if bar is not None:
+            bar.clear()
+    print(report.summary(), file=sys.stderr)
+    if as_json:
+        print(lan.report_json(report))
+        return 0
+    table = lan.format_table(report, show_all=show_all)
+    print(table or "no cameras found")
+    block = lan.cameras_block(report, username or "")
+    if block:
+        print()
+        print(block, end="")
+    return 0
+
+
 async def _start_simulators(
     dialects: Sequence[Dialect], host: str, base_port: int, options: SimOptions
 ) -> list[RunningSimulator]:
@@ -122,7 +162,10 @@ async def _start_simulators(
     try:
         for index, dialect in enumerate(dialects):
             port = base_port + index if base_port else 0
-            running.append(await start_simulator(SIMULATORS[dialect](options), host, port))
+            # Each emulated unit is a camera of its own, with a MAC of its own.
+            mac = options.mac if len(dialects) == 1 else f"{options.mac[:-2]}{index + 1:02x}"
+            camera = SIMULATORS[dialect](replace(options, mac=mac))
+            running.append(await start_simulator(camera, host, port, announce_it=True))
     except BaseException:
         for sim in running:
             await sim.stop()
@@ -203,7 +246,11 @@ async def demo(
 
 async def run(config_path: Path) -> int:
     config = load_config(config_path)
-    gateway = Gateway(config, users_file=users_file_for(config_path))
+    gateway = Gateway(
+        config,
+        users_file=users_file_for(config_path),
+        state_file=state_file_for(config_path),
+    )
     await gateway.start()
     try:
         await wait_for_stop_signal()

@@ -7,6 +7,7 @@ in a repr, a log line or an error.
 
 from __future__ import annotations
 
+import ipaddress
 from pathlib import Path
 from typing import Annotated, Any, Literal, TypeVar
 
@@ -27,6 +28,7 @@ from bridge.errors import ConfigError
 _Model = TypeVar("_Model", bound=BaseModel)
 Port = Annotated[int, Field(ge=0, le=65535)]  # 0: any free port (tests, side-by-side runs)
 DialectName = Literal["auto", "hama", "ipcamcgi", "openapi", "foscam", "vapix2"]
+DEFAULT_ADDRESS_PORT = 80  # a camera device on its own address answers where ONVIF expects
 
 
 class _Strict(BaseModel):
@@ -47,6 +49,25 @@ class GatewayConfig(_Strict):
     # A test and debugging aid: check every ONVIF response against the WSDL schemas before it
     # is sent, answering ter:Action (and logging the error) when one does not fit. Costs time.
     onvif_validate_responses: bool = False
+    # Be found: WS-Discovery, SSDP and zeroconf announce every camera device on the interfaces
+    # the gateway listens on (all of them with listen_host 0.0.0.0).
+    announce: bool = True
+    # Find: sweep the LAN every few minutes and log (and list) cameras not in this file;
+    # discovery_networks (CIDRs) limits the sweep, else this host's own subnets.
+    discovery: bool = False
+    discovery_networks: list[str] = Field(default=[], max_length=64)
+
+    @field_validator("discovery_networks")
+    @classmethod
+    def _networks(cls, value: list[str]) -> list[str]:
+        for text in value:
+            try:
+                network = ipaddress.IPv4Network(text, strict=False)
+            except ValueError:
+                raise ValueError(f"{text!r} is not an IPv4 network like 192.0.2.0/24") from None
+            if network.num_addresses > 65536:
+                raise ValueError(f"{text} is larger than a /16")
+        return value
 
 
 class CameraConfig(_Strict):
@@ -56,6 +77,31 @@ class CameraConfig(_Strict):
     username: str = ""
     password: SecretStr = SecretStr("")
     audio: Literal["pcmu", "aac", "off"] = "pcmu"  # what RTSP serves of the camera's sound
+    # The camera device's own address on the gateway host (a macvlan interface with its own
+    # MAC, say): its ONVIF device listens there, and answers discovery from there.
+    address: str | None = None
+    onvif_port: Port | None = None  # default: 80 with an address, else kept in the state file
+    location: str = Field(default="", max_length=200)  # its ONVIF location scope, if any
+
+    @field_validator("address")
+    @classmethod
+    def _unicast_address(cls, value: str | None) -> str | None:
+        if value is None:
+            return None
+        try:
+            address = ipaddress.ip_address(value)
+        except ValueError:
+            raise ValueError("must be an IP address, like 192.0.2.51") from None
+        if address.is_multicast or address.is_unspecified:
+            raise ValueError("must be a unicast address of this host")
+        return str(address)
+
+    @property
+    def device_port(self) -> int | None:
+        """The ONVIF port the config fixes for this camera, if it fixes one."""
+        if self.onvif_port is not None:
+            return self.onvif_port
+        return DEFAULT_ADDRESS_PORT if self.address is not None else None
 
     @field_validator("url")
     @classmethod
@@ -91,7 +137,33 @@ class Config(_Strict):
                 )
         if gw.onvif_base_port + len(self.cameras) - 1 > 65535:
             raise ValueError("gateway.onvif_base_port leaves no room for one port per camera")
+        self._fixed_ports_distinct()
         return self
+
+    def _fixed_ports_distinct(self) -> None:
+        """Cameras whose config fixes their ONVIF port need it to themselves (on Linux a
+        listener on 0.0.0.0 takes the port on every address)."""
+        gw = self.gateway
+        taken = [
+            (gw.listen_host, gw.rtsp_port, "gateway.rtsp_port"),
+            (gw.listen_host, gw.web_port, "gateway.web_port"),
+        ]
+        for index, camera in enumerate(self.cameras):
+            port = camera.device_port
+            if not port:
+                continue
+            host = camera.address or gw.listen_host
+            for other_host, other_port, owner in taken:
+                same_host = host == other_host or _is_wildcard(host) or _is_wildcard(other_host)
+                if port == other_port and same_host:
+                    raise ValueError(
+                        f"cameras[{index}] ONVIF port {port} on {host} is already {owner}'s"
+                    )
+            taken.append((host, port, f"cameras[{index}]"))
+
+
+def _is_wildcard(host: str) -> bool:
+    return host in ("", "0.0.0.0", "::")
 
 
 def _location(loc: tuple[int | str, ...]) -> str:
@@ -132,6 +204,33 @@ class SavedUsers(_Strict):
     users: list[SavedUser] = []
 
 
+class SavedDevice(_Strict):
+    """One camera device's identity, as the state file next to the config keeps it: what a
+    VMS knows the device by must survive restarts and a reordered config."""
+
+    name: str = Field(min_length=1, max_length=63)
+    mac: str = ""
+    endpoint: str = Field(pattern=r"^urn:uuid:[0-9a-fA-F-]{36}$")
+    onvif_port: Port | None = None
+    serial: str = Field(default="", max_length=64)
+    discoverable: bool = True
+    scopes: list[Annotated[str, Field(pattern=r"^\S{1,256}$")]] = Field(default=[], max_length=32)
+
+
+class SavedDevices(_Strict):
+    devices: list[SavedDevice] = []
+
+
+def state_file_for(config_path: Path) -> Path:
+    """Where the camera devices' identities are kept: ``<config stem>.state.yaml`` beside it."""
+    return config_path.with_name(f"{config_path.stem}.state.yaml")
+
+
+def load_state_file(path: Path) -> list[SavedDevice]:
+    """The saved device identities; none while the file does not exist yet."""
+    return _load_saved(SavedDevices, path).devices
+
+
 def users_file_for(config_path: Path) -> Path:
     """Where the users created over ONVIF are kept: ``<config stem>.users.yaml`` beside it."""
     return config_path.with_name(f"{config_path.stem}.users.yaml")
@@ -139,9 +238,14 @@ def users_file_for(config_path: Path) -> Path:
 
 def load_users_file(path: Path) -> list[SavedUser]:
     """The saved users; none while the file does not exist yet."""
+    return _load_saved(SavedUsers, path).users
+
+
+def _load_saved(model: type[_Model], path: Path) -> _Model:
+    """A file the gateway writes itself; its defaults while it does not exist yet."""
     if not path.exists():
-        return []
-    return _validated(SavedUsers, _read_yaml(path) or {}, str(path)).users
+        return model()
+    return _validated(model, _read_yaml(path) or {}, str(path))
 
 
 def load_config(path: Path) -> Config:

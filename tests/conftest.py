@@ -84,7 +84,8 @@ async def start_gateway() -> AsyncIterator[StartGateway]:
         camera_options: dict[str, object] | None = None,
         **overrides: object,
     ) -> Gateway:
-        overrides = {"onvif_validate_responses": True, **overrides}
+        # Announcing (WS-Discovery, SSDP, zeroconf) is for the discovery tests to switch on.
+        overrides = {"onvif_validate_responses": True, "announce": False, **overrides}
         config = demo_config(sims, "127.0.0.1", 0, 0, 0)
         config = config.model_copy(
             update={

@@ -50,6 +50,23 @@ def test_example_config_loads_into_typed_values() -> None:
             "cameras:\n  - name: a\n    url: http://admin:pw@x\n",
             r"credentials in username/password",
         ),
+        (
+            "cameras:\n  - {name: a, url: 'http://x', address: cam.local}\n",
+            r"cameras\[0\]\.address: must be an IP address",
+        ),
+        (
+            "cameras:\n  - {name: a, url: 'http://x', address: 239.1.2.3}\n",
+            r"cameras\[0\]\.address: must be a unicast address",
+        ),
+        (
+            "cameras:\n  - {name: a, url: 'http://x', onvif_port: 8554}\n",
+            r"cameras\[0\] ONVIF port 8554 on 0\.0\.0\.0 is already gateway\.rtsp_port's",
+        ),
+        (
+            "cameras:\n  - {name: a, url: 'http://x', address: 192.0.2.51}\n"
+            "  - {name: b, url: 'http://y', address: 192.0.2.51}\n",
+            r"cameras\[1\] ONVIF port 80 on 192\.0\.2\.51 is already cameras\[0\]'s",
+        ),
     ],
 )
 def test_bad_config_names_file_field_and_problem(tmp_path: Path, text: str, message: str) -> None:
@@ -71,3 +88,17 @@ def test_check_config_command_exit_codes(
     assert "hunter22" not in err
     assert main(["check-config", str(tmp_path / "missing.yaml")]) == 2
     assert "cannot read" in capsys.readouterr().err
+
+
+def test_cameras_on_their_own_addresses_listen_on_port_80_by_default(tmp_path: Path) -> None:
+    config = load_config(
+        write(
+            tmp_path,
+            "cameras:\n"
+            "  - {name: a, url: 'http://x', address: 192.0.2.51}\n"
+            "  - {name: b, url: 'http://y', address: 192.0.2.52}\n"
+            "  - {name: c, url: 'http://z', address: 192.0.2.52, onvif_port: 8081}\n"
+            "  - {name: d, url: 'http://w'}\n",
+        )
+    )
+    assert [c.device_port for c in config.cameras] == [80, 80, 8081, None]

@@ -2,9 +2,10 @@
 
 A device is one legacy camera; its services translate calls into the camera's driver, its
 media (:class:`~bridge.media.source.CameraMedia`) and the gateway's users. Addresses handed to
-clients (XAddrs, stream and snapshot URIs) are built here, from ``advertise_host`` or, with
-``auto``, from the Host the client used to reach the gateway, so a remote client is never sent
-127.0.0.1; they never carry credentials.
+clients (XAddrs, stream and snapshot URIs) are built here: from the device's own address when
+it has one (the client reached it there), else from ``advertise_host`` or, with ``auto``, from
+the Host the client used to reach the gateway, so a remote client is never sent 127.0.0.1; they
+never carry credentials.
 """
 
 from __future__ import annotations
@@ -54,8 +55,14 @@ class DeviceContext:
     advertise_host: str  # "auto": the host the client used
     users: MutableMapping[str, str]  # the gateway's users (live: RTSP and web share it)
     endpoint: str = ""
+    serial: str = ""  # the device's serial number, if the gateway keeps one for it
     scopes: list[str] = field(default_factory=list)  # configurable scopes, beyond the fixed ones
     discoverable: bool = True
+    announced: bool = False  # whether WS-Discovery announces it (the gateway's announce: on)
+    address: str | None = None  # the device's own address (it listens only there)
+    location: str = ""  # its onvif://www.onvif.org/location/ scope, if any
+    # Told when the scopes or the discovery mode changed (to save them and announce it).
+    on_discovery_change: Callable[[], Awaitable[None]] | None = None
     # Background work of the services (event subscriptions ...), stopped with the device.
     closers: list[Callable[[], Awaitable[None]]] = field(default_factory=list)
 
@@ -65,7 +72,9 @@ class DeviceContext:
 
     def host(self, request: OnvifRequest) -> str:
         """The host part of addresses handed to this client (IPv6 bracketed)."""
-        if self.advertise_host != "auto":
+        if self.address is not None:
+            host = self.address
+        elif self.advertise_host != "auto":
             host = self.advertise_host
         else:
             host = urlsplit(f"//{request.host}").hostname or ""
@@ -79,6 +88,10 @@ class DeviceContext:
 
     def snapshot_uri(self, request: OnvifRequest) -> str:
         return f"http://{self.host(request)}:{self.ports.web}/snapshot/{self.camera}.jpg"
+
+    async def discovery_changed(self) -> None:
+        if self.on_discovery_change is not None:
+            await self.on_discovery_change()
 
     async def close(self) -> None:
         for close in self.closers:

@@ -53,6 +53,7 @@ from bridge.onvif.users import (
 ONVIF_VERSION: Final = {"Major": 26, "Minor": 6}
 SCOPE_PREFIX: Final = "onvif://www.onvif.org/"
 MAX_CONFIGURABLE_SCOPES: Final = 32
+MAX_SCOPE_LENGTH: Final = 256
 WSDL_URL: Final = "https://www.onvif.org/profiles/specifications/"
 INTERFACE: Final = "eth0"
 
@@ -75,21 +76,43 @@ _IANA_TZ = re.compile(r"[A-Za-z_]+(?:/[A-Za-z0-9_+-]+)+|UTC|GMT")
 _NETWORK_FLAGS: Final = dict.fromkeys(
     ("IPFilter", "ZeroConfiguration", "IPVersion6", "DynDNS"), False
 )
-_SYSTEM_FLAGS: Final = dict.fromkeys(
-    ("DiscoveryResolve", "DiscoveryBye", "RemoteDiscovery", "SystemBackup", "SystemLogging"), False
-)
 
 
 # -- values (plain functions of the device) ---------------------------------------------------
 
 
 def fixed_scopes(device: DeviceContext) -> list[str]:
-    return [
-        f"{SCOPE_PREFIX}Profile/Streaming",
-        f"{SCOPE_PREFIX}Profile/T",
+    """What the device is probed by (WS-Discovery) and reports in GetScopes: the profiles it
+    really meets, its hardware, name, MAC and, where the config sets one, its location."""
+    scopes = [f"{SCOPE_PREFIX}Profile/Streaming"]
+    if device.driver.capabilities.motion_events:
+        # Profile T needs motion alarm events besides H.264 over Media2.
+        scopes.append(f"{SCOPE_PREFIX}Profile/T")
+    scopes += [
         f"{SCOPE_PREFIX}hardware/{quote(device.info.model, safe='')}",
         f"{SCOPE_PREFIX}name/{quote(device.camera, safe='')}",
+        f"{SCOPE_PREFIX}MAC/{hardware_address(device).lower()}",
     ]
+    if device.location:
+        scopes.append(f"{SCOPE_PREFIX}location/{quote(device.location, safe='/')}")
+    return scopes
+
+
+def all_scopes(device: DeviceContext) -> list[str]:
+    """The fixed scopes and those set over ONVIF: what WS-Discovery probes match."""
+    return fixed_scopes(device) + device.scopes
+
+
+def system_flags(device: DeviceContext) -> dict[str, bool]:
+    """What both capability answers say of the system: WS-Discovery Resolve and Bye are
+    there while the gateway announces its devices."""
+    return {
+        "DiscoveryResolve": device.announced,
+        "DiscoveryBye": device.announced,
+        "RemoteDiscovery": False,
+        "SystemBackup": False,
+        "SystemLogging": False,
+    }
 
 
 def served_services(device: DeviceContext, operations: Operations) -> list[Service]:
@@ -121,7 +144,8 @@ def service_capabilities(device: DeviceContext) -> Mapping[str, Any]:
             "MaxPasswordLength": MAX_PASSWORD_LENGTH,
         },
         "System": {
-            **_SYSTEM_FLAGS,
+            **system_flags(device),
+            "DiscoveryNotSupported": not device.announced,
             "HttpFirmwareUpgrade": False,
             "HttpSystemBackup": False,
             "HttpSystemLogging": False,
@@ -143,7 +167,7 @@ def legacy_capabilities(
             "XAddr": xaddr(Service.DEVICE),
             "Network": _NETWORK_FLAGS,
             "System": {
-                **_SYSTEM_FLAGS,
+                **system_flags(device),
                 "FirmwareUpgrade": False,
                 "SupportedVersions": [ONVIF_VERSION],
             },
@@ -226,6 +250,11 @@ def hardware_address(device: DeviceContext) -> str:
     return ":".join(f"{octet:02X}" for octet in octets)
 
 
+def serial_number(device: DeviceContext) -> str:
+    """The serial the gateway keeps for the device, else the camera's, else one from its MAC."""
+    return device.serial or device.info.serial or hardware_address(device).replace(":", "")
+
+
 def network_interface(device: DeviceContext, host: str) -> dict[str, Any]:
     """The gateway's interface as this client reached it, carrying the camera's MAC."""
     interface: dict[str, Any] = {
@@ -290,7 +319,7 @@ def register(operations: Operations, device: DeviceContext) -> None:
             "Manufacturer": info.manufacturer,
             "Model": info.model,
             "FirmwareVersion": info.firmware,
-            "SerialNumber": info.serial or hardware_address(device).replace(":", ""),
+            "SerialNumber": serial_number(device),
             "HardwareId": info.hardware_id or info.model,
         }
 
@@ -371,6 +400,12 @@ def register(operations: Operations, device: DeviceContext) -> None:
     def replace_scopes(scopes: list[str]) -> None:
         fixed = fixed_scopes(device)
         kept = [s for s in dict.fromkeys(scopes) if s not in fixed]
+        for scope in kept:
+            # WS-Discovery carries scopes as a space-separated list of URIs.
+            if not scope or len(scope) > MAX_SCOPE_LENGTH or any(c.isspace() for c in scope):
+                raise InvalidArgVal(
+                    f"A scope must be a URI without spaces, at most {MAX_SCOPE_LENGTH} characters"
+                )
         if len(kept) > MAX_CONFIGURABLE_SCOPES:
             raise ActionFailed(
                 f"At most {MAX_CONFIGURABLE_SCOPES} configurable scopes", subcode="TooManyScopes"
@@ -379,9 +414,11 @@ def register(operations: Operations, device: DeviceContext) -> None:
 
     async def set_scopes(request: OnvifRequest) -> None:
         replace_scopes(request.params["Scopes"])
+        await device.discovery_changed()
 
     async def add_scopes(request: OnvifRequest) -> None:
         replace_scopes(device.scopes + request.params["ScopeItem"])
+        await device.discovery_changed()
 
     async def remove_scopes(request: OnvifRequest) -> Mapping[str, Any]:
         items: list[str] = request.params["ScopeItem"]
@@ -392,6 +429,7 @@ def register(operations: Operations, device: DeviceContext) -> None:
             if item not in device.scopes:
                 raise InvalidArgVal(f"No scope {item[:128]}", subcode="NoScope")
         device.scopes[:] = [s for s in device.scopes if s not in items]
+        await device.discovery_changed()
         return {"ScopeItem": items}
 
     async def get_hostname(request: OnvifRequest) -> Mapping[str, Any]:
@@ -423,6 +461,7 @@ def register(operations: Operations, device: DeviceContext) -> None:
 
     async def set_discovery_mode(request: OnvifRequest) -> None:
         device.discoverable = request.params["DiscoveryMode"] == "Discoverable"
+        await device.discovery_changed()
 
     async def get_users(request: OnvifRequest) -> Mapping[str, Any]:
         return {

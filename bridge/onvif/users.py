@@ -18,15 +18,12 @@ from __future__ import annotations
 import asyncio
 import enum
 import logging
-import os
-import tempfile
 from collections.abc import Iterable, Iterator, MutableMapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
-import yaml
-
 from bridge.errors import ActionFailed, InvalidArgVal, OperationProhibited
+from bridge.files import write_yaml_atomically
 from bridge.logs import register_secret
 
 log = logging.getLogger(__name__)
@@ -185,7 +182,9 @@ class UserAccounts(MutableMapping[str, str]):
                 if name not in self._fixed
             ]
             try:
-                await asyncio.to_thread(_write_atomically, self._path, saved)
+                await asyncio.to_thread(
+                    write_yaml_atomically, self._path, _HEADER, {"users": saved}
+                )
             except OSError as exc:
                 log.error("cannot save the users file %s: %s", self._path, exc.strerror)
                 raise ActionFailed("The users could not be saved") from exc
@@ -218,19 +217,3 @@ _HEADER = (
     "# Users created over ONVIF (CreateUsers/SetUser/DeleteUsers), written by bridge.\n"
     "# Loaded on top of the config's user at startup. Passwords are in clear: keep it 0600.\n"
 )
-
-
-def _write_atomically(path: Path, users: list[dict[str, str]]) -> None:
-    """Write the users file so that a reader sees the old file or the new one, never half."""
-    text = _HEADER + yaml.safe_dump({"users": users}, sort_keys=False, allow_unicode=True)
-    descriptor, temporary = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.")
-    try:
-        with os.fdopen(descriptor, "w", encoding="utf-8") as file:
-            os.fchmod(file.fileno(), 0o600)  # mkstemp's default, whatever the umask
-            file.write(text)
-            file.flush()
-            os.fsync(file.fileno())
-        os.replace(temporary, path)
-    except BaseException:
-        Path(temporary).unlink(missing_ok=True)
-        raise

@@ -107,6 +107,7 @@ class RtspServer:
         self._clients: set[_Client] = set()
         self._handlers: set[asyncio.Task[None]] = set()
         self._server: asyncio.Server | None = None
+        self._more_servers: list[asyncio.Server] = []
         self._reaper: asyncio.Task[None] | None = None
         self.port = 0
 
@@ -117,9 +118,15 @@ class RtspServer:
         self.port = self._server.sockets[0].getsockname()[1]
         self._reaper = asyncio.create_task(self._reap(), name="rtsp session reaper")
 
+    async def listen_also(self, host: str) -> None:
+        """Serve on one more address, on the same port (a camera device's own address)."""
+        server = await asyncio.start_server(self._serve_client, host, self.port)
+        self._more_servers.append(server)
+
     async def stop(self) -> None:
-        if self._server is not None:
-            self._server.close()
+        servers = [s for s in (self._server, *self._more_servers) if s is not None]
+        for server in servers:
+            server.close()
         if self._reaper is not None:
             self._reaper.cancel()
             with contextlib.suppress(asyncio.CancelledError):
@@ -129,9 +136,10 @@ class RtspServer:
         for client in list(self._clients):
             client.writer.close()
         await asyncio.gather(*self._handlers, return_exceptions=True)
-        if self._server is not None:
-            await self._server.wait_closed()
-            self._server = None
+        for server in servers:
+            await server.wait_closed()
+        self._server = None
+        self._more_servers.clear()
 
     @property
     def sessions(self) -> Mapping[str, Session]:

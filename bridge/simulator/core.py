@@ -22,6 +22,7 @@ from collections import deque
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterable
 from contextlib import asynccontextmanager, suppress
 from dataclasses import asdict, dataclass, field
+from functools import partial
 from typing import Any, ClassVar
 
 from aiohttp import web
@@ -29,6 +30,7 @@ from aiohttp.http import HttpVersion10
 
 from bridge.cameras.base import AudioCodec, PtzVector
 from bridge.httpauth import DigestAuthority, basic_credentials
+from bridge.simulator import announce
 from bridge.simulator.media import TestPattern, ToneEncoder
 
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
@@ -257,6 +259,17 @@ class AudioHub:
             await asyncio.sleep(max(0.0, deadline - time.monotonic()))
 
 
+@dataclass(frozen=True, slots=True)
+class Presence:
+    """How a camera family made itself known on the LAN (see :mod:`bridge.simulator.announce`):
+    UPnP/SSDP, and/or a Bonjour service type."""
+
+    manufacturer: str
+    model: str
+    ssdp: bool = False
+    mdns_type: str | None = None
+
+
 class SimAuth:
     """Which credential scheme a firmware family demands."""
 
@@ -275,6 +288,7 @@ class SimulatedCamera:
     http10: ClassVar[bool] = True  # most of these firmwares answer HTTP/1.0 and close
     relay_count: ClassVar[int] = 1
     input_count: ClassVar[int] = 1
+    presence: ClassVar[Presence | None] = None  # None: it announced itself by no standard
 
     def __init__(self, options: SimOptions | None = None) -> None:
         self.options = options or SimOptions()
@@ -335,7 +349,8 @@ class SimulatedCamera:
         if request.path.startswith(SIM_PREFIX):
             response = await handler(request)
         else:
-            user = "" if self.is_public(request) else self.authenticate(request)
+            public = self.is_public(request) or request.path == announce.DESCRIPTION_PATH
+            user = "" if public else self.authenticate(request)
             form: dict[str, str] = {}
             if request.method == "POST" and request.content_type in (
                 "application/x-www-form-urlencoded",
@@ -408,6 +423,8 @@ class SimulatedCamera:
             ]
         )
         app.add_routes(list(self.routes()))
+        if self.presence is not None and self.presence.ssdp:
+            app.router.add_get(announce.DESCRIPTION_PATH, partial(announce.description, self))
 
         async def close_media(_: web.Application) -> None:
             await self.video.close()
@@ -448,6 +465,7 @@ class RunningSimulator:
     runner: web.AppRunner
     host: str
     port: int
+    announcements: announce.Announcements | None = None
 
     @property
     def url(self) -> str:
@@ -455,13 +473,16 @@ class RunningSimulator:
         return f"http://{host}:{self.port}"
 
     async def stop(self) -> None:
+        if self.announcements is not None:
+            await self.announcements.stop()
         await self.runner.cleanup()
 
 
 async def start_simulator(
-    camera: SimulatedCamera, host: str = "127.0.0.1", port: int = 0
+    camera: SimulatedCamera, host: str = "127.0.0.1", port: int = 0, *, announce_it: bool = False
 ) -> RunningSimulator:
-    """Serve ``camera`` on host:port (0 picks a free port); returns where it listens."""
+    """Serve ``camera`` on host:port (0 picks a free port); returns where it listens.
+    ``announce_it``: announce it on the LAN as its family did (on the interface of ``host``)."""
     runner = web.AppRunner(
         camera.build_app(), access_log=None, handle_signals=False, shutdown_timeout=0.5
     )
@@ -469,7 +490,15 @@ async def start_simulator(
     site = web.TCPSite(runner, host, port)
     await site.start()
     bound_port = int(runner.addresses[0][1])
-    return RunningSimulator(camera, runner, host, bound_port)
+    running = RunningSimulator(camera, runner, host, bound_port)
+    if announce_it:
+        running.announcements = announce.Announcements(camera, host, bound_port)
+        try:
+            await running.announcements.start()
+        except BaseException:
+            await running.stop()
+            raise
+    return running
 
 
 @asynccontextmanager

@@ -25,6 +25,7 @@ from aiohttp import web
 from bridge.cameras.base import AudioCodec, PtzVector
 from bridge.simulator.core import (
     AudioHub,
+    Presence,
     SimAuth,
     SimOptions,
     SimulatedCamera,
@@ -127,6 +128,8 @@ class HamaSimulator(SimulatedCamera):
     dialect = "hama"
     server_header = "GoAhead-Webs"
     realm = "Internet Camera"
+    # Its Axis-like firmware answered UPnP searches, under the OEM's name.
+    presence = Presence("Hama GmbH & Co. KG", "IP - Cam M360", ssdp=True)
     auth_scheme = SimAuth.BASIC
     http10 = True
     relay_count = 0

@@ -34,7 +34,13 @@ from dataclasses import dataclass, field
 from aiohttp import web
 
 from bridge.cameras.base import PtzVector
-from bridge.simulator.core import SimAuth, SimOptions, SimulatedCamera, stream_multipart
+from bridge.simulator.core import (
+    Presence,
+    SimAuth,
+    SimOptions,
+    SimulatedCamera,
+    stream_multipart,
+)
 
 MODEL = "TV-IP410"
 FIRMWARE = "3.06 (2008-10-06)"
@@ -229,6 +235,7 @@ class IpCamCgiSimulator(SimulatedCamera):
     dialect = "ipcamcgi"
     server_header = "Camera Web Server/1.0"
     realm = MODEL
+    presence = Presence("TRENDnet", MODEL, ssdp=True)  # "UPnPEnable" in its network setup
     auth_scheme = SimAuth.BASIC
     http10 = True
     relay_count = 2  # Trigger1, Trigger2

@@ -28,6 +28,7 @@ from aiohttp import web
 from bridge.cameras.base import AudioCodec, PtzVector
 from bridge.simulator.core import (
     AudioHub,
+    Presence,
     SimAuth,
     SimOptions,
     SimulatedCamera,
@@ -374,6 +375,7 @@ class OpenApiSimulator(SimulatedCamera):
     dialect = "openapi"
     server_header = "Boa/0.94.14rc21"
     realm = "Open API IP Camera"
+    presence = Presence("IPCAM", "NC-5212PTZ", ssdp=True)
     auth_scheme = SimAuth.BASIC
     http10 = True
     relay_count = 1

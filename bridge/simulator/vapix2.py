@@ -39,6 +39,7 @@ from bridge.cameras.multipart import MultipartParser, boundary_from_content_type
 from bridge.httpauth import DigestAuthority
 from bridge.simulator.core import (
     AudioHub,
+    Presence,
     SimAuth,
     SimOptions,
     SimulatedCamera,
@@ -393,6 +394,8 @@ class Vapix2Simulator(SimulatedCamera):
     dialect = "vapix2"
     server_header = "Boa/0.94.13"
     realm = "AXIS"  # each unit appends its MAC: AXIS_00408C1A2B3C
+    # Axis units of that era: Bonjour with the MAC in TXT, and UPnP.
+    presence = Presence("AXIS", "AXIS 213 PTZ", ssdp=True, mdns_type="_axis-video._tcp.local.")
     auth_scheme = SimAuth.DIGEST
     http10 = True
     relay_count = 1

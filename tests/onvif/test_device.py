@@ -224,6 +224,7 @@ async def test_scopes(open_device: OpenDevice) -> None:
         f"{SCOPE}Profile/T",
         f"{SCOPE}hardware/AXIS%20213%20PTZ",
         f"{SCOPE}name/vapix2",
+        f"{SCOPE}MAC/{SimOptions().mac.lower()}",
     ]
     porch, garden = f"{SCOPE}location/porch", f"{SCOPE}location/garden"
     camera = device.client()
