@@ -109,8 +109,10 @@ async def test_audio_and_video_share_the_arrival_clock(vapix2: Vapix2Driver) -> 
     now = time.monotonic()
     for unit in video + audio:
         assert unit.arrival is not None
-        # Both tracks' media times are on time.monotonic(), close to when the data came.
-        assert abs(unit.media_time - unit.arrival) < 0.5
+        # Both tracks' media times are on time.monotonic(), close to when the data came: a
+        # chunk that arrives late after a stall carries several 128 ms AAC frames, the first
+        # of them stamped that much before the chunk's arrival (seen at 0.64 s under load).
+        assert abs(unit.media_time - unit.arrival) < 1.0
         assert unit.media_time < now
     times = [u.media_time for u in video]
     assert times == sorted(times)
