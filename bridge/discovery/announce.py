@@ -35,6 +35,7 @@ from aiohttp import web
 from bridge import __version__
 from bridge.discovery import ssdp, wsdiscovery
 from bridge.discovery.mdns import HTTP_TYPE, RTSP_TYPE, Advertisement, Advertiser
+from bridge.discovery.sources import Dropped
 from bridge.discovery.udp import (
     Interface,
     MulticastPort,
@@ -350,7 +351,7 @@ class Announcer:
 
     def _on_wsd(self, data: bytes, source: Source, local_address: str | None) -> None:
         request = self._wsd.receive(data, source, time.monotonic())
-        if isinstance(request, wsdiscovery.Dropped):
+        if isinstance(request, Dropped):
             self._note_drop("WS-Discovery", request.reason.name, source)
             return
         replies: list[tuple[str | None, bytes]] = []
@@ -368,7 +369,7 @@ class Announcer:
 
     def _on_ssdp(self, data: bytes, source: Source, local_address: str | None) -> None:
         search = self._ssdp.receive(data, source, time.monotonic())
-        if isinstance(search, ssdp.Dropped):
+        if isinstance(search, Dropped):
             self._note_drop("SSDP", search.reason.name, source)
             return
         date = email.utils.formatdate(usegmt=True)

@@ -32,8 +32,6 @@ Parsing rules (every violation raises :class:`~bridge.errors.ProtocolError`, a c
 
 from __future__ import annotations
 
-import enum
-import ipaddress
 import re
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -43,6 +41,7 @@ from urllib.parse import urlsplit
 from lxml import etree
 
 from bridge import __version__
+from bridge.discovery.sources import Dropped, DropReason, answerable
 from bridge.errors import MessageTooLarge, ProtocolError
 from bridge.ratelimit import KeyedLimiter
 from bridge.safexml import parse_untrusted
@@ -84,8 +83,6 @@ _UDN = re.compile(r"uuid:[!-9;-~]+")
 # UDA 1.0 §2.1: urn:domain-name:device:deviceType:v, the type at most 64 characters.
 _DEVICE_URN = re.compile(r"(urn:[A-Za-z0-9.-]+:device:[A-Za-z0-9_-]{1,64}):([1-9][0-9]*)")
 _PLATFORM = re.compile(rf"{_TOKEN.pattern}/{_TOKEN.pattern}")
-_LIMITED_BROADCAST = ipaddress.IPv4Address("255.255.255.255")
-_Address: TypeAlias = ipaddress.IPv4Address | ipaddress.IPv6Address
 
 # Headers this module reads: each may appear at most once.
 _INTERPRETED = frozenset(
@@ -576,21 +573,6 @@ def reply_delay(search: MSearch, random_fraction: float) -> float:
     return random_fraction * min(search.mx, MAX_REPLY_DELAY)
 
 
-class DropReason(enum.Enum):
-    """Why :meth:`Responder.receive` did not hand a datagram on."""
-
-    MALFORMED = "malformed"
-    TOO_LARGE = "too large"
-    NOT_A_SEARCH = "not a search"
-    BAD_SOURCE = "bad source"
-    RATE_LIMITED = "rate limited"
-
-
-@dataclass(frozen=True, slots=True)
-class Dropped:
-    reason: DropReason
-
-
 class Responder:
     """Decides which datagrams heard on the SSDP port deserve an answer.
 
@@ -612,7 +594,7 @@ class Responder:
         max_sources: int = 1024,
         is_broadcast: Callable[[str], bool] | None = None,
     ) -> None:
-        self._limiter: KeyedLimiter[_Address] = KeyedLimiter(rate, burst, max_keys=max_sources)
+        self._limiter: KeyedLimiter[str] = KeyedLimiter(rate, burst, max_keys=max_sources)
         self._is_broadcast = is_broadcast
 
     def receive(
@@ -621,7 +603,7 @@ class Responder:
         """The search to answer, or why ``data`` from ``source`` is dropped. ``source`` is the
         address asyncio reports (an IPv6 one adds flow info and scope id, not used here);
         ``now`` is a ``time.monotonic()`` reading."""
-        address = self._source_address(source[0], source[1])
+        address = answerable(source[0], source[1], self._is_broadcast)
         if address is None:
             return Dropped(DropReason.BAD_SOURCE)
         try:
@@ -631,26 +613,10 @@ class Responder:
         except ProtocolError:
             return Dropped(DropReason.MALFORMED)
         if not isinstance(message, MSearch):
-            return Dropped(DropReason.NOT_A_SEARCH)
+            return Dropped(DropReason.NOT_A_REQUEST)
         if not self._limiter.allow(address, now):
             return Dropped(DropReason.RATE_LIMITED)
         return message
-
-    def _source_address(self, host: str, port: int) -> _Address | None:
-        """The source's address when an answer may be sent there, else None."""
-        if not 0 < port < 65536:
-            return None
-        try:
-            address = ipaddress.ip_address(host)
-        except ValueError:
-            return None
-        if isinstance(address, ipaddress.IPv6Address) and address.ipv4_mapped is not None:
-            address = address.ipv4_mapped  # a dual-stack socket's view of an IPv4 peer
-        if address.is_multicast or address.is_unspecified or address == _LIMITED_BROADCAST:
-            return None
-        if self._is_broadcast is not None and self._is_broadcast(host):
-            return None
-        return address
 
 
 # --- device description -----------------------------------------------------------------------

@@ -21,7 +21,6 @@ attributes up the tree.
 from __future__ import annotations
 
 import enum
-import ipaddress
 import re
 import uuid
 from collections.abc import Callable, Iterable, Mapping, Sequence
@@ -30,6 +29,7 @@ from urllib.parse import unquote
 
 from lxml import etree
 
+from bridge.discovery.sources import Dropped, DropReason, answerable
 from bridge.errors import MessageTooLarge, ProtocolError
 from bridge.ratelimit import KeyedLimiter, RecentSet
 from bridge.safexml import parse_untrusted
@@ -755,25 +755,6 @@ def _serialize(envelope: etree._Element) -> bytes:
 # The target service's rules
 
 
-class DropReason(enum.Enum):
-    MALFORMED = "malformed"
-    TOO_LARGE = "too large"
-    DUPLICATE = "duplicate"
-    NOT_A_REQUEST = "not a request"
-    BAD_SOURCE = "bad source"
-    RATE_LIMITED = "rate limited"
-
-
-@dataclass(frozen=True, slots=True)
-class Dropped:
-    """A datagram the device ignores, and why (for counters; never an answer)."""
-
-    reason: DropReason
-
-
-_BROADCAST = ipaddress.IPv4Address("255.255.255.255")
-
-
 class Responder:
     """The target-service side of one gateway: which datagrams deserve an answer, and the
     answers, in the order of their AppSequence numbers.
@@ -812,7 +793,7 @@ class Responder:
     ) -> Probe | Resolve | Dropped:
         """The request in a datagram from ``source`` (host, port; the rest of an IPv6 address
         tuple is ignored), or why it is ignored."""
-        host = self._answerable(source)
+        host = answerable(source[0], source[1], self._is_broadcast)
         if host is None:
             return Dropped(DropReason.BAD_SOURCE)
         try:
@@ -866,27 +847,6 @@ class Responder:
     def _next_sequence(self) -> AppSequence:
         self._message_number += 1
         return AppSequence(self._instance_id, self._message_number)
-
-    def _answerable(self, source: tuple[str, int]) -> str | None:
-        """The source address as the rate limit keys it, or None when no reply may go there:
-        ONVIF Core and WS-Discovery never reply to a multicast or broadcast source (a forged
-        one would make every device on the LAN answer to the whole LAN)."""
-        host, port = source[0], source[1]
-        try:
-            address = ipaddress.ip_address(host)
-        except ValueError:
-            return None
-        if isinstance(address, ipaddress.IPv6Address) and address.ipv4_mapped is not None:
-            address = address.ipv4_mapped
-        if (
-            not 0 < port <= 0xFFFF
-            or address.is_multicast
-            or address.is_unspecified
-            or address == _BROADCAST
-            or (self._is_broadcast is not None and self._is_broadcast(str(address)))
-        ):
-            return None
-        return str(address)
 
 
 def _new_message_id() -> str:

@@ -24,6 +24,7 @@ from aiohttp import web
 
 from bridge.discovery import ssdp
 from bridge.discovery.mdns import Advertisement, Advertiser
+from bridge.discovery.sources import Dropped
 from bridge.discovery.udp import MulticastPort, Source, ipv4_interfaces
 
 if TYPE_CHECKING:
@@ -125,7 +126,7 @@ class Announcements:
 
     def _on_ssdp(self, data: bytes, source: Source, local_address: str | None) -> None:
         search = self._responder.receive(data, source, time.monotonic())
-        if isinstance(search, ssdp.Dropped):
+        if isinstance(search, Dropped):
             return
         replies = ssdp.answer(self._device, search, date=email.utils.formatdate(usegmt=True))
         if replies:

@@ -9,6 +9,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from bridge.discovery.sources import Dropped, DropReason
 from bridge.discovery.ssdp import (
     DEFAULT_MAX_AGE,
     DEVICE_TYPE,
@@ -22,8 +23,6 @@ from bridge.discovery.ssdp import (
     SSDP_ALL,
     USER_AGENT,
     DeviceDescription,
-    Dropped,
-    DropReason,
     Message,
     MSearch,
     Notify,
@@ -681,9 +680,9 @@ def test_the_responder_drops_what_is_not_a_search() -> None:
         (WINDOWS_MSEARCH.replace(b"MAN", b"MAM"), DropReason.MALFORMED),
         (WINDOWS_MSEARCH + b" " * MAX_DATAGRAM, DropReason.TOO_LARGE),
         (msearch_bytes(*[b"X: 1"] * (MAX_HEADERS + 1)), DropReason.TOO_LARGE),
-        (CAMERA_ALIVE, DropReason.NOT_A_SEARCH),
-        (CAMERA_BYEBYE, DropReason.NOT_A_SEARCH),
-        (CAMERA_RESPONSE, DropReason.NOT_A_SEARCH),
+        (CAMERA_ALIVE, DropReason.NOT_A_REQUEST),
+        (CAMERA_BYEBYE, DropReason.NOT_A_REQUEST),
+        (CAMERA_RESPONSE, DropReason.NOT_A_REQUEST),
     ]:
         assert responder.receive(data, SEARCHER, 0.0) == Dropped(reason)
 

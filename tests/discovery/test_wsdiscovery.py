@@ -22,6 +22,7 @@ from wsdiscovery.qname import QName as LibQName
 from wsdiscovery.scope import Scope as LibScope
 
 import bridge
+from bridge.discovery.sources import Dropped, DropReason
 from bridge.discovery.wsdiscovery import (
     ADHOC_TO,
     ANONYMOUS,
@@ -42,8 +43,6 @@ from bridge.discovery.wsdiscovery import (
     WSD_NS,
     AppSequence,
     Bye,
-    Dropped,
-    DropReason,
     Hello,
     Probe,
     ProbeMatches,
