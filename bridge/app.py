@@ -40,7 +40,7 @@ from bridge.onvif.soap import Service, catalog
 from bridge.onvif.users import Account, UserAccounts, UserLevel
 from bridge.rtsp.server import RtspServer
 from bridge.rtsp.stream import StreamSource
-from bridge.web.app import web_app
+from bridge.web.app import CameraStatus, FoundCamera, Status, web_app
 
 log = logging.getLogger(__name__)
 
@@ -215,7 +215,7 @@ class Gateway:
             self._stream, host=gateway.listen_host, port=gateway.rtsp_port, users=self.users
         )
         self._web = web.AppRunner(
-            web_app(self._snapshot, Authenticator(self.users, "bridge")),
+            web_app(self._snapshot, Authenticator(self.users, "bridge"), self._status),
             access_log=None,
             shutdown_timeout=2.0,
         )
@@ -243,6 +243,30 @@ class Gateway:
     def _snapshot(self, name: str) -> Callable[[], Awaitable[bytes]] | None:
         media = self._media(name)
         return media.snapshot if media is not None else None
+
+    def _status(self, host: str) -> Status:
+        """What the status page shows a client that reached the gateway at ``host``."""
+        advertised = self.config.gateway.advertise_host
+        cameras = []
+        for name, camera in self.cameras.items():
+            there = camera.config.address or (host if advertised == "auto" else advertised)
+            there = f"[{there}]" if ":" in there else there
+            addresses = [f"rtsp://{there}:{self.rtsp.port}/{name}/{p}" for p in Profile]
+            addresses.append(f"http://{there}:{self.web_port}/snapshot/{name}.jpg")
+            if camera.onvif is not None:
+                addresses.append(f"http://{there}:{camera.onvif.ports.onvif}{Service.DEVICE.path}")
+            info = camera.info
+            cameras.append(
+                CameraStatus(
+                    name,
+                    "ready" if camera.ready.is_set() else camera.last_error or "connecting",
+                    str(camera.driver.dialect) if camera.driver else camera.config.dialect,
+                    info.model if info else "",
+                    tuple(addresses),
+                )
+            )
+        found = [FoundCamera(f.url, f.dialect, f.model) for f in self.discovered]
+        return Status(cameras, found)
 
     async def start(self) -> None:
         gateway = self.config.gateway

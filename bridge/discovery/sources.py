@@ -11,6 +11,11 @@ import enum
 import ipaddress
 from collections.abc import Callable
 from dataclasses import dataclass
+from typing import TypeVar
+
+from bridge.errors import MessageTooLarge, ProtocolError
+
+_Message = TypeVar("_Message")
 
 _LIMITED_BROADCAST = ipaddress.IPv4Address("255.255.255.255")
 
@@ -49,3 +54,22 @@ def answerable(
     if is_broadcast is not None and is_broadcast(str(address)):
         return None
     return str(address)
+
+
+def screened(
+    data: bytes,
+    source: tuple[str, int] | tuple[str, int, int, int],
+    parse: Callable[[bytes], _Message],
+    is_broadcast: Callable[[str], bool] | None = None,
+) -> tuple[str, _Message] | Dropped:
+    """A datagram's answerable source address and its message, or why it is dropped: the
+    source is checked before a byte is parsed."""
+    address = answerable(source[0], source[1], is_broadcast)
+    if address is None:
+        return Dropped(DropReason.BAD_SOURCE)
+    try:
+        return address, parse(data)
+    except MessageTooLarge:
+        return Dropped(DropReason.TOO_LARGE)
+    except ProtocolError:
+        return Dropped(DropReason.MALFORMED)

@@ -41,7 +41,7 @@ from urllib.parse import urlsplit
 from lxml import etree
 
 from bridge import __version__
-from bridge.discovery.sources import Dropped, DropReason, answerable
+from bridge.discovery.sources import Dropped, DropReason, screened
 from bridge.errors import MessageTooLarge, ProtocolError
 from bridge.ratelimit import KeyedLimiter
 from bridge.safexml import parse_untrusted
@@ -603,15 +603,10 @@ class Responder:
         """The search to answer, or why ``data`` from ``source`` is dropped. ``source`` is the
         address asyncio reports (an IPv6 one adds flow info and scope id, not used here);
         ``now`` is a ``time.monotonic()`` reading."""
-        address = answerable(source[0], source[1], self._is_broadcast)
-        if address is None:
-            return Dropped(DropReason.BAD_SOURCE)
-        try:
-            message = parse(data)
-        except MessageTooLarge:
-            return Dropped(DropReason.TOO_LARGE)
-        except ProtocolError:
-            return Dropped(DropReason.MALFORMED)
+        checked = screened(data, source, parse, self._is_broadcast)
+        if isinstance(checked, Dropped):
+            return checked
+        address, message = checked
         if not isinstance(message, MSearch):
             return Dropped(DropReason.NOT_A_REQUEST)
         if not self._limiter.allow(address, now):

@@ -29,8 +29,8 @@ from urllib.parse import unquote
 
 from lxml import etree
 
-from bridge.discovery.sources import Dropped, DropReason, answerable
-from bridge.errors import MessageTooLarge, ProtocolError
+from bridge.discovery.sources import Dropped, DropReason, screened
+from bridge.errors import ProtocolError
 from bridge.ratelimit import KeyedLimiter, RecentSet
 from bridge.safexml import parse_untrusted
 
@@ -793,15 +793,10 @@ class Responder:
     ) -> Probe | Resolve | Dropped:
         """The request in a datagram from ``source`` (host, port; the rest of an IPv6 address
         tuple is ignored), or why it is ignored."""
-        host = answerable(source[0], source[1], self._is_broadcast)
-        if host is None:
-            return Dropped(DropReason.BAD_SOURCE)
-        try:
-            message = parse(data)
-        except MessageTooLarge:
-            return Dropped(DropReason.TOO_LARGE)
-        except ProtocolError:
-            return Dropped(DropReason.MALFORMED)
+        checked = screened(data, source, parse, self._is_broadcast)
+        if isinstance(checked, Dropped):
+            return checked
+        host, message = checked
         if not isinstance(message, Probe | Resolve):
             return Dropped(DropReason.NOT_A_REQUEST)
         # SOAP-over-UDP repeats every multicast message (with the same MessageID) against

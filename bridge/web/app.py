@@ -1,16 +1,22 @@
-"""HTTP endpoints on ``gateway.web_port``: ``/snapshot/<camera>.jpg`` and ``/healthz``.
+"""HTTP endpoints on ``gateway.web_port``: ``/`` (the status page), ``/snapshot/<camera>.jpg``
+and ``/healthz``.
 
-Snapshots need the gateway's users (Basic or Digest, like RTSP); ``/healthz`` is open so
-container health checks need no secret.
+The status page and snapshots need the gateway's users (Basic or Digest, like RTSP);
+``/healthz`` is open so container health checks need no secret. The status page lists every
+camera with its state and addresses (never a credential) and the cameras LAN discovery found
+that are not configured; it is what UPnP descriptions name as their presentation URL.
 """
 
 from __future__ import annotations
 
 import logging
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Sequence
+from dataclasses import dataclass
+from html import escape
 
 from aiohttp import web
 
+from bridge import __version__
 from bridge.errors import CameraError
 from bridge.httpauth import Authenticator
 
@@ -20,13 +26,48 @@ log = logging.getLogger(__name__)
 SnapshotLookup = Callable[[str], Callable[[], Awaitable[bytes]] | None]
 
 
-def web_app(snapshots: SnapshotLookup, auth: Authenticator) -> web.Application:
-    async def snapshot(request: web.Request) -> web.StreamResponse:
+@dataclass(frozen=True, slots=True)
+class CameraStatus:
+    """One line of the status page."""
+
+    name: str
+    state: str  # "ready", or what keeps it from being ready
+    dialect: str = ""
+    model: str = ""
+    addresses: tuple[str, ...] = ()  # its RTSP, snapshot and ONVIF URLs, as handed out
+
+
+@dataclass(frozen=True, slots=True)
+class FoundCamera:
+    url: str
+    dialect: str
+    model: str
+
+
+@dataclass(frozen=True, slots=True)
+class Status:
+    cameras: Sequence[CameraStatus]
+    found: Sequence[FoundCamera]
+
+
+StatusLookup = Callable[[str], Status]  # the host the client reached the gateway at -> status
+
+
+def web_app(
+    snapshots: SnapshotLookup, auth: Authenticator, status: StatusLookup | None = None
+) -> web.Application:
+    def refused(request: web.Request) -> web.Response | None:
+        """The 401 a request without valid credentials gets, else None."""
         authorization = request.headers.get("Authorization", "")
-        if auth.users and auth.authenticate(request.method, authorization) is None:
-            response = web.Response(status=401, text="authentication required\n")
-            for challenge in auth.challenges(authorization):
-                response.headers.add("WWW-Authenticate", challenge)
+        if not auth.users or auth.authenticate(request.method, authorization) is not None:
+            return None
+        response = web.Response(status=401, text="authentication required\n")
+        for challenge in auth.challenges(authorization):
+            response.headers.add("WWW-Authenticate", challenge)
+        return response
+
+    async def snapshot(request: web.Request) -> web.StreamResponse:
+        if (response := refused(request)) is not None:
             return response
         take = snapshots(request.match_info["camera"])
         if take is None:
@@ -45,7 +86,45 @@ def web_app(snapshots: SnapshotLookup, auth: Authenticator) -> web.Application:
     async def healthz(request: web.Request) -> web.Response:
         return web.Response(text="ok\n")
 
+    async def status_page(request: web.Request) -> web.Response:
+        if (response := refused(request)) is not None:
+            return response
+        assert status is not None
+        return web.Response(
+            text=render_status(status(request.url.host or "")),
+            content_type="text/html",
+            headers={"Cache-Control": "no-store"},
+        )
+
     app = web.Application()
+    if status is not None:
+        app.router.add_get("/", status_page)
     app.router.add_get("/snapshot/{camera}.jpg", snapshot)
     app.router.add_get("/healthz", healthz)
     return app
+
+
+def render_status(status: Status) -> str:
+    """The status page: plain HTML, every value escaped (names and models come from cameras
+    and config files)."""
+    rows = "".join(
+        f"<tr><td>{escape(c.name)}</td><td>{escape(c.state)}</td><td>{escape(c.dialect)}</td>"
+        f"<td>{escape(c.model)}</td><td>{'<br>'.join(escape(a) for a in c.addresses)}</td></tr>"
+        for c in status.cameras
+    )
+    found = "".join(
+        f"<tr><td>{escape(f.url)}</td><td>{escape(f.dialect)}</td><td>{escape(f.model)}</td></tr>"
+        for f in status.found
+    )
+    found_table = (
+        "<h2>Found on the LAN, not configured</h2><table><tr><th>camera</th><th>dialect</th>"
+        f"<th>model</th></tr>{found}</table>"
+        if status.found
+        else ""
+    )
+    return (
+        '<!DOCTYPE html><html><head><meta charset="utf-8"><title>bridge</title></head><body>'
+        f"<h1>bridge {escape(__version__)}</h1><table><tr><th>camera</th><th>state</th>"
+        f"<th>dialect</th><th>model</th><th>addresses</th></tr>{rows}</table>{found_table}"
+        "</body></html>"
+    )
