@@ -10,8 +10,10 @@ COPY pyproject.toml README.md ./
 COPY bridge ./bridge
 RUN pip install --no-cache-dir .
 
-# RTSP, web (status, snapshots, metrics), ONVIF devices from 8000 (one port per camera).
-EXPOSE 8554 8080 8000-8031
+# RTSP, web (status, snapshots, metrics), ONVIF devices from 8000 (one port per camera), and
+# the discovery protocols: WS-Discovery, SSDP, mDNS. Multicast discovery needs the host's
+# network (`network_mode: host`; see the README for cameras on addresses of their own).
+EXPOSE 8554 8080 8000-8031 3702/udp 1900/udp 5353/udp
 VOLUME ["/config"]
 ENTRYPOINT ["bridge"]
 CMD ["run", "--config", "/config/bridge.yaml"]
