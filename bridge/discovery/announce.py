@@ -109,6 +109,7 @@ class Announcer:
         self._device_addresses = frozenset(device_addresses)
         self._list_interfaces = interfaces
         self._interfaces: list[Interface] = []  # the gateway's, one per subnet
+        self._gateway_addresses: set[str] = set()  # all of the gateway's
         self._all_interfaces: list[Interface] = []
         self._devices: dict[str, AnnouncedDevice] = {}
         self._instance = int(time.time()) & 0xFFFFFFFF  # new at every start (WS-D AppSequence)
@@ -144,7 +145,7 @@ class Announcer:
         except OSError:
             self._wsd_port.close()
             raise
-        self._join()
+        self._bind()
         gateway = [interface.address for interface in self._interfaces]
         self._advertiser = Advertiser(
             [i.address for i in self._all_interfaces if self._listens_on(i.address)]
@@ -187,7 +188,7 @@ class Announcer:
                 self._wsd_port.remove_address(device.address)
                 return
             self._refresh_interfaces()
-            self._join()
+            self._bind()
         self._devices[device.name] = device
         device.advertisements = [self._stream_advertisement(device)]
         if device.discoverable():
@@ -323,43 +324,50 @@ class Announcer:
     # -- answering --------------------------------------------------------------------------
 
     def _answering(self, local_address: str | None) -> list[AnnouncedDevice]:
-        """The devices that answer a search: every discoverable one, or the one whose own
-        address the search was sent to."""
+        """The devices that answer a search: every discoverable one for a multicast search;
+        for one sent to an address, the devices reached at that address."""
         return [
             device
             for device in self._devices.values()
-            if device.discoverable() and (local_address is None or device.address == local_address)
+            if device.discoverable()
+            and (
+                local_address is None
+                or device.address == local_address
+                or (device.address is None and local_address not in self._device_addresses)
+            )
         ]
 
-    def _host_facing(self, device: AnnouncedDevice, client: str) -> str | None:
-        """The host a device's URLs carry for this client: its own address, else the
-        gateway's address on the client's subnet, else the one the route to the client
-        leaves from (never another camera's own address)."""
+    def _reply_source(
+        self, device: AnnouncedDevice, client: str, local_address: str | None
+    ) -> tuple[str, str] | None:
+        """The address a device answers this client from, and the host its URLs carry there:
+        its own address; else the gateway address the search came to, or the gateway's
+        address on the client's subnet, or the one the route to the client leaves from."""
         if device.address is not None:
-            return device.address
-        if self._advertise_host != "auto":
-            return self._advertise_host
-        try:
-            ip = ipaddress.IPv4Address(client)
-        except ValueError:
-            return None
-        same_subnet = next((i.address for i in self._interfaces if ip in i.network), None)
-        if same_subnet is not None:
-            return same_subnet
-        local = local_address_towards(client)
-        return local if local in {i.address for i in self._interfaces} else None
+            return device.address, device.address
+        ours = self._wsd_port.addresses - self._device_addresses
+        source = local_address if local_address in ours else None
+        if source is None:
+            try:
+                ip = ipaddress.IPv4Address(client)
+            except ValueError:
+                return None
+            source = next((i.address for i in self._interfaces if ip in i.network), None)
+        if source is None:
+            source = local_address_towards(client)
+        return (source, self._url_host(source)) if source in ours else None
 
     def _on_wsd(self, data: bytes, source: Source, local_address: str | None) -> None:
         request = self._wsd.receive(data, source, time.monotonic())
         if isinstance(request, Dropped):
             self._note_drop("WS-Discovery", request.reason.name, source)
             return
-        replies: list[tuple[str | None, bytes]] = []
+        replies: list[tuple[str, bytes]] = []
         for device in self._answering(local_address):
-            host = self._host_facing(device, source[0])
-            if host is not None:
+            if (where := self._reply_source(device, source[0], local_address)) is not None:
+                sender, host = where
                 replies += [
-                    (device.address, reply)
+                    (sender, reply)
                     for reply in self._wsd.answer(request, [self._service(device, host)])
                 ]
         # WS-Discovery: wait a random time up to APP_MAX_DELAY, so a LAN of devices that all
@@ -373,12 +381,12 @@ class Announcer:
             self._note_drop("SSDP", search.reason.name, source)
             return
         date = email.utils.formatdate(usegmt=True)
-        replies: list[tuple[str | None, bytes]] = []
+        replies: list[tuple[str, bytes]] = []
         for device in self._answering(local_address):
-            host = self._host_facing(device, source[0])
-            if host is not None:
+            if (where := self._reply_source(device, source[0], local_address)) is not None:
+                sender, host = where
                 replies += [
-                    (device.address, message)
+                    (sender, message)
                     for message in ssdp.answer(
                         self._upnp(device, host),
                         search,
@@ -394,7 +402,7 @@ class Announcer:
     def _reply_later(
         self,
         port: MulticastPort,
-        replies: list[tuple[str | None, bytes]],
+        replies: list[tuple[str, bytes]],
         destination: Source,
         delay: float,
     ) -> None:
@@ -442,24 +450,39 @@ class Announcer:
     def _refresh_interfaces(self) -> bool:
         """Re-read the host's interfaces; True when the gateway's own addresses changed.
 
-        The gateway is announced once per subnet it is on (from its first address there): a
-        second address on the same LAN would only make every client see each device twice.
+        The gateway answers from each of its addresses, but announces once per subnet it is
+        on (from its first address there): a second address on the same LAN would only make
+        every client see each device twice.
         """
         self._all_interfaces = self._list_interfaces()
-        gateway: dict[ipaddress.IPv4Network, Interface] = {}
-        for interface in interfaces_for(self._listen_host, self._all_interfaces):
-            if interface.address not in self._device_addresses:
-                gateway.setdefault(interface.network, interface)
-        changed = list(gateway.values()) != self._interfaces
-        self._interfaces = list(gateway.values())
+        gateway = [
+            interface
+            for interface in interfaces_for(self._listen_host, self._all_interfaces)
+            if interface.address not in self._device_addresses
+        ]
+        per_subnet: dict[ipaddress.IPv4Network, Interface] = {}
+        for interface in gateway:
+            per_subnet.setdefault(interface.network, interface)
+        addresses = {interface.address for interface in gateway}
+        changed = addresses != self._gateway_addresses
+        self._gateway_addresses = addresses
+        self._interfaces = list(per_subnet.values())
         return changed
 
-    def _join(self) -> None:
+    def _bind(self) -> None:
         """Group membership on the gateway's interfaces and on those of the devices' own
-        addresses (a copy that arrives on two of them is dropped as a repeat)."""
+        addresses (a copy that arrives on two of them is dropped as a repeat), and a socket
+        on each of the gateway's addresses (those gone are closed)."""
         interfaces = [i for i in self._all_interfaces if self._listens_on(i.address)]
-        self._wsd_port.join(interfaces)
-        self._ssdp_port.join(interfaces)
+        for port in (self._wsd_port, self._ssdp_port):
+            port.join(interfaces)
+            for address in port.addresses - self._gateway_addresses - self._device_addresses:
+                port.remove_address(address)
+            for address in self._gateway_addresses - port.addresses:
+                try:
+                    port.add_address(address)
+                except OSError as exc:
+                    log.warning("cannot answer %s searches on %s: %s", port.group, address, exc)
 
     def _is_broadcast(self, address: str) -> bool:
         return is_directed_broadcast(address, self._all_interfaces)
@@ -471,7 +494,7 @@ class Announcer:
             await asyncio.sleep(INTERFACE_POLL_SECONDS)
             if not self._refresh_interfaces():
                 continue
-            self._join()
+            self._bind()
             for device in list(self._devices.values()):
                 if device.address is None:
                     await self.changed(device)

@@ -2,13 +2,12 @@
 
 One :class:`MulticastPort` per protocol serves every camera device of the gateway:
 
-- a socket bound to the protocol's port on every address (``0.0.0.0``), member of the group
-  on each interface the gateway announces on: it hears multicast searches, and unicast ones
-  sent to the gateway's own addresses;
-- one socket per camera device that has its own address, bound to that address and the
-  protocol's port: the kernel hands it the unicast searches sent to that address (a more
-  specific bind wins), and what it sends leaves from that address, multicast included, so a
-  VMS sees each such device as a host of its own.
+- a socket bound to the group address and the protocol's port, member of the group on each
+  interface the gateway announces on: it hears the multicast searches;
+- one socket per address the gateway answers from (its own, and those of camera devices with
+  an address of their own), bound to that address and the port: it hears the unicast searches
+  sent to that address, and what it sends leaves from that address, multicast included, so a
+  VMS sees each camera device on an address of its own as a host of its own.
 
 Receiving drains at most a bounded number of datagrams per wake-up (a flood cannot starve the
 event loop); sending is best effort (a full socket buffer drops the datagram, as the network
@@ -106,32 +105,36 @@ class MulticastPort:
         self._on_datagram = on_datagram
         self._ttl = ttl
         self._max_datagram = max_datagram
-        self._shared: socket.socket | None = None
+        self._group: socket.socket | None = None
         self._own: dict[str, socket.socket] = {}
         self._joined: set[str] = set()
 
     def start(self) -> None:
-        sock = self._socket("")
-        self._shared = sock
+        """The group's socket: bound to the group address, it hears only what is sent to the
+        group (a search sent to one of this host's addresses reaches that address's socket,
+        so the answer can tell the two apart)."""
+        sock = self._socket(self.group)
+        self._group = sock
         self._watch(sock, None)
 
     def join(self, interfaces: Iterable[Interface]) -> None:
         """Become a member of the group on these interfaces (those not joined yet)."""
-        if self._shared is None:
+        if self._group is None:
             return
         for interface in interfaces:
             if interface.address in self._joined:
                 continue
             membership = socket.inet_aton(self.group) + socket.inet_aton(interface.address)
             try:
-                self._shared.setsockopt(socket.IPPROTO_IP, socket.IP_ADD_MEMBERSHIP, membership)
+                self._group.setsockopt(socket.IPPROTO_IP, socket.IP_ADD_MEMBERSHIP, membership)
             except OSError as exc:
                 # EADDRINUSE: another address of an interface already joined.
                 log.debug("%s: no group membership on %s: %s", self.group, interface.name, exc)
             self._joined.add(interface.address)
 
     def add_address(self, address: str) -> None:
-        """A camera device's own address: its socket, bound there."""
+        """One of this host's addresses to answer and announce from: a socket bound there,
+        whose multicast leaves on that address's interface."""
         if address in self._own:
             return
         sock = self._socket(address)
@@ -144,34 +147,26 @@ class MulticastPort:
         if sock is not None:
             self._close(sock)
 
-    def send(self, data: bytes, destination: Source, *, source: str | None = None) -> None:
-        """Unicast from ``source`` (a camera address added before), else from the shared
-        socket (the kernel picks the address facing the destination)."""
-        sock = self._own.get(source) if source is not None else self._shared
+    @property
+    def addresses(self) -> frozenset[str]:
+        return frozenset(self._own)
+
+    def send(self, data: bytes, destination: Source, *, source: str) -> None:
+        """Unicast from ``source``, an address added before (else nothing is sent)."""
+        sock = self._own.get(source)
         if sock is not None:
             self._send(sock, data, destination)
 
     def multicast(self, data: bytes, *, source: str) -> None:
-        """To the group, from ``source``: a camera address added before, or the address of
-        one of this host's interfaces (which picks the interface it leaves on)."""
-        own = self._own.get(source)
-        if own is not None:
-            self._send(own, data, (self.group, self.port))
-        elif self._shared is not None:
-            interface = socket.inet_aton(source)
-            try:
-                self._shared.setsockopt(socket.IPPROTO_IP, socket.IP_MULTICAST_IF, interface)
-            except OSError as exc:
-                log.debug("cannot multicast from %s: %s", source, exc)
-                return
-            self._send(self._shared, data, (self.group, self.port))
+        """To the group, from ``source``, an address added before (else nothing is sent)."""
+        self.send(data, (self.group, self.port), source=source)
 
     def close(self) -> None:
         for address in list(self._own):
             self.remove_address(address)
-        if self._shared is not None:
-            self._close(self._shared)
-            self._shared = None
+        if self._group is not None:
+            self._close(self._group)
+            self._group = None
         self._joined.clear()
 
     # -- sockets ----------------------------------------------------------------------------

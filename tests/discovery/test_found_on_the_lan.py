@@ -145,16 +145,18 @@ async def device_client(xaddr: str) -> ONVIFCamera:
     return camera
 
 
-async def multicast_probe(payload: bytes, expect: int) -> list[tuple[bytes, str]]:
-    """Send a raw WS-Discovery datagram to the group; the unicast replies, with their
-    source address (at least ``expect`` of them, or whatever came within the window)."""
+async def multicast_probe(
+    payload: bytes, expect: int, to: str = "239.255.255.250"
+) -> list[tuple[bytes, str]]:
+    """Send a raw WS-Discovery datagram to the group (or unicast ``to`` an address); the
+    replies, with their source address (``expect`` of them, or what came within the window)."""
     sock = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
     sock.setblocking(False)
     sock.bind((netlab.VMS_ADDRESS, 0))
     loop = asyncio.get_running_loop()
     replies: list[tuple[bytes, str]] = []
     try:
-        await loop.sock_sendto(sock, payload, ("239.255.255.250", 3702))
+        await loop.sock_sendto(sock, payload, (to, 3702))
         deadline = time.monotonic() + SEARCH_SECONDS
         while len(replies) < expect and (left := deadline - time.monotonic()) > 0:
             try:
@@ -165,6 +167,22 @@ async def multicast_probe(payload: bytes, expect: int) -> list[tuple[bytes, str]
     finally:
         sock.close()
     return replies
+
+
+def empty_probe() -> bytes:
+    """A SOAP 1.2 Probe without types or scopes: every device matches."""
+    return (
+        f'<e:Envelope xmlns:e="http://www.w3.org/2003/05/soap-envelope" xmlns:a="{WSA}" '
+        f'xmlns:d="{WSD}"><e:Header><a:MessageID>urn:uuid:{uuid.uuid4()}</a:MessageID>'
+        f"<a:Action>{WSD}/Probe</a:Action></e:Header><e:Body><d:Probe/></e:Body></e:Envelope>"
+    ).encode()
+
+
+def scopes_of(reply: bytes, kind: str) -> list[str]:
+    """The values of one kind of ONVIF scope in a ProbeMatch (read with lxml, not ours)."""
+    scopes = (etree.fromstring(reply).findtext(f".//{{{WSD}}}Scopes") or "").split()
+    prefix = f"onvif://www.onvif.org/{kind}/"
+    return [s[len(prefix) :] for s in scopes if s.startswith(prefix)]
 
 
 async def test_home_assistant_finds_every_camera_device_and_each_xaddr_is_that_camera(
@@ -276,7 +294,8 @@ async def test_non_discoverable_device_is_silent_and_stays_so(vms: Lan, tmp_path
 async def test_cameras_on_their_own_addresses_are_hosts_of_their_own(
     vms: Lan, tmp_path: Path
 ) -> None:
-    own = dict(zip(("hama", "vapix2"), OWN_ADDRESSES, strict=True))
+    own_names = ("hama", "vapix2")
+    own = dict(zip(own_names, OWN_ADDRESSES, strict=True))
     await start_gateway(vms, tmp_path, camera_entries(vms, own))
     services = {scope_value(s, "name"): s for s in await wsdiscovery_search()}
     for dialect, address in own.items():
@@ -296,14 +315,8 @@ async def test_cameras_on_their_own_addresses_are_hosts_of_their_own(
             await camera.close()
         assert uri.Uri.startswith(f"rtsp://{address}:8554/{dialect}/")
     # Its discovery answer comes from its address too: that is the MAC the VMS learns.
-    probe_id = f"urn:uuid:{uuid.uuid4()}"
-    probe = (
-        f'<e:Envelope xmlns:e="http://www.w3.org/2003/05/soap-envelope" xmlns:a="{WSA}" '
-        f'xmlns:d="{WSD}"><e:Header><a:MessageID>{probe_id}</a:MessageID>'
-        f"<a:Action>{WSD}/Probe</a:Action></e:Header><e:Body><d:Probe/></e:Body></e:Envelope>"
-    ).encode()
     sources = {}
-    for data, source in await multicast_probe(probe, expect=len(DIALECTS)):
+    for data, source in await multicast_probe(empty_probe(), expect=len(DIALECTS)):
         root = etree.fromstring(data)
         xaddrs = root.findtext(f".//{{{WSD}}}XAddrs") or ""
         sources[xaddrs.split("//")[1].split(":")[0]] = source
@@ -312,6 +325,15 @@ async def test_cameras_on_their_own_addresses_are_hosts_of_their_own(
         **{address: address for address in OWN_ADDRESSES},
     }
     assert len(sources) == 3  # the gateway's address, and the two of their own
+    # A probe sent to one address is answered by the devices at that address only.
+    (own,) = await multicast_probe(empty_probe(), expect=2, to=OWN_ADDRESSES[0])
+    assert own[1] == OWN_ADDRESSES[0]
+    assert scopes_of(own[0], "name") == ["hama"]
+    shared = await multicast_probe(empty_probe(), expect=len(DIALECTS), to=netlab.GATEWAY_ADDRESS)
+    assert {source for _, source in shared} == {netlab.GATEWAY_ADDRESS}
+    assert sorted(n for data, _ in shared for n in scopes_of(data, "name")) == sorted(
+        set(DIALECTS) - set(own_names)
+    )
     # The VMS sees each of them at a MAC of its own (what UniFi Protect tells devices by).
     seen = vms.neighbours("vms")
     assert seen[netlab.GATEWAY_ADDRESS] == vms.mac_of("gw", "eth0")
