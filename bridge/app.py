@@ -34,6 +34,7 @@ from bridge.logs import register_secret
 from bridge.media.source import CameraMedia, Profile
 from bridge.onvif.context import DeviceContext, GatewayPorts, endpoint_reference
 from bridge.onvif.device import all_scopes, serial_number
+from bridge.onvif.security import UsernameTokenVerifier
 from bridge.onvif.server import device_app
 from bridge.onvif.services import device_operations
 from bridge.onvif.soap import Service, catalog
@@ -85,10 +86,13 @@ class Camera:
         gateway: GatewayConfig,
         users: UserAccounts,
         routes: Sequence[web.RouteDef] = (),
+        *,
+        tokens: UsernameTokenVerifier,
     ) -> None:
         """Start this camera's virtual ONVIF device (once connected): on its own address if
         it has one, else on the gateway's, on the port its identity holds (``routes``: more
-        that its HTTP server answers)."""
+        that its HTTP server answers; ``tokens``: the gateway's WS-Security verifier, shared
+        by every device)."""
         assert self.driver is not None
         assert self.info is not None
         assert self.media is not None
@@ -111,6 +115,7 @@ class Camera:
         app = device_app(
             device_operations(context),
             users,
+            tokens=tokens,
             validate_responses=gateway.onvif_validate_responses,
         )
         app.add_routes(routes)
@@ -197,6 +202,9 @@ class Gateway:
                 Account(user.username, UserLevel(user.level), user.password.get_secret_value())
                 for user in load_users_file(users_file)
             )
+        # One WS-Security replay cache for every camera device: a token one accepted is
+        # refused by all the others.
+        self.onvif_tokens = UsernameTokenVerifier()
         fixed_ports = {c.device_port for c in config.cameras if c.device_port}
         self.identities = DeviceIdentities(
             load_state_file(state_file) if state_file is not None else (),
@@ -352,7 +360,9 @@ class Gateway:
         announcer = self.announcer
         routes = [web.get(DESCRIPTION_PATH, announcer.describe(config.name))] if announcer else []
         try:
-            await camera.serve_onvif(identity, ports, gateway, self.users, routes)
+            await camera.serve_onvif(
+                identity, ports, gateway, self.users, routes, tokens=self.onvif_tokens
+            )
         except OSError as exc:
             # The camera still streams over RTSP; only its ONVIF device is missing.
             log.error(

@@ -7,13 +7,8 @@ serves them as one device. Handlers see plain values and answer with plain value
 
 from __future__ import annotations
 
+from bridge.onvif.access import PRE_AUTH_OPERATIONS
 from bridge.onvif.server import device_app
-from bridge.onvif.soap import (
-    PRE_AUTH_OPERATIONS,
-    Handler,
-    OnvifRequest,
-    Operations,
-    Service,
-)
+from bridge.onvif.soap import Handler, OnvifRequest, Operations, Service
 
 __all__ = ["PRE_AUTH_OPERATIONS", "Handler", "OnvifRequest", "Operations", "Service", "device_app"]

@@ -4,10 +4,8 @@ What the camera knows (manufacturer, model, MAC, clock, reboot, relays) comes fr
 what belongs to the gateway (addresses, ports, users, scopes, discovery mode) from the
 :class:`~bridge.onvif.context.DeviceContext`. A service is advertised (GetCapabilities,
 GetServices) only when this device really serves it: its module registered handlers, and for
-PTZ and imaging the camera can do it.
-
-Access follows ONVIF's default policy in its simplest form: reading needs any user, switching
-a relay an Operator, and changing the device (users, scopes, clock, reboot) an Administrator.
+PTZ and imaging the camera can do it. Who may call which operation is not decided here but by
+the access table (:mod:`bridge.onvif.access`), before any handler runs.
 """
 
 from __future__ import annotations
@@ -21,13 +19,7 @@ from dataclasses import replace
 from typing import Any, Final
 from urllib.parse import quote
 
-from bridge.errors import (
-    ActionFailed,
-    ActionNotSupported,
-    InvalidArgVal,
-    NotAuthorized,
-    OperationProhibited,
-)
+from bridge.errors import ActionFailed, ActionNotSupported, InvalidArgVal, OperationProhibited
 from bridge.onvif import deviceio
 from bridge.onvif.camera_calls import camera_call
 from bridge.onvif.context import DeviceContext
@@ -45,7 +37,6 @@ from bridge.onvif.users import (
     MAX_USERS,
     Account,
     UserAccounts,
-    UserLevel,
     user_level,
 )
 
@@ -64,7 +55,6 @@ _CATEGORIES: Final = {
     "Imaging": Service.IMAGING,
     "Events": Service.EVENTS,
 }
-_RANK: Final = {UserLevel.USER: 0, UserLevel.OPERATOR: 1, UserLevel.ADMINISTRATOR: 2}
 # A POSIX TZ string (IEEE 1003.1 section 8.3), or an IANA name, which newer clients send.
 _POSIX_TZ = re.compile(
     r"(?:[A-Za-z]{3,}|<[A-Za-z0-9+-]{3,}>)[+-]?\d{1,2}(?::\d{2}){0,2}"
@@ -287,27 +277,15 @@ def _accounts(params: Mapping[str, Any]) -> list[Account]:
     ]
 
 
-def _restricted(handler: Handler, accounts: UserAccounts, level: UserLevel) -> Handler:
-    async def checked(request: OnvifRequest) -> Mapping[str, Any] | None:
-        if _RANK[accounts.level(request.user)] < _RANK[level]:
-            raise NotAuthorized(f"{request.operation} needs a user of level {level}")
-        return await handler(request)
-
-    return checked
-
-
 # -- handlers -----------------------------------------------------------------------------------
 
 
 def register(operations: Operations, device: DeviceContext) -> None:
     """Add this service's handlers for one device."""
-    users = device.users
-    accounts = users if isinstance(users, UserAccounts) else UserAccounts(users)
+    accounts = UserAccounts.of(device.users)
     driver = device.driver
 
-    def add(name: str, handler: Handler, level: UserLevel = UserLevel.USER) -> None:
-        if level is not UserLevel.USER:
-            handler = _restricted(handler, accounts, level)
+    def add(name: str, handler: Handler) -> None:
         operations.add(Service.DEVICE, name, handler)
 
     def xaddr_for(request: OnvifRequest) -> Callable[[Service], str]:
@@ -505,17 +483,16 @@ def register(operations: Operations, device: DeviceContext) -> None:
     async def get_endpoint_reference(request: OnvifRequest) -> Mapping[str, Any]:
         return {"GUID": device.endpoint}
 
-    admin = UserLevel.ADMINISTRATOR
     add("GetDeviceInformation", get_device_information)
     add("GetCapabilities", get_capabilities)
     add("GetServices", get_services)
     add("GetServiceCapabilities", get_service_capabilities)
     add("GetSystemDateAndTime", get_system_date_and_time)
-    add("SetSystemDateAndTime", set_system_date_and_time, admin)
+    add("SetSystemDateAndTime", set_system_date_and_time)
     add("GetScopes", get_scopes)
-    add("SetScopes", set_scopes, admin)
-    add("AddScopes", add_scopes, admin)
-    add("RemoveScopes", remove_scopes, admin)
+    add("SetScopes", set_scopes)
+    add("AddScopes", add_scopes)
+    add("RemoveScopes", remove_scopes)
     add("GetHostname", get_hostname)
     add("GetNetworkInterfaces", get_network_interfaces)
     add("GetNetworkProtocols", get_network_protocols)
@@ -523,14 +500,14 @@ def register(operations: Operations, device: DeviceContext) -> None:
     add("GetNTP", get_ntp)
     add("GetNetworkDefaultGateway", get_network_default_gateway)
     add("GetDiscoveryMode", get_discovery_mode)
-    add("SetDiscoveryMode", set_discovery_mode, admin)
-    add("GetUsers", get_users, admin)
-    add("CreateUsers", create_users, admin)
-    add("DeleteUsers", delete_users, admin)
-    add("SetUser", set_user, admin)
-    add("SystemReboot", system_reboot, admin)
-    add("SetSystemFactoryDefault", set_system_factory_default, admin)
+    add("SetDiscoveryMode", set_discovery_mode)
+    add("GetUsers", get_users)
+    add("CreateUsers", create_users)
+    add("DeleteUsers", delete_users)
+    add("SetUser", set_user)
+    add("SystemReboot", system_reboot)
+    add("SetSystemFactoryDefault", set_system_factory_default)
     add("GetWsdlUrl", get_wsdl_url)
     add("GetRelayOutputs", get_relay_outputs)
-    add("SetRelayOutputState", set_relay_output_state, UserLevel.OPERATOR)
+    add("SetRelayOutputState", set_relay_output_state)
     add("GetEndpointReference", get_endpoint_reference)

@@ -11,6 +11,10 @@ as ``Initialized`` messages.
 Each pull point has a topic filter, a termination time and a bounded queue (the oldest message
 is dropped when a client stops pulling). Expired pull points are removed by a timer set for
 the earliest termination time, and also whenever one is looked up.
+
+A camera has at most ``MAX_PULL_POINTS``, and one user at most ``MAX_PULL_POINTS_PER_USER`` of
+them (and its share of the gateway's quota, :class:`~bridge.onvif.users.UserQuotas`), so a
+single account, whatever its level, cannot take every slot and leave the VMS without events.
 """
 
 from __future__ import annotations
@@ -32,6 +36,7 @@ from bridge.cameras.base import CameraDriver, CameraEvent, EventKind
 from bridge.errors import UnsupportedOperation
 from bridge.media.fanout import Fanout
 from bridge.onvif.context import VIDEO_SOURCE, VIDEO_SOURCE_CONFIG
+from bridge.onvif.users import Holding, UserQuotas
 
 TOPICS_NS = "http://www.onvif.org/ver10/topics"
 TOPICS_PREFIX = "tns1"
@@ -40,6 +45,7 @@ CONCRETE = "http://docs.oasis-open.org/wsn/t-1/TopicExpression/Concrete"
 TOPIC_DIALECTS = (CONCRETE_SET, CONCRETE)
 
 MAX_PULL_POINTS = 10
+MAX_PULL_POINTS_PER_USER = 2  # of one camera's; room for a VMS and its restart
 QUEUE_DEPTH = 100  # messages per pull point; also the most one PullMessages returns
 MAX_LIFETIME = dt.timedelta(hours=1)  # longer termination times are shortened to this
 _HUB_QUEUE = 256
@@ -179,13 +185,24 @@ class PullPointsExhausted(Exception):
     """The camera already has its maximum number of pull points."""
 
 
+class UserQuotaExhausted(PullPointsExhausted):
+    """The user already holds its share of the pull points (the camera's or the gateway's)."""
+
+
 class PullPoint:
-    """One subscription: the topics it wants, its termination time and its message queue."""
+    """One subscription: the topics it wants, its termination time and its message queue;
+    ``owner`` is the user who created it."""
 
     def __init__(
-        self, ident: str, topics: frozenset[Topic], termination: dt.datetime, depth: int
+        self,
+        ident: str,
+        owner: str,
+        topics: frozenset[Topic],
+        termination: dt.datetime,
+        depth: int,
     ) -> None:
         self.id = ident
+        self.owner = owner
         self.topics = topics
         self.termination = termination
         self.closed = False
@@ -241,7 +258,8 @@ class _Change:
 
 
 class EventHub:
-    """One camera's properties and pull points."""
+    """One camera's properties and pull points; ``quotas`` counts what each user holds across
+    the gateway (without one, the hub keeps its own count)."""
 
     def __init__(
         self,
@@ -249,11 +267,15 @@ class EventHub:
         name: str,
         *,
         max_pull_points: int = MAX_PULL_POINTS,
+        max_per_user: int = MAX_PULL_POINTS_PER_USER,
+        quotas: UserQuotas | None = None,
         queue_depth: int = QUEUE_DEPTH,
         idle_grace: float = 10.0,
     ) -> None:
         self._driver = driver
         self.max_pull_points = max_pull_points
+        self.max_per_user = max_per_user
+        self._quotas = quotas if quotas is not None else UserQuotas()
         self.queue_depth = queue_depth
         # Events are sparse: a quiet camera is not a stalled one.
         self._upstream: Fanout[_Change] = Fanout(
@@ -275,15 +297,20 @@ class EventHub:
     def now(self) -> dt.datetime:
         return utcnow()
 
-    def create(self, topics: frozenset[Topic], termination: dt.datetime) -> PullPoint:
-        """A new pull point, primed with the known state. Raises ValueError for a termination
-        time not in the future, PullPointsExhausted when there is no room."""
+    def create(self, owner: str, topics: frozenset[Topic], termination: dt.datetime) -> PullPoint:
+        """A new pull point of user ``owner``, primed with the known state. Raises ValueError
+        for a termination time not in the future, PullPointsExhausted when the camera has no
+        room, UserQuotaExhausted when the user has no room left."""
         self._expire()
         if self._closed or len(self._pull_points) >= self.max_pull_points:
             raise PullPointsExhausted()
-        pull_point = PullPoint(
-            secrets.token_hex(8), topics, self._bounded(termination), self.queue_depth
-        )
+        held = sum(1 for p in self._pull_points.values() if p.owner == owner)
+        if held >= self.max_per_user:
+            raise UserQuotaExhausted()
+        bounded = self._bounded(termination)
+        if not self._quotas.take(owner, Holding.PULL_POINT):
+            raise UserQuotaExhausted()
+        pull_point = PullPoint(secrets.token_hex(8), owner, topics, bounded, self.queue_depth)
         self._pull_points[pull_point.id] = pull_point
         self.synchronize(pull_point)
         if self._dispatch is None:
@@ -311,7 +338,8 @@ class EventHub:
 
     def remove(self, pull_point: PullPoint) -> None:
         pull_point.close()
-        self._pull_points.pop(pull_point.id, None)
+        if self._pull_points.pop(pull_point.id, None) is not None:
+            self._quotas.give_back(pull_point.owner, Holding.PULL_POINT)
         if not self._pull_points and self._dispatch is not None:
             self._dispatch.cancel()  # its fan-out subscription ends: the upstream is released
             self._dispatch = None

@@ -31,9 +31,11 @@ from bridge.onvif.eventhub import (
     PullPointGone,
     PullPointsExhausted,
     Topic,
+    UserQuotaExhausted,
     matching_topics,
 )
 from bridge.onvif.soap import Handler, OnvifRequest, Operations, Service, declare_prefix
+from bridge.onvif.users import UserAccounts
 
 TT_NS = "http://www.onvif.org/ver10/schema"
 XS_NS = "http://www.w3.org/2001/XMLSchema"
@@ -211,9 +213,13 @@ class _EventService:
         now = self.hub.now()
         termination = termination_time(params.get("InitialTerminationTime"), now)
         try:
-            pull_point = self.hub.create(topics, termination)
+            pull_point = self.hub.create(request.user or "", topics, termination)
         except ValueError:
             raise InvalidArgVal("InitialTerminationTime is not in the future") from None
+        except UserQuotaExhausted:
+            raise ActionFailed(
+                "This user holds all the pull points it may; unsubscribe one"
+            ) from None
         except PullPointsExhausted:
             raise ActionFailed(
                 f"All {self.hub.max_pull_points} pull points are in use; unsubscribe one"
@@ -291,7 +297,12 @@ def register(operations: Operations, device: DeviceContext) -> None:
     """Add this service's handlers for one device, and its event hub to the device."""
     declare_prefix(Service.EVENTS, TOPICS_PREFIX, TOPICS_NS)
     # The camera's event upstream lingers after its last pull point as its video does.
-    hub = EventHub(device.driver, device.camera, idle_grace=device.media.frames.idle_grace)
+    hub = EventHub(
+        device.driver,
+        device.camera,
+        quotas=UserAccounts.of(device.users).quotas,
+        idle_grace=device.media.frames.idle_grace,
+    )
     device.closers.append(hub.close)
     for name, handler in _EventService(device, hub).handlers().items():
         operations.add(Service.EVENTS, name, handler)

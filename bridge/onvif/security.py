@@ -2,8 +2,16 @@
 
 PasswordDigest is ``base64(sha1(nonce + created + password))``; PasswordText carries the
 password itself. A token whose Created lies outside the window around the device's clock is
-refused, and so is a nonce seen before (a bounded cache remembers nonces for as long as a
-token carrying them could still pass the Created check).
+refused, and so is a token accepted before: a bounded cache remembers accepted tokens for as
+long as they could still pass the Created check. One verifier serves every device of a gateway,
+so a token accepted by one device is not accepted by another.
+
+The cache is keyed on the whole proof (nonce, Created and password digest), not the nonce
+alone: some C client libraries send the same nonce in every request with a fresh Created, and
+such tokens all differ (and each needs the password to make), so they are served, while no
+token is accepted twice. The user name is left out because the digest does not cover it: the
+same proof under another user's name (one with the same password) is a replay too. Keys are
+hashes, so no PasswordText password is kept.
 """
 
 from __future__ import annotations
@@ -13,6 +21,7 @@ import binascii
 import datetime as dt
 import hashlib
 import hmac
+import struct
 import time
 from collections import OrderedDict
 from collections.abc import Callable
@@ -76,8 +85,16 @@ def username_token(security: etree._Element | None) -> UsernameToken | None:
     )
 
 
+def _replay_key(token: UsernameToken) -> bytes:
+    """A hash of the token's proof, each part length-prefixed so no two proofs share it."""
+    digest = hashlib.sha256()
+    for part in (token.nonce or b"", (token.created or "").encode(), token.password.encode()):
+        digest.update(struct.pack(">I", len(part)) + part)
+    return digest.digest()
+
+
 class UsernameTokenVerifier:
-    """Checks UsernameTokens against the users' passwords, the clock and seen nonces."""
+    """Checks UsernameTokens against the users' passwords, the clock and accepted tokens."""
 
     def __init__(
         self,
@@ -89,7 +106,7 @@ class UsernameTokenVerifier:
         self.window = window
         self.replay_capacity = replay_capacity
         self._clock = clock
-        # nonce -> time it may be forgotten; insertion order is expiry order (see _remember).
+        # token key -> time it may be forgotten; insertion order is expiry order (_remember).
         self._seen: OrderedDict[bytes, float] = OrderedDict()
 
     def verify(self, token: UsernameToken, password_of: PasswordOf) -> str:
@@ -110,8 +127,8 @@ class UsernameTokenVerifier:
             ok = hmac.compare_digest(password.encode(), token.password.encode())
         if not ok:
             raise NotAuthorized()
-        if token.nonce is not None:
-            self._remember(token.nonce, now)
+        if token.nonce is not None:  # a PasswordText token without one proves its password
+            self._remember(_replay_key(token), now)
         return token.username
 
     def _check_created(self, created: str, now: float) -> None:
@@ -124,14 +141,14 @@ class UsernameTokenVerifier:
         if abs(stamp.timestamp() - now) > self.window:
             raise NotAuthorized("Created is outside the accepted time window")
 
-    def _remember(self, nonce: bytes, now: float) -> None:
+    def _remember(self, key: bytes, now: float) -> None:
         # A token accepted now has Created >= now - window, so it passes the Created check
         # until now + 2 * window at most; past that the check alone refuses a replay. Every
         # entry gets the same lifetime, so the oldest entry always expires first.
         while self._seen and next(iter(self._seen.values())) < now:
             self._seen.popitem(last=False)
-        if nonce in self._seen:
-            raise NotAuthorized("Nonce already used")
+        if key in self._seen:
+            raise NotAuthorized("Token already used")
         if len(self._seen) >= self.replay_capacity:
             self._seen.popitem(last=False)  # bounded memory beats remembering a flood
-        self._seen[nonce] = now + 2 * self.window
+        self._seen[key] = now + 2 * self.window

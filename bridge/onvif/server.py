@@ -2,16 +2,23 @@
 
 Each service answers ``POST`` on its path (:class:`~bridge.onvif.soap.Service` lists them) and
 on any path below it (subscription addresses). Authentication follows ONVIF Core: HTTP Digest
-or a WS-Security UsernameToken (both, if both are sent); a call without credentials that needs
-them gets HTTP 401 with a Digest challenge; pre-auth operations are answered anonymously even
-when the credentials sent with them fail (so a client with a skewed clock can still ask for
-the time). Every error is a SOAP Fault, never an HTML or plain-text body.
+or a WS-Security UsernameToken (both, if both are sent, HTTP first); a call without credentials
+that needs them, or with a Digest answer that fails, gets HTTP 401 with a Digest challenge
+(``stale=true`` when only the nonce was wrong); a refused UsernameToken gets ter:NotAuthorized.
+Pre-auth operations are answered anonymously even when the credentials sent with them fail (so
+a client with a skewed clock can still ask for the time). Then the access table
+(:mod:`bridge.onvif.access`) decides whether this user may call the operation at all, before
+any handler runs. Every error is a SOAP Fault, never an HTML or plain-text body.
+
+Replays: each device has its own Digest authority (its nonces are worthless at another device),
+replay-proof (each nonce and nc once, ``qop=auth`` required, nonces short-lived); WS-Security
+tokens are checked by one verifier per gateway, shared by all its devices.
 """
 
 from __future__ import annotations
 
 import logging
-from collections.abc import Callable, Mapping
+from collections.abc import Mapping, MutableMapping
 from typing import Any
 
 import zeep.exceptions
@@ -26,12 +33,12 @@ from bridge.errors import (
     RequestTooLarge,
     SenderFault,
 )
-from bridge.httpauth import DigestAuthority, parse_authorization
+from bridge.httpauth import DigestAuthority, DigestVerdict, parse_authorization
+from bridge.onvif.access import check_access, is_pre_auth
 from bridge.onvif.schemas import message_schema
 from bridge.onvif.security import UsernameTokenVerifier, username_token
 from bridge.onvif.soap import (
     MAX_REQUEST_BYTES,
-    PRE_AUTH_OPERATIONS,
     WSSE_NS,
     Envelope,
     OnvifRequest,
@@ -43,11 +50,16 @@ from bridge.onvif.soap import (
     fault_envelope,
     parse_envelope,
 )
+from bridge.onvif.users import UserAccounts
+from bridge.ratelimit import ThrottledLog
 
 log = logging.getLogger(__name__)
 
-Users = Mapping[str, str] | Callable[[str], str | None]
+# A nonce serves a client that reuses it (incrementing nc) this long, then it renews it on a
+# 401 with stale=true: short, so a captured, unused header soon becomes worthless.
+NONCE_LIFETIME = 60.0
 _READ_CHUNK = 64 * 1024
+_NO_ONE = DigestVerdict(None)
 
 
 class _Challenge(Exception):
@@ -67,20 +79,19 @@ class _Endpoint:
     def __init__(
         self,
         operations: Operations,
-        users: Users,
+        accounts: UserAccounts,
         *,
         realm: str,
         max_request_bytes: int,
-        created_window: float,
-        pre_auth: frozenset[tuple[Service, str]],
+        tokens: UsernameTokenVerifier,
         validate_responses: bool,
     ) -> None:
         self._operations = operations
-        self._password_of = users.get if isinstance(users, Mapping) else users
-        self._digest = DigestAuthority(realm)
-        self._tokens = UsernameTokenVerifier(window=created_window)
+        self._accounts = accounts
+        self._digest = DigestAuthority(realm, nonce_lifetime=NONCE_LIFETIME, replay_proof=True)
+        self._tokens = tokens
         self._max_request_bytes = max_request_bytes
-        self._pre_auth = pre_auth
+        self._refusals = ThrottledLog(log)
         self._catalog = catalog()
         self._response_schema = (
             message_schema(*(service.wsdl for service in Service)) if validate_responses else None
@@ -98,6 +109,7 @@ class _Endpoint:
             version = envelope.version
             operation = self._catalog.operation(envelope.body)
             user = self._authenticate(request, envelope, operation)
+            self._authorize(request, operation, user)
             handler = self._operations.get(operation.service, operation.name)
             if handler is None:
                 raise ActionNotSupported(f"{operation.name} is not implemented")
@@ -143,33 +155,50 @@ class _Endpoint:
         self, request: web.Request, envelope: Envelope, operation: Operation
     ) -> str | None:
         """The authenticated user, None for an anonymous pre-auth call."""
-        pre_auth = (operation.service, operation.name) in self._pre_auth
+        pre_auth = is_pre_auth(operation.service, operation.name)
         user: str | None = None
         authorization = request.headers.get("Authorization", "")
         if authorization:
-            user = self._http_user(request, authorization)
-            if user is None and not pre_auth:
-                _, params = parse_authorization(authorization)
-                stale = not self._digest.nonce_is_fresh(params.get("nonce", ""))
-                raise _Challenge(stale=stale)
+            verdict = self._http_user(request, authorization)
+            if verdict.user is None and not pre_auth:
+                if not verdict.stale:
+                    self._refused(request, "digest", "Digest credentials refused")
+                raise _Challenge(stale=verdict.stale)
+            user = verdict.user
         try:
             token = username_token(envelope.header(f"{{{WSSE_NS}}}Security"))
             if token is not None:
-                user = self._tokens.verify(token, self._password_of)
-        except NotAuthorized:
+                user = self._tokens.verify(token, self._accounts.get)
+        except NotAuthorized as exc:
             if not pre_auth:
+                self._refused(request, "token", f"UsernameToken refused: {exc.reason}")
                 raise
             return None
         if user is None and not pre_auth:
             raise _Challenge(stale=False)
         return user
 
-    def _http_user(self, request: web.Request, authorization: str) -> str | None:
+    def _http_user(self, request: web.Request, authorization: str) -> DigestVerdict:
         scheme, params = parse_authorization(authorization)
         # The digest covers the URI the client names; it must be the one it asked for.
         if scheme != "digest" or params.get("uri") not in (request.path_qs, request.path):
-            return None
-        return self._digest.verify(request.method, authorization, self._password_of)
+            return _NO_ONE
+        return self._digest.check(request.method, authorization, self._accounts.get)
+
+    def _authorize(self, request: web.Request, operation: Operation, user: str | None) -> None:
+        """ter:NotAuthorized unless the access table lets this user call the operation."""
+        level = None if user is None else self._accounts.level(user)
+        try:
+            check_access(operation.service, operation.name, level)
+        except NotAuthorized:
+            self._refused(request, "access", f"{operation.name} refused to {user} ({level})")
+            raise
+
+    def _refused(self, request: web.Request, kind: str, what: str) -> None:
+        """One log line per kind of refusal at most every few seconds, so a client guessing
+        passwords or probing operations cannot flood the log. Never a credential: a user name
+        appears only once it has authenticated."""
+        self._refusals.log(logging.INFO, kind, "ONVIF %s from %s", what, request.remote)
 
     def _encode(
         self, operation: Operation, values: Mapping[str, Any] | None, version: SoapVersion
@@ -222,29 +251,29 @@ class _Endpoint:
 
 def device_app(
     operations: Operations,
-    users: Users,
+    users: MutableMapping[str, str],
     *,
     realm: str = "ONVIF",
     max_request_bytes: int = MAX_REQUEST_BYTES,
-    created_window: float = 300.0,
-    pre_auth: frozenset[tuple[Service, str]] = PRE_AUTH_OPERATIONS,
+    tokens: UsernameTokenVerifier | None = None,
     validate_responses: bool = False,
 ) -> web.Application:
     """The aiohttp application of one ONVIF device.
 
-    ``users`` maps a user name to its password (a live mapping or a lookup function, so user
-    changes apply to the next request). ``created_window`` is how far (seconds) a WS-Security
-    Created may be from this host's clock. ``validate_responses`` checks every response body
-    against the schemas before sending it (a test and debugging aid: a response that does not
-    fit is logged and answered with ter:Action instead).
+    ``users`` is the gateway's :class:`~bridge.onvif.users.UserAccounts` (live: user changes
+    apply to the next request), or a plain name -> password mapping whose users are all
+    Administrators. ``tokens`` is the gateway's WS-Security verifier, shared by all its devices
+    so that no token is accepted twice anywhere; without one the device keeps its own.
+    ``validate_responses`` checks every response body against the schemas before sending it (a
+    test and debugging aid: a response that does not fit is logged and answered with ter:Action
+    instead).
     """
     endpoint = _Endpoint(
         operations,
-        users,
+        UserAccounts.of(users),
         realm=realm,
         max_request_bytes=max_request_bytes,
-        created_window=created_window,
-        pre_auth=pre_auth,
+        tokens=tokens or UsernameTokenVerifier(),
         validate_responses=validate_responses,
     )
     app = web.Application(client_max_size=max_request_bytes)

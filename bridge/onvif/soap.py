@@ -97,24 +97,6 @@ class Service(enum.Enum):
         self.path = path
 
 
-# Core: "the device shall not require authentication" for these device-service operations.
-PRE_AUTH_OPERATIONS = frozenset(
-    (Service.DEVICE, name)
-    for name in (
-        "GetSystemDateAndTime",
-        "GetCapabilities",
-        "GetServices",
-        "GetWsdlUrl",
-        "GetHostname",
-        "GetEndpointReference",
-    )
-) | frozenset(
-    # Core's capability exchange: every service's GetServiceCapabilities is PRE_AUTH too.
-    (service, "GetServiceCapabilities")
-    for service in Service
-)
-
-
 @dataclass(frozen=True, slots=True)
 class OnvifRequest:
     """One decoded ONVIF call, as a handler receives it.

@@ -11,6 +11,9 @@ Passwords are stored in clear because HTTP Digest and WS-Security digests need t
 
 Every change is all-or-nothing, as ONVIF Core asks: each request is checked in full before
 anything changes, and memory changes only once the file is written.
+
+What each user holds across the gateway (event pull points, later subscriptions) is counted
+here too, in :class:`UserQuotas`, so one account cannot take every slot of every device.
 """
 
 from __future__ import annotations
@@ -18,7 +21,8 @@ from __future__ import annotations
 import asyncio
 import enum
 import logging
-from collections.abc import Iterable, Iterator, MutableMapping, Sequence
+from collections import Counter
+from collections.abc import Iterable, Iterator, Mapping, MutableMapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -31,6 +35,18 @@ log = logging.getLogger(__name__)
 MAX_USERS = 16
 MAX_USERNAME_LENGTH = 32
 MAX_PASSWORD_LENGTH = 64
+
+
+class Holding(enum.StrEnum):
+    """What a user can hold on the gateway's devices, each kind counted against its quota."""
+
+    PULL_POINT = "pull point"
+
+
+# At most this many of a kind per user across all the gateway's devices (each device caps its
+# own share lower): room for a few VMS sharing one account on a large gateway, and a bound on
+# what one account can make the gateway keep.
+GATEWAY_QUOTAS: dict[Holding, int] = {Holding.PULL_POINT: 256}
 
 
 class UserLevel(enum.StrEnum):
@@ -62,6 +78,29 @@ def user_level(value: str) -> UserLevel:
         raise InvalidArgVal(f"Unsupported user level {value[:32]!r}") from None
 
 
+class UserQuotas:
+    """How many of each :class:`Holding` every user holds, each capped per user.
+
+    Bounded by construction: only users holding something have an entry, and users are few.
+    """
+
+    def __init__(self, limits: Mapping[Holding, int] = GATEWAY_QUOTAS) -> None:
+        self._limits = dict(limits)
+        self._held: Counter[tuple[str, Holding]] = Counter()
+
+    def take(self, user: str, kind: Holding) -> bool:
+        """Count one more ``kind`` for ``user``; False (and nothing counted) past the cap."""
+        if self._held[user, kind] >= self._limits[kind]:
+            return False
+        self._held[user, kind] += 1
+        return True
+
+    def give_back(self, user: str, kind: Holding) -> None:
+        self._held[user, kind] -= 1
+        if self._held[user, kind] <= 0:
+            del self._held[user, kind]
+
+
 class UserAccounts(MutableMapping[str, str]):
     """The live user name -> password mapping, with levels, fixed users and persistence.
 
@@ -78,6 +117,7 @@ class UserAccounts(MutableMapping[str, str]):
         self._levels: dict[str, UserLevel] = {}
         self._path = path
         self._lock = asyncio.Lock()
+        self.quotas = UserQuotas()
 
     # -- the mapping every authenticator reads -------------------------------------------
 
@@ -98,6 +138,12 @@ class UserAccounts(MutableMapping[str, str]):
         return len(self._passwords)
 
     # -- what ONVIF sees and changes -----------------------------------------------------
+
+    @staticmethod
+    def of(users: MutableMapping[str, str]) -> UserAccounts:
+        """``users`` itself when it is the gateway's accounts; a plain mapping (a test's)
+        becomes accounts whose every user is a fixed Administrator."""
+        return users if isinstance(users, UserAccounts) else UserAccounts(users)
 
     def level(self, username: str | None) -> UserLevel:
         """A user's level; fixed (config) users are Administrators, unknown names Users."""

@@ -27,7 +27,14 @@ from test_onvif_server import SOAP11, SOAP12, assert_schema_valid, envelope, pos
 from zeep.exceptions import Fault
 
 from bridge.cameras.base import Dialect
-from bridge.onvif.eventhub import CONCRETE_SET, MAX_LIFETIME, MAX_PULL_POINTS, TOPICS_NS, Topic
+from bridge.onvif.eventhub import (
+    CONCRETE_SET,
+    MAX_LIFETIME,
+    MAX_PULL_POINTS,
+    MAX_PULL_POINTS_PER_USER,
+    TOPICS_NS,
+    Topic,
+)
 from bridge.onvif.soap import Service
 
 TEV = Service.EVENTS.namespace
@@ -121,9 +128,12 @@ class Subscription:
         return str(self.created.SubscriptionReference.Address._value_1)
 
 
-async def subscribe(device: Device, **request: Any) -> Subscription:
-    """A new pull point, with its own client (one client holds one pull point)."""
-    camera = device.client()
+async def subscribe(
+    device: Device, account: tuple[str, str] = (GATEWAY_USER, GATEWAY_PASSWORD), **request: Any
+) -> Subscription:
+    """A new pull point of ``account`` (user, password), with its own client (one client
+    holds one pull point)."""
+    camera = device.client(*account)
     created = await (await device.service(Service.EVENTS, camera)).CreatePullPointSubscription(
         request
     )
@@ -131,6 +141,17 @@ async def subscribe(device: Device, **request: Any) -> Subscription:
     pull_point = await camera.create_pullpoint_service()
     manager = await camera.create_subscription_service("PullPointSubscription")
     return Subscription(created, pull_point, manager)
+
+
+async def viewers(device: Device, count: int) -> list[tuple[str, str]]:
+    """``count`` new User-level accounts (user, password), created over ONVIF by the
+    gateway's administrator."""
+    accounts = [(f"viewer{i}", f"viewer-pw-{i}") for i in range(count)]
+    devicemgmt = await device.client().create_devicemgmt_service()
+    await devicemgmt.CreateUsers(
+        {"User": [{"Username": u, "Password": p, "UserLevel": "User"} for u, p in accounts]}
+    )
+    return accounts
 
 
 def seconds_between(start: dt.datetime, end: dt.datetime) -> float:
@@ -372,14 +393,23 @@ async def test_a_newer_pull_supersedes_a_waiting_one(open_device: OpenDevice) ->
 
 async def test_pull_points_are_bounded_and_expired_ones_removed(open_device: OpenDevice) -> None:
     device = await open_device(Dialect.HAMA)
-    events = await device.service(Service.EVENTS)
-    created = [
-        await events.CreatePullPointSubscription({"InitialTerminationTime": "PT1S"})
-        for _ in range(MAX_PULL_POINTS)
+    *holders, latecomer = [
+        (GATEWAY_USER, GATEWAY_PASSWORD),
+        *await viewers(device, MAX_PULL_POINTS // MAX_PULL_POINTS_PER_USER),
     ]
+    created = []
+    for account in holders:  # each user takes its share, until the camera has none left
+        events = await device.service(Service.EVENTS, device.client(*account))
+        created += [
+            await events.CreatePullPointSubscription({"InitialTerminationTime": "PT1S"})
+            for _ in range(MAX_PULL_POINTS_PER_USER)
+        ]
+    assert len(created) == MAX_PULL_POINTS
+    events = await device.service(Service.EVENTS, device.client(*latecomer))
     with pytest.raises(Fault) as caught:
         await events.CreatePullPointSubscription({"InitialTerminationTime": "PT1S"})
     assert fault_codes(caught.value) == ["Action"]
+    assert "All 10 pull points are in use" in str(caught.value.message)
 
     await asyncio.sleep(1.3)
     fresh = await subscribe(device, InitialTerminationTime="PT60S")
@@ -396,7 +426,9 @@ async def test_one_camera_upstream_for_all_pull_points_released_after_the_last(
 ) -> None:
     device = await open_device(Dialect.FOSCAM, stream_idle_seconds=0.3)
     status = "/get_status.cgi"  # what the foscam driver polls, once a second
-    subscriptions = [await subscribe(device) for _ in range(3)]
+    (viewer,) = await viewers(device, 1)
+    subscriptions = [await subscribe(device, account) for account in (viewer, viewer)]
+    subscriptions.append(await subscribe(device))
     for subscription in subscriptions:
         await pull_until(subscription.pull_point, *motion(False, "Initialized"))
     await device.clear_requests()

@@ -36,14 +36,16 @@ OpenMedia2 = Callable[[str], Awaitable[Media2]]
 
 
 @asynccontextmanager
-async def media2_service(device: Device) -> AsyncIterator[Any]:
-    """A zeep client of the device's Media2 service, validating every response."""
+async def media2_service(
+    device: Device, user: str = GATEWAY_USER, password: str = GATEWAY_PASSWORD
+) -> AsyncIterator[Any]:
+    """A zeep client of the device's Media2 service as ``user``, validating every response."""
     async with httpx.AsyncClient() as http:
         with httpx.Client() as wsdl_http:  # zeep wants one; the WSDL is loaded already
             client = zeep.AsyncClient(
                 load_wsdl(Service.MEDIA2.wsdl),
                 transport=AsyncTransport(client=http, wsdl_client=wsdl_http),
-                wsse=UsernameToken(GATEWAY_USER, GATEWAY_PASSWORD, use_digest=True),
+                wsse=UsernameToken(user, password, use_digest=True),
                 plugins=[device.schema_check],
             )
             # zeep's AsyncClient.create_service builds a synchronous proxy: bind by hand.

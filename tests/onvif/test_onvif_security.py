@@ -17,11 +17,16 @@ PASSWORDS = {"admin": "s3cret"}
 
 
 def signed(
-    password: str = "s3cret", *, use_digest: bool = True, created: dt.datetime | None = None
+    password: str = "s3cret",
+    *,
+    use_digest: bool = True,
+    created: dt.datetime | None = None,
+    nonce: str | None = None,
+    user: str = "admin",
 ) -> etree._Element:
     """The wsse:Security block zeep's client puts in an envelope."""
     envelope = etree.fromstring(f'<s:Envelope xmlns:s="{SOAP12}"><s:Body/></s:Envelope>')
-    token = ZeepUsernameToken("admin", password, use_digest=use_digest, created=created)
+    token = ZeepUsernameToken(user, password, use_digest=use_digest, created=created, nonce=nonce)
     envelope, _ = token.apply(envelope, {})
     security = envelope.find(f"{{{SOAP12}}}Header/{{{WSSE_NS}}}Security")
     assert security is not None
@@ -70,6 +75,39 @@ def test_replay_cache_forgets_only_what_the_clock_check_refuses_anyway() -> None
     now[0] += 2
     with pytest.raises(NotAuthorized, match="time window"):
         verifier.verify(token, PASSWORDS.get)
+
+
+def test_a_fixed_nonce_with_a_fresh_created_is_served_an_exact_replay_is_not() -> None:
+    verifier = UsernameTokenVerifier()
+    start = dt.datetime.now(dt.UTC).replace(tzinfo=None)
+    tokens = [
+        username_token(signed(nonce="same-every-time", created=start + dt.timedelta(seconds=n)))
+        for n in range(5)
+    ]
+    for token in tokens:
+        assert token is not None
+        assert verifier.verify(token, PASSWORDS.get) == "admin"
+    replayed = tokens[3]
+    assert replayed is not None
+    with pytest.raises(NotAuthorized, match="already used"):
+        verifier.verify(replayed, PASSWORDS.get)
+
+
+def test_the_same_proof_under_another_name_is_a_replay() -> None:
+    # The digest does not cover the user name: a user with the same password must not
+    # get a token of another user's accepted once more.
+    verifier = UsernameTokenVerifier()
+    security = signed()
+    token = username_token(security)
+    assert token is not None
+    assert verifier.verify(token, PASSWORDS.get) == "admin"
+    name = security.find(f".//{{{WSSE_NS}}}Username")
+    assert name is not None
+    name.text = "twin"
+    twin = username_token(security)
+    assert twin is not None
+    with pytest.raises(NotAuthorized, match="already used"):
+        verifier.verify(twin, {"twin": "s3cret"}.get)
 
 
 def test_replay_cache_is_bounded() -> None:

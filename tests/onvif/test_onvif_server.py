@@ -7,6 +7,7 @@ import base64
 import contextlib
 import datetime as dt
 import hashlib
+import logging
 import os
 from collections.abc import AsyncIterator, Callable, Mapping
 from dataclasses import dataclass
@@ -271,6 +272,21 @@ async def test_replayed_nonce_is_refused(device: Device) -> None:
     assert status == 200
     status, headers, reply = await post(device.service, payload)
     assert_fault(status, headers, reply, "env:Sender", "ter:NotAuthorized")
+
+
+async def test_refusals_are_logged_rate_limited_and_without_credentials(
+    device: Device, caplog: pytest.LogCaptureFixture
+) -> None:
+    caplog.set_level(logging.INFO, logger="bridge")
+    guesses = [f"guess-{n}-Secret" for n in range(5)]
+    for guess in guesses:  # a client guessing passwords in clear
+        payload = envelope(GET_INFO, username_token(guess, digest=False))
+        status, _, _ = await post(device.service, payload)
+        assert status == 400
+    lines = [r.getMessage() for r in caplog.records if r.name == "bridge.onvif.server"]
+    assert len(lines) == 1
+    assert "UsernameToken refused" in lines[0]
+    assert not any(guess in lines[0] for guess in guesses)
 
 
 async def test_pre_auth_operation_ignores_failing_credentials(device: Device) -> None:
