@@ -279,14 +279,18 @@ class _EventService:
         self.hub.synchronize(self._pull_point(request))
 
     def _pull_point(self, request: OnvifRequest) -> PullPoint:
-        """The pull point a request's address names."""
+        """The pull point a request's address names, if it is the requesting user's: another
+        user who learned the address (it travels in clear) can neither drain nor end it."""
         ident = request.path.removeprefix(SUBSCRIPTION_PATH)
         try:
             if ident == request.path:
                 raise PullPointGone(ident)
-            return self.hub.get(ident)
+            pull_point = self.hub.get(ident)
         except PullPointGone:
             raise _gone() from None
+        if pull_point.owner != request.user:
+            raise _gone()
+        return pull_point
 
 
 def _gone() -> InvalidArgVal:

@@ -193,3 +193,23 @@ async def test_a_users_pull_points_are_capped_across_the_gateway(
     assert await fault_of(on_second.CreatePullPointSubscription({})) == ["Action"]
     admin = await second.service(Service.EVENTS, second.client())
     assert (await admin.CreatePullPointSubscription({})).SubscriptionReference
+
+
+async def test_a_pull_point_answers_only_its_owner(open_device: OpenDevice) -> None:
+    device = await open_device(Dialect.HAMA)
+    (owner, password), (other, other_password) = await viewers(device, 2)
+    events = await device.service(Service.EVENTS, device.client(owner, password))
+    address = (await events.CreatePullPointSubscription({})).SubscriptionReference.Address
+    # Another user who learned the address (it travels in clear) tries to drain and end it.
+    intruder = device.client(other, other_password)
+    intruder.xaddrs[PULL_POINT_NS] = address._value_1
+    pull = {"Timeout": "PT1S", "MessageLimit": 10}
+    stolen = await intruder.create_pullpoint_service()
+    assert await fault_of(stolen.PullMessages(pull)) == ["InvalidArgVal"]
+    ending = await intruder.create_subscription_service("PullPointSubscription")
+    assert await fault_of(ending.Unsubscribe()) == ["InvalidArgVal"]
+    # The owner still has it.
+    mine = device.client(owner, password)
+    mine.xaddrs[PULL_POINT_NS] = address._value_1
+    pulled = await (await mine.create_pullpoint_service()).PullMessages(pull)
+    assert pulled.TerminationTime > pulled.CurrentTime
