@@ -17,9 +17,10 @@ from __future__ import annotations
 import datetime
 import enum
 from collections.abc import AsyncIterable, AsyncIterator, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, fields
 from typing import ClassVar
 
+from bridge.cameras.fields import normalize_mac, printable
 from bridge.cameras.http import CameraHttp
 from bridge.errors import UnsupportedOperation
 
@@ -69,12 +70,23 @@ class JpegFrame:
 
 @dataclass(frozen=True, slots=True)
 class DeviceInfo:
+    """Who the camera says it is. Every field is camera text, so it is cleaned here, once for
+    every dialect: printable and at most :data:`~bridge.cameras.fields.TEXT_LIMIT` characters
+    (it ends up in SOAP, discovery scopes, the status page and logs), and ``mac`` a MAC or ""."""
+
     manufacturer: str
     model: str
     firmware: str
     serial: str  # serial number or the vendor's unique ID; the MAC when the camera has none
     mac: str  # "00:11:22:33:44:55", upper case; "" when the camera does not report it
     hardware_id: str = ""
+
+    def __post_init__(self) -> None:
+        for name in (f.name for f in fields(self)):
+            value: str = getattr(self, name)
+            clean = normalize_mac(value) if name == "mac" else printable(value)
+            if clean != value:
+                object.__setattr__(self, name, clean)
 
 
 @dataclass(frozen=True, slots=True)
@@ -86,8 +98,15 @@ class PtzVector:
 
 @dataclass(frozen=True, slots=True)
 class Preset:
+    """A stored PTZ position; both fields may come from the camera, so they are cleaned as
+    :class:`DeviceInfo`'s are."""
+
     token: str  # the camera's own preset identifier, as text
     name: str
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "token", printable(self.token))
+        object.__setattr__(self, "name", printable(self.name))
 
 
 class ImagingField(enum.StrEnum):

@@ -62,8 +62,9 @@ from bridge.cameras.base import (
     PtzVector,
     RelayOutput,
 )
+from bridge.cameras.fields import normalize_mac, parse_int, printable
 from bridge.cameras.http import CameraHttp, Params
-from bridge.cameras.mjpeg import JPEG_SOI, fetch_jpeg, mjpeg_frames
+from bridge.cameras.mjpeg import fetch_jpeg, mjpeg_frames, usable_jpeg
 from bridge.errors import (
     AuthenticationFailed,
     BadResponse,
@@ -72,6 +73,7 @@ from bridge.errors import (
     PermissionDenied,
     UnsupportedOperation,
 )
+from bridge.ratelimit import ThrottledLog
 
 log = logging.getLogger(__name__)
 
@@ -99,6 +101,10 @@ AUDIO_FORMAT = AudioFormat(AudioCodec.IMA_ADPCM, 8000, 1, block_align=IMA_BLOCK_
 DEFAULT_POLL_INTERVAL = 1.0
 _MEDIA_QUEUE = 8  # demuxed packets waiting for the consumer
 _ERROR_ECHO = 80  # characters of a camera's error text quoted in exceptions
+_BYTE = 255  # the CGIs' numeric settings and states are bytes
+_MAX_TZ_SECONDS = 14 * 3600
+_LAST_TIMESTAMP = 253_402_300_799  # 9999-12-31 23:59:59 UTC, the last second datetime holds
+_MIN_RATE, _MAX_RATE, _MAX_CHANNELS = 8000, 48000, 2  # what ASF audio of a camera can be
 
 
 class Privilege(enum.IntEnum):
@@ -187,16 +193,6 @@ def parse_vars(text: str) -> dict[str, str]:
     return values
 
 
-def parse_int(value: str | None) -> int | None:
-    """A firmware integer; None when missing or not a number."""
-    if value is None:
-        return None
-    try:
-        return int(value.strip())
-    except ValueError:
-        return None
-
-
 @dataclass(frozen=True, slots=True)
 class FoscamStatus:
     """What get_status.cgi reports (strings "" and numbers None when missing)."""
@@ -215,32 +211,22 @@ def parse_status(text: str) -> FoscamStatus:
     values = parse_vars(text)
     if "id" not in values or "sys_ver" not in values:
         raise ValueError("not a get_status.cgi reply (no id/sys_ver)")
-    seconds = parse_int(values.get("now"))
-    now = None
-    if seconds is not None and seconds >= 0:
-        # "now" counts seconds since 1970-01-01 00:00 UTC; tz only says how to show it.
-        now = datetime.datetime.fromtimestamp(seconds, datetime.UTC)
+    # "now" counts seconds since 1970-01-01 00:00 UTC; tz only says how to show it.
+    seconds = parse_int(values.get("now"), 0, _LAST_TIMESTAMP)
+    now = None if seconds is None else datetime.datetime.fromtimestamp(seconds, datetime.UTC)
     return FoscamStatus(
         id=values["id"].strip(),
         sys_ver=values["sys_ver"].strip(),
         app_ver=values.get("app_ver", "").strip(),
         alias=values.get("alias", ""),
         now=now,
-        tz=parse_int(values.get("tz")),
-        alarm_status=parse_int(values.get("alarm_status")),
+        tz=parse_int(values.get("tz"), -_MAX_TZ_SECONDS, _MAX_TZ_SECONDS),
+        alarm_status=parse_int(values.get("alarm_status"), 0, _BYTE),
     )
 
 
-def mac_from_id(device_id: str) -> str:
-    """The MAC in ``00:11:22:33:44:55`` form; these units use it as their id. "" if not one."""
-    digits = device_id.replace(":", "").replace("-", "").strip().upper()
-    if len(digits) != 12 or any(c not in "0123456789ABCDEF" for c in digits):
-        return ""
-    return ":".join(digits[i : i + 2] for i in range(0, 12, 2))
-
-
 def device_info_from_status(status: FoscamStatus) -> DeviceInfo:
-    mac = mac_from_id(status.id)
+    mac = normalize_mac(status.id)  # these units use their MAC as their id
     # sys_ver is <oem>.<board>.<major>.<build>; the first two name the hardware.
     fields = status.sys_ver.split(".")
     hardware = ".".join(fields[:2]) if len(fields) == 4 else ""
@@ -265,7 +251,7 @@ def looks_like_status(text: str) -> bool:
 def parse_privilege(text: str) -> Privilege | None:
     """check_user.cgi's ``pri``; None when missing. The reply also echoes the password,
     which is dropped here."""
-    level = parse_int(parse_vars(text).get("pri"))
+    level = parse_int(parse_vars(text).get("pri"), 0, _BYTE)
     if level == 0:  # the user table's 0..2 numbering, seen on some clones
         return Privilege.VISITOR
     try:
@@ -288,7 +274,7 @@ class CameraParams:
 def parse_camera_params(text: str) -> CameraParams:
     values = parse_vars(text)
     fields = ("resolution", "brightness", "contrast", "mode", "flip")
-    numbers = [parse_int(values.get(name)) for name in fields]
+    numbers = [parse_int(values.get(name), 0, _BYTE) for name in fields]
     if all(number is None for number in numbers):
         raise ValueError("not a get_camera_params.cgi reply")
     return CameraParams(*numbers)
@@ -348,7 +334,7 @@ def check_ok(text: str) -> None:
         return
     if not answer:
         raise ValueError("empty reply")
-    raise ValueError(answer.splitlines()[0][:_ERROR_ECHO])
+    raise ValueError(printable(answer.splitlines()[0], _ERROR_ECHO))
 
 
 def direction_command(pan: float, tilt: float) -> Command:
@@ -377,8 +363,8 @@ def onestep_moves(translation: PtzVector) -> tuple[list[tuple[Command, int]], Pt
 
 def preset_slot(token: str) -> int:
     """Slot n (0-based) of a preset token "1".."16" (the web page's numbering)."""
-    number = parse_int(token)
-    if number is None or not 1 <= number <= PRESET_SLOTS:
+    number = parse_int(token, 1, PRESET_SLOTS)
+    if number is None:
         raise ValueError(f"preset token must be 1..{PRESET_SLOTS}")
     return number - 1
 
@@ -402,8 +388,8 @@ def alarm_events(
 def parse_alarm_arming(text: str) -> tuple[bool | None, bool | None]:
     """(motion armed, input armed) from get_params.cgi; None where not reported."""
     values = parse_vars(text)
-    motion = parse_int(values.get("alarm_motion_armed"))
-    io_in = parse_int(values.get("alarm_input_armed"))
+    motion = parse_int(values.get("alarm_motion_armed"), 0, _BYTE)
+    io_in = parse_int(values.get("alarm_input_armed"), 0, _BYTE)
     return (None if motion is None else motion != 0, None if io_in is None else io_in != 0)
 
 
@@ -534,8 +520,9 @@ class _AsfDemuxer:
             audio_formats = {
                 stream.index: _audio_format(stream) for stream in container.streams.audio
             }
+            dropped = ThrottledLog(log)
             for packet in container.demux():
-                item = _media(packet, audio_formats)
+                item = _media(packet, audio_formats, self._camera, dropped)
                 if item is not None:
                     self._call(self._queue.put(item))
 
@@ -547,19 +534,27 @@ def _audio_format(stream: Any) -> AudioFormat | None:
     except ValueError:
         return None  # a clone's audio codec the gateway does not handle: video only
     channels = context.channels or 1
+    rate = context.sample_rate or 8000
+    if not (0 < channels <= _MAX_CHANNELS and _MIN_RATE <= rate <= _MAX_RATE):
+        return None  # an ASF header no camera writes: video only
     block_align = (
         ima_block_align(context.extradata, channels) if codec is AudioCodec.IMA_ADPCM else 0
     )
-    return AudioFormat(codec, context.sample_rate or 8000, channels, block_align=block_align)
+    return AudioFormat(codec, rate, channels, block_align=block_align)
 
 
-def _media(packet: Any, audio_formats: Mapping[int, AudioFormat | None]) -> Media | None:
+def _media(
+    packet: Any,
+    audio_formats: Mapping[int, AudioFormat | None],
+    camera: str,
+    dropped: ThrottledLog,
+) -> Media | None:
     if not packet.size:
         return None
     data = bytes(packet)
     kind = packet.stream.type
     if kind == "video":
-        return JpegFrame(data, time.monotonic()) if data.startswith(JPEG_SOI) else None
+        return JpegFrame(data, time.monotonic()) if usable_jpeg(data, camera, dropped) else None
     audio_format = audio_formats.get(packet.stream.index) if kind == "audio" else None
     return AudioChunk(audio_format, data, time.monotonic()) if audio_format else None
 

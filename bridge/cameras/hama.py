@@ -23,7 +23,6 @@ from __future__ import annotations
 import asyncio
 import logging
 import math
-import re
 import time
 from collections.abc import AsyncIterator, Mapping, Sequence
 from contextlib import suppress
@@ -44,6 +43,7 @@ from bridge.cameras.base import (
     PtzCapabilities,
     PtzVector,
 )
+from bridge.cameras.fields import normalize_mac, parse_int, parse_resolution, printable
 from bridge.cameras.http import CameraHttp, Params, StreamReply
 from bridge.cameras.mjpeg import fetch_jpeg, mjpeg_frames
 from bridge.errors import (
@@ -111,7 +111,6 @@ PTZ_CAPABILITIES = PtzCapabilities(
 )
 _PICTURE_CONTROLS = ("brightness", "contrast", "saturation", "sharpness")
 _YES = frozenset({"yes", "1", "true", "on"})
-_RESOLUTION = re.compile(r"(\d+)\s*[xX\u00d7]\s*(\d+)")
 _MAX_ERROR_TEXT = 200
 
 
@@ -144,22 +143,8 @@ def command_error(text: str) -> str | None:
         line = raw.strip()
         if line:
             bare = line.lstrip("#").strip()
-            return bare[:_MAX_ERROR_TEXT] if bare.lower().startswith("error") else None
+            return printable(bare, _MAX_ERROR_TEXT) if bare.lower().startswith("error") else None
     return None
-
-
-def normalize_mac(value: str) -> str:
-    """``00:11:09:15:10:AB`` from any common spelling; "" when it is not a MAC."""
-    digits = re.sub(r"[^0-9A-Fa-f]", "", value)
-    if len(digits) != 12 or len(re.sub(r"[\s:.-]", "", value)) != 12:
-        return ""
-    return ":".join(digits[i : i + 2] for i in range(0, 12, 2)).upper()
-
-
-def parse_resolution(value: str) -> tuple[int, int] | None:
-    """(width, height) from ``640x480``/``640X480``/``640 x 480``; None when absent."""
-    match = _RESOLUTION.search(value)
-    return (int(match.group(1)), int(match.group(2))) if match else None
 
 
 def _is_yes(value: str | None) -> bool:
@@ -418,9 +403,9 @@ class HamaDriver(CameraDriver):
         await self._set_form(enet_avs_pt_speed=pt_speed_of(speed))
 
     def _preset_slot(self, token: str) -> int:
-        slot = int(token) if token.strip().isdigit() else 0
-        if not 1 <= slot <= PRESET_SLOTS:
-            raise self._unsupported(f"use preset {token!r} (slots are 1..{PRESET_SLOTS})")
+        slot = parse_int(token, 1, PRESET_SLOTS)
+        if slot is None:
+            raise self._unsupported(f"use preset {token[:16]!r} (slots are 1..{PRESET_SLOTS})")
         return slot
 
     async def presets(self) -> Sequence[Preset]:

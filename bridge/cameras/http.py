@@ -23,6 +23,7 @@ import aiohttp
 from multidict import CIMultiDictProxy
 from yarl import URL
 
+from bridge.cameras.fields import printable
 from bridge.cameras.multipart import MultipartParser, Part, boundary_from_content_type
 from bridge.errors import (
     AuthenticationFailed,
@@ -39,6 +40,7 @@ log = logging.getLogger(__name__)
 
 MAX_REPLY_BYTES = 16 * 1024 * 1024
 STREAM_READ_SIZE = 64 * 1024
+_FINGERPRINT_TEXT = 128  # characters kept of the Server header and the realm
 
 Params = Mapping[str, str | int | float]
 
@@ -392,10 +394,11 @@ class CameraHttp:
             async with self._limit, session.get(self.base_url, allow_redirects=True) as response:
                 body = await response.content.read(4096)
                 scheme, realm = _challenge(response.headers)
+                # Both may be shown (probe, discover, errors): camera text, so made printable.
                 return Fingerprint(
                     status=response.status,
-                    server=response.headers.get("Server", ""),
-                    realm=realm,
+                    server=printable(response.headers.get("Server", ""), _FINGERPRINT_TEXT),
+                    realm=printable(realm, _FINGERPRINT_TEXT),
                     challenge=scheme,
                     body=body,
                 )

@@ -49,6 +49,7 @@ from bridge.cameras.base import (
     PtzVector,
     RelayOutput,
 )
+from bridge.cameras.fields import MAX_IO_PORTS, local_to_utc, normalize_mac, parse_int
 from bridge.cameras.http import CameraHttp
 from bridge.cameras.mjpeg import fetch_jpeg, mjpeg_frames
 from bridge.cameras.multipart import Part
@@ -72,6 +73,9 @@ VENDOR_IMAGING_MIN, VENDOR_IMAGING_MAX = 1, 128
 # says stop (a gateway that lost its client must not leave the head spinning).
 STEP_INTERVAL = 0.2
 CONTINUOUS_MOVE_LIMIT = 60.0
+# Seconds of frames read for one that carries the Date line's state; a frame comes within a
+# second, so this only ends the wait on a camera that never sends one.
+STATUS_WAIT = 10.0
 
 RESOLUTIONS = {0: (160, 120), 1: (320, 240), 2: (640, 480)}
 
@@ -137,25 +141,8 @@ def parse_params(text: str) -> dict[str, str]:
     return dict(parse_pairs(text))
 
 
-def _int(value: str | None) -> int | None:
-    if value is None:
-        return None
-    try:
-        return int(value.strip())
-    except ValueError:
-        return None
-
-
 def parse_cgi_version(text: str) -> int | None:
-    return _int(parse_params(text).get("CGIVersion"))
-
-
-def normalize_mac(raw: str) -> str:
-    """``00 FF 5C 8A 13 18``, ``00:ff:...``, ``00-FF-...`` or bare hex -> ``00:FF:5C:8A:13:18``."""
-    digits = re.sub(r"[\s:.\-]", "", raw)
-    if not re.fullmatch(r"[0-9A-Fa-f]{12}", digits):
-        return ""
-    return ":".join(digits[i : i + 2] for i in range(0, 12, 2)).upper()
+    return parse_int(parse_params(text).get("CGIVersion"), 0, 9999)
 
 
 def manufacturer_of(model: str) -> str:
@@ -200,6 +187,7 @@ _IMAGING_PARAMS = (
     (ImagingField.SATURATION, "SaturationControl"),
 )
 _MIRROR_BIT, _FLIP_BIT = 1, 2
+_BYTE = 255  # the CGI's numeric settings are bytes
 
 
 @dataclass(frozen=True, slots=True)
@@ -217,14 +205,14 @@ def parse_image_config(text: str) -> ImageConfig:
     levels: dict[str, float | None] = {}
     fields: set[ImagingField] = set()
     for field, name in _IMAGING_PARAMS:
-        raw = _int(params.get(name))
+        raw = parse_int(params.get(name), 0, _BYTE)
         levels[field.value] = None if raw is None else vendor_to_percent(raw)
         if raw is not None:
             fields.add(field)
-    bits = _int(params.get("Mirror"))
+    bits = parse_int(params.get("Mirror"), 0, _MIRROR_BIT | _FLIP_BIT)
     if bits is not None:
         fields |= {ImagingField.MIRROR, ImagingField.FLIP}
-    code = _int(params.get("VideoResolution"))
+    code = parse_int(params.get("VideoResolution"), 0, _BYTE)
     return ImageConfig(
         resolution=RESOLUTIONS.get(code) if code is not None else None,
         imaging=ImagingSettings(
@@ -271,18 +259,20 @@ class IoControlStatus:
 
 
 def _flag(value: str | None) -> bool | None:
-    number = _int(value)
+    number = parse_int(value, 0, _BYTE)
     return None if number is None else number != 0
 
 
 def parse_io_status(text: str) -> IoControlStatus:
+    """The TriggerN outputs (numbered 1..MAX_IO_PORTS; others are skipped) and upload flags."""
     triggers: dict[int, bool] = {}
     params = parse_params(text)
     for name, value in params.items():
-        match = re.fullmatch(r"Trigger(\d+)", name)
+        match = re.fullmatch(r"Trigger([0-9]{1,2})", name)
+        number = int(match[1]) if match else 0
         state = _flag(value)
-        if match and state is not None:
-            triggers[int(match[1])] = state
+        if 1 <= number <= MAX_IO_PORTS and state is not None:
+            triggers[number] = state
     if not triggers:
         raise BadResponse("iocontrol.cgi reply has no TriggerN values")
     return IoControlStatus(
@@ -392,8 +382,7 @@ def position_form(position: PtzVector) -> dict[str, str]:
 
 def preset_slot(token: str) -> int | None:
     """The preset number of a token "1".."24"; None for anything else (0 is home)."""
-    slot = _int(token)
-    return slot if slot is not None and 1 <= slot <= PRESET_SLOTS else None
+    return parse_int(token, 1, PRESET_SLOTS)
 
 
 # -- date and time -------------------------------------------------------------------------
@@ -401,12 +390,12 @@ def preset_slot(token: str) -> int | None:
 
 def zone_offset(params: Mapping[str, str]) -> datetime.timedelta:
     """The camera's UTC offset: from TimeZoneIndex (knows half hours), else TimeZone hours."""
-    index = _int(params.get("TimeZoneIndex"))
-    if index is not None and 1 <= index <= _ZONE_INDEX_MAX:
+    index = parse_int(params.get("TimeZoneIndex"), 1, _ZONE_INDEX_MAX)
+    if index is not None:
         minutes = next(m for first, m in reversed(_ZONE_RUNS) if first <= index)
         return datetime.timedelta(minutes=minutes)
-    hours = _int(params.get("TimeZone"))
-    if hours is None or not -12 <= hours <= 13:
+    hours = parse_int(params.get("TimeZone"), -12, 13)
+    if hours is None:
         raise BadResponse("datetime.cgi reply has no usable TimeZoneIndex or TimeZone")
     return datetime.timedelta(hours=hours)
 
@@ -418,7 +407,7 @@ def parse_datetime(text: str) -> datetime.datetime:
         local = datetime.datetime.strptime(stamp, "%Y-%m-%d %H:%M:%S")
     except ValueError as exc:
         raise BadResponse("datetime.cgi reply has no valid Date and Time") from exc
-    return (local - zone_offset(params)).replace(tzinfo=datetime.UTC)
+    return local_to_utc(local, zone_offset(params))
 
 
 def datetime_form(value: datetime.datetime, offset: datetime.timedelta) -> dict[str, str]:
@@ -548,10 +537,19 @@ class IpCamCgiDriver(CameraDriver):
                     yield status, arrived
 
     async def _current_status(self) -> FrameStatus:
-        """The state in the next frame's Date line: the only place the camera reports it."""
-        async with aclosing(self._statuses()) as statuses:
-            async for status, _ in statuses:
-                return status
+        """The state in the next frame's Date line: the only place the camera reports it.
+
+        A camera whose frames carry no such line would otherwise be read forever.
+        """
+        try:
+            async with asyncio.timeout(STATUS_WAIT), aclosing(self._statuses()) as statuses:
+                async for status, _ in statuses:
+                    return status
+        except TimeoutError as exc:
+            raise BadResponse(
+                f"{VIDEO_CGI} frames carry no state for {STATUS_WAIT:g} s",
+                camera=self.http.display_name,
+            ) from exc
         raise BadResponse(f"{VIDEO_CGI} ended before a frame", camera=self.http.display_name)
 
     # -- PTZ ------------------------------------------------------------------------------
@@ -686,9 +684,9 @@ class IpCamCgiDriver(CameraDriver):
         return [RelayOutput(str(n), on) for n, on in status.triggers.items()]
 
     async def set_relay(self, token: str, active: bool) -> None:
-        number = _int(token)
         count = self.capabilities.relay_outputs or len(IO_TRIGGER_POSITIONS)
-        if number is None or not 1 <= number <= count:
+        number = parse_int(token, 1, count)
+        if number is None:
             raise UnsupportedOperation(
                 f"no trigger output {token!r}; the camera has 1..{count}",
                 camera=self.http.display_name,

@@ -22,15 +22,13 @@ from __future__ import annotations
 import enum
 from dataclasses import dataclass
 
+from bridge.cameras.fields import parse_int
+from bridge.cameras.jpeg import SOI, jpeg_end
 from bridge.errors import MessageTooLarge, ProtocolError
 
 DEFAULT_MAX_PART_SIZE = 8 * 1024 * 1024
 MAX_HEADER_BLOCK = 16 * 1024
-_JPEG_SOI = b"\xff\xd8"
-_JPEG_EOI = b"\xff\xd9"
-_SOS = 0xDA
-# Markers with no length field: TEM, RSTn, SOI, EOI.
-_STANDALONE_MARKERS = frozenset([0x01, *range(0xD0, 0xDA)])
+_MAX_LENGTH = 1 << 62  # past any cap, below any overflow
 
 
 @dataclass(frozen=True, slots=True)
@@ -61,37 +59,6 @@ class _State(enum.Enum):
     PREAMBLE = enum.auto()
     HEADERS = enum.auto()
     BODY = enum.auto()
-
-
-def _jpeg_end(buf: bytearray, start: int, end: int) -> int:
-    """Index just past the EOI of the JPEG starting at ``start``, or -1 if not there yet.
-
-    Segments before the scan carry lengths, so they are skipped whole; inside entropy-coded
-    data 0xFF is always stuffed or a restart marker, so the first FFD9 there is the real end.
-    """
-    pos = start + 2
-    while pos + 4 <= end:
-        if buf[pos] != 0xFF:
-            return -1 if pos + 4 > end else _scan_for_eoi(buf, pos, end)
-        marker = buf[pos + 1]
-        if marker == 0xFF:  # fill byte
-            pos += 1
-            continue
-        if marker in _STANDALONE_MARKERS:
-            if marker == 0xD9:
-                return pos + 2
-            pos += 2
-            continue
-        length = (buf[pos + 2] << 8) | buf[pos + 3]
-        if marker == _SOS:
-            return _scan_for_eoi(buf, pos + 2 + length, end)
-        pos += 2 + length
-    return -1
-
-
-def _scan_for_eoi(buf: bytearray, pos: int, end: int) -> int:
-    found = buf.find(_JPEG_EOI, pos, end)
-    return -1 if found < 0 else found + 2
 
 
 class MultipartParser:
@@ -223,7 +190,7 @@ class MultipartParser:
     def _consume_headers(self) -> bool:
         buf = self._buf
         while True:
-            if buf.startswith(_JPEG_SOI):
+            if buf.startswith(SOI):
                 # A camera that forgot the blank line after its headers.
                 self._enter_body()
                 return True
@@ -256,9 +223,10 @@ class MultipartParser:
         self._state = _State.BODY
         self._scan_from = 0
         self._content_length = None
-        raw = self._headers.get("content-length", "").strip()
-        if raw.isdigit():
-            length = int(raw)
+        # A length that is no plain number (str.isdigit() also takes "\xb2", which int()
+        # refuses) is ignored: the body then ends at its EOI or the next delimiter.
+        length = parse_int(self._headers.get("content-length"), 0, _MAX_LENGTH)
+        if length is not None:
             if length > self._max_part_size:
                 raise MessageTooLarge(
                     f"multipart part of {length} bytes exceeds {self._max_part_size}"
@@ -283,8 +251,8 @@ class MultipartParser:
         buf = self._buf
         if self._content_length is not None:
             return self._content_length if len(buf) >= self._content_length else None
-        if buf.startswith(_JPEG_SOI):
-            end = _jpeg_end(buf, 0, len(buf))
+        if buf.startswith(SOI):
+            end = jpeg_end(buf, 0, len(buf))
             if end >= 0:
                 return end
         found = self._delimiter_line(self._scan_from)

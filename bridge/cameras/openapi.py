@@ -52,6 +52,17 @@ from bridge.cameras.base import (
     PtzVector,
     RelayOutput,
 )
+from bridge.cameras.fields import (
+    MAX_IO_PORTS,
+    MAX_PRESETS,
+    PTZ_LIMIT,
+    local_to_utc,
+    normalize_mac,
+    parse_float,
+    parse_int,
+    parse_resolution,
+    printable,
+)
 from bridge.cameras.http import AuthScheme, CameraHttp, Params
 from bridge.cameras.mjpeg import fetch_jpeg, mjpeg_frames
 from bridge.errors import BadResponse, EndpointNotFound
@@ -146,7 +157,7 @@ def parse_command_reply(text: str) -> str:
     lines = [line.strip() for line in text.splitlines() if line.strip()]
     for line in lines:
         if line.lower().startswith(_FAILURE_PREFIXES):
-            raise ValueError(f"camera refused: {line.lstrip('#').strip()[:200]}")
+            raise ValueError(f"camera refused: {printable(line.lstrip('#'), 200)}")
     if not lines:
         return ""
     first = lines[0]
@@ -179,11 +190,8 @@ def parse_camera_time(text: str, utc_offset: datetime.timedelta) -> datetime.dat
     month = _MONTHS.get(month_name.lower())
     if month is None:
         raise ValueError(f"unknown month {month_name!r}")
-    local = datetime.datetime(
-        int(year), month, int(day), int(hour), int(minute), int(second),
-        tzinfo=datetime.timezone(utc_offset),
-    )  # fmt: skip
-    return local.astimezone(datetime.UTC)
+    local = datetime.datetime(int(year), month, int(day), int(hour), int(minute), int(second))
+    return local_to_utc(local, utc_offset)
 
 
 _UI_OFFSET = re.compile(r"(?:GMT|UTC)\s*([+-])\s*(\d{1,2})(?::?(\d{2}))?", re.IGNORECASE)
@@ -246,7 +254,7 @@ class MotionLevel:
         return self.level >= self.threshold
 
 
-_MOTION_FIELD = re.compile(r"([A-Za-z]+)\s*=\s*(-?\d+)\s*;")
+_MOTION_FIELD = re.compile(r"([A-Za-z]+)\s*=\s*(-?[0-9]{1,9})\s*;")
 
 
 def parse_motion_levels(text: str) -> list[MotionLevel]:
@@ -271,7 +279,7 @@ def _motion_level(fields: Mapping[str, int]) -> MotionLevel:
         raise ValueError(f"motion record without {exc.args[0]}") from exc
 
 
-_IO_STATE = re.compile(r"IO(\d+)\s*:\s*([/\\HL])", re.IGNORECASE)
+_IO_STATE = re.compile(r"IO([0-9]{1,3})\s*:\s*([/\\HL])", re.IGNORECASE)
 _ACTIVE_CHARS: Final = frozenset("/H")
 
 
@@ -320,13 +328,6 @@ _BOOLEANS: Final = {"yes": True, "true": True, "on": True, "1": True,
 
 def parse_bool(value: str) -> bool | None:
     return _BOOLEANS.get(value.strip().lower())
-
-
-def normalize_mac(value: str) -> str:
-    digits = re.sub(r"[^0-9A-Fa-f]", "", value)
-    if len(digits) != 12:
-        return ""
-    return ":".join(digits[i : i + 2] for i in range(0, 12, 2)).upper()
 
 
 _MULAW: Final = AudioFormat(AudioCodec.MULAW)
@@ -388,12 +389,11 @@ class AxisScale:
 
 
 def _axis_scale(params: ParamList, axis: str, norm_low: float) -> AxisScale | None:
-    try:
-        low = float(params.get(f"PTZ.Limit.L1.Min{axis}"))
-        high = float(params.get(f"PTZ.Limit.L1.Max{axis}"))
-    except ValueError:
+    low = parse_float(params.get(f"PTZ.Limit.L1.Min{axis}"), -PTZ_LIMIT, PTZ_LIMIT)
+    high = parse_float(params.get(f"PTZ.Limit.L1.Max{axis}"), -PTZ_LIMIT, PTZ_LIMIT)
+    if low is None or high is None or high <= low:
         return None
-    return AxisScale(low, high, norm_low) if high > low else None
+    return AxisScale(low, high, norm_low)
 
 
 @dataclass(frozen=True, slots=True)
@@ -436,9 +436,9 @@ def _flag(params: ParamList, name: str) -> bool:
     return parse_bool(params.get(name)) is True
 
 
-def _count(params: ParamList, name: str) -> int:
-    raw = params.get(name)
-    return int(raw) if raw.isdigit() else 0
+def _count(params: ParamList, name: str, most: int) -> int:
+    """A count the unit reports; 0 when absent or past ``most``."""
+    return parse_int(params.get(name), 0, most) or 0
 
 
 def ptz_unit_from_params(params: ParamList) -> PtzUnit | None:
@@ -456,7 +456,7 @@ def ptz_unit_from_params(params: ParamList) -> PtzUnit | None:
     )
     return PtzUnit(
         pan, tilt, _axis_scale(params, "Zoom", 0.0), support,
-        _count(params, f"{PRESET_GROUP}.MaxPresets"),
+        _count(params, f"{PRESET_GROUP}.MaxPresets", MAX_PRESETS),
     )  # fmt: skip
 
 
@@ -472,11 +472,8 @@ class ImagingParam:
         return self.field in (ImagingField.MIRROR, ImagingField.FLIP)
 
     def to_percent(self, raw: str) -> float | None:
-        try:
-            vendor = float(raw)
-        except ValueError:
-            return None
-        return min(100.0, max(0.0, (vendor - self.low) / (self.high - self.low) * 100.0))
+        vendor = parse_float(raw, self.low, self.high)
+        return None if vendor is None else (vendor - self.low) / (self.high - self.low) * 100.0
 
     def to_vendor(self, value: float | bool) -> str:
         if self.is_flag:
@@ -568,11 +565,11 @@ def absolute_move_params(unit: PtzUnit, position: PtzVector) -> dict[str, str]:
 def parse_position(text: str, unit: PtzUnit) -> PtzVector:
     """``ptz.cgi?query=position`` (``pan=``, ``tilt=``, ``zoom=`` lines) -> normalized."""
     values = parse_key_values(text)
-    try:
-        pan, tilt = float(values["pan"]), float(values["tilt"])
-        zoom = float(values["zoom"]) if unit.zoom is not None and "zoom" in values else None
-    except (KeyError, ValueError) as exc:
-        raise ValueError(f"no pan/tilt position in {text.strip()[:80]!r}") from exc
+    pan = parse_float(values.get("pan"), -PTZ_LIMIT, PTZ_LIMIT)
+    tilt = parse_float(values.get("tilt"), -PTZ_LIMIT, PTZ_LIMIT)
+    zoom = parse_float(values.get("zoom"), -PTZ_LIMIT, PTZ_LIMIT)
+    if pan is None or tilt is None:
+        raise ValueError(f"no pan/tilt position in {text.strip()[:80]!r}")
     return PtzVector(
         unit.pan.from_vendor(pan),
         unit.tilt.from_vendor(tilt),
@@ -581,15 +578,16 @@ def parse_position(text: str, unit: PtzUnit) -> PtzVector:
 
 
 def parse_presets(params: ParamList) -> list[Preset]:
-    """Stored presets from ``PTZ.Preset.P0.Position.P<n>.Name`` lines, by number."""
+    """Stored presets from ``PTZ.Preset.P0.Position.P<n>.Name`` lines, by number (numbers
+    past :data:`~bridge.cameras.fields.MAX_PRESETS` skipped)."""
     prefix = f"{PRESET_GROUP}.Position.P"
-    presets: list[Preset] = []
+    presets: dict[int, Preset] = {}
     for name, value in params.values.items():
-        number, dot, leaf = name.removeprefix(prefix).partition(".")
-        if name.startswith(prefix) and dot and leaf == "Name" and number.isdigit():
-            presets.append(Preset(number, value))
-    presets.sort(key=lambda preset: int(preset.token))
-    return presets
+        text, dot, leaf = name.removeprefix(prefix).partition(".")
+        number = parse_int(text, 0, MAX_PRESETS) if name.startswith(prefix) else None
+        if number is not None and dot and leaf == "Name":
+            presets[number] = Preset(str(number), value)
+    return [presets[number] for number in sorted(presets)]
 
 
 _MODEL_KEYS: Final = ("Brand.ProdShortName", "Brand.ProdNbr", "Brand.ProdFullName")
@@ -605,11 +603,6 @@ def device_info_from_params(params: ParamList) -> DeviceInfo:
         mac=mac,
         hardware_id=params.get("Properties.System.HardwareID"),
     )
-
-
-def _resolution(value: str) -> tuple[int, int] | None:
-    match = re.fullmatch(r"\s*(\d+)\s*[xX]\s*(\d+)\s*", value)
-    return (int(match.group(1)), int(match.group(2))) if match else None
 
 
 @dataclass(frozen=True, slots=True)
@@ -637,10 +630,10 @@ def profile_from_params(params: ParamList) -> UnitProfile:
     )
     audio = _AUDIO_ENCODINGS.get(params.get("Audio.A0.AudioEncoding").lower()) if audio_on else None
     talk = audio if params.get("Audio.DuplexMode").lower() in ("full", "half") else None
-    inputs = tuple(range(1, _count(params, "Input.NbrOfInputs") + 1))
-    outputs = tuple(range(1, _count(params, "Output.NbrOfOutputs") + 1))
+    inputs = tuple(range(1, _count(params, "Input.NbrOfInputs", MAX_IO_PORTS) + 1))
+    outputs = tuple(range(1, _count(params, "Output.NbrOfOutputs", MAX_IO_PORTS) + 1))
     capabilities = Capabilities(
-        resolution=_resolution(params.get(f"{_APPEARANCE}.Resolution")),
+        resolution=parse_resolution(params.get(f"{_APPEARANCE}.Resolution")),
         audio_in=audio,
         audio_out=talk,
         ptz=ptz.capabilities if ptz is not None else PtzCapabilities(),
@@ -690,7 +683,7 @@ class OpenApiDriver(CameraDriver):
             raise self._bad(f"{CONFIG_CGI} list", exc) from exc
         for error in listing.errors:
             # A group this unit lacks: its values simply stay missing.
-            log.debug("%s: %s", self.http.display_name, error)
+            log.debug("%s: %s", self.http.display_name, printable(error, 120))
         return listing
 
     async def _command(self, path: str, params: Params) -> str:

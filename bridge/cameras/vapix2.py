@@ -42,8 +42,19 @@ from bridge.cameras.base import (
     PtzVector,
     RelayOutput,
 )
+from bridge.cameras.fields import (
+    MAX_IO_PORTS,
+    MAX_PRESETS,
+    PTZ_LIMIT,
+    local_to_utc,
+    normalize_mac,
+    parse_float,
+    parse_int,
+    printable,
+)
 from bridge.cameras.http import AuthScheme, CameraHttp
-from bridge.cameras.mjpeg import mjpeg_frames
+from bridge.cameras.jpeg import plausible_size
+from bridge.cameras.mjpeg import fetch_jpeg, mjpeg_frames
 from bridge.errors import BadResponse, EndpointNotFound
 
 log = logging.getLogger(__name__)
@@ -112,6 +123,7 @@ DEFAULT_ZOOM_RANGE = (1.0, 9999.0)
 DEFAULT_PRESET_SLOTS = 20
 VENDOR_VELOCITY_MAX = 100  # continuouspantiltmove / continuouszoommove take -100..100
 VENDOR_SPEED_RANGE = (1, 100)
+MAX_UTC_OFFSET = datetime.timedelta(hours=14)  # Kiribati; anything beyond is garbage
 
 EVENT_QUEUE_SIZE = 64
 BACKSLASH = "\\"  # output.cgi's "inactive" action character
@@ -175,14 +187,6 @@ def is_yes(value: str | None) -> bool | None:
     return None
 
 
-def normalize_mac(value: str) -> str:
-    """``00:40:8C:1A:2B:3C`` from any of the usual spellings; "" when it is not a MAC."""
-    digits = re.sub(r"[^0-9A-Fa-f]", "", value)
-    if len(digits) != 12 or len(value.strip()) not in (12, 14, 17):
-        return ""
-    return ":".join(digits[i : i + 2] for i in range(0, 12, 2)).upper()
-
-
 def _find_mac(values: Mapping[str, str]) -> str:
     """The first interface MAC under Network (``Network.eth0.MACAddress`` on Axis units,
     ``Network.Interface.I0.Active.MACAddress`` on some OEM firmware)."""
@@ -214,9 +218,9 @@ def device_info_from_params(values: Mapping[str, str]) -> DeviceInfo:
     )
 
 
-def _int_param(values: Mapping[str, str], name: str) -> int:
-    raw = values.get(name, "").strip()
-    return int(raw) if raw.isdigit() else 0
+def _port_count(values: Mapping[str, str], name: str) -> int:
+    """``Input.NbrOfInputs``/``Output.NbrOfOutputs``; 0 when absent or implausible."""
+    return parse_int(values.get(name), 0, MAX_IO_PORTS) or 0
 
 
 def audio_format_from_params(values: Mapping[str, str]) -> AudioFormat | None:
@@ -238,12 +242,8 @@ def audio_format_from_mime(content_type: str) -> AudioFormat | None:
 
 def imaging_from_params(values: Mapping[str, str]) -> ImagingSettings:
     def level(field: ImagingField) -> float | None:
-        raw = values.get(SENSOR_PARAMS[field], "").strip()
-        try:
-            number = float(raw)
-        except ValueError:
-            return None
-        return min(100.0, max(0.0, number * 100.0 / VENDOR_IMAGING_MAX))
+        number = parse_float(values.get(SENSOR_PARAMS[field]), 0.0, VENDOR_IMAGING_MAX)
+        return None if number is None else number * 100.0 / VENDOR_IMAGING_MAX
 
     def reversed_(field: ImagingField) -> bool | None:
         return is_yes(values.get(REVERSE_CONTROLS[field][0]))
@@ -292,13 +292,14 @@ def reverse_params(settings: ImagingSettings) -> dict[str, str]:
 
 
 def parse_image_size(text: str) -> tuple[int, int] | None:
-    """``image width = 176`` / ``image height = 144`` (imagesize.cgi)."""
+    """``image width = 176`` / ``image height = 144`` (imagesize.cgi); None when either is
+    missing or the size is not one a camera could send."""
     found: dict[str, int] = {}
-    for match in re.finditer(r"image\s+(width|height)\s*=\s*(\d+)", text, re.IGNORECASE):
+    pattern = r"image\s+(width|height)\s*=\s*([0-9]{1,5})(?![0-9])"
+    for match in re.finditer(pattern, text, re.IGNORECASE):
         found[match.group(1).lower()] = int(match.group(2))
-    if "width" in found and "height" in found:
-        return found["width"], found["height"]
-    return None
+    size = found.get("width", 0), found.get("height", 0)
+    return size if plausible_size(*size) else None
 
 
 # -- date and time --------------------------------------------------------------------------------
@@ -333,6 +334,8 @@ def timezone_offset(value: str) -> datetime.timedelta | None:
     if sign is None:
         return datetime.timedelta(0)
     offset = datetime.timedelta(hours=int(hours), minutes=int(minutes or 0))
+    if offset > MAX_UTC_OFFSET:
+        return None
     return -offset if sign == "-" else offset
 
 
@@ -378,12 +381,14 @@ _RANGE = re.compile(r"\[\s*(-?\d+(?:\.\d+)?)\s*-\s*(-?\d+(?:\.\d+)?)\s*\]")
 
 
 def spec_range(spec: str | None, default: tuple[float, float]) -> tuple[float, float]:
-    """The first ``[min-max]`` of a command spec (``[-170.0-170.0]``), else ``default``."""
+    """The first ``[min-max]`` of a command spec (``[-170.0-170.0]``), else ``default`` (also
+    for a range that is empty or reaches past :data:`~bridge.cameras.fields.PTZ_LIMIT`)."""
     match = _RANGE.search(spec or "")
     if match is None:
         return default
-    low, high = float(match.group(1)), float(match.group(2))
-    return (low, high) if low < high else default
+    low = parse_float(match.group(1), -PTZ_LIMIT, PTZ_LIMIT)
+    high = parse_float(match.group(2), -PTZ_LIMIT, PTZ_LIMIT)
+    return (low, high) if low is not None and high is not None and low < high else default
 
 
 def spec_options(spec: str | None) -> frozenset[str]:
@@ -427,7 +432,8 @@ def ptz_capabilities_from_info(commands: Mapping[str, str]) -> PtzCapabilities:
     has = commands.__contains__
     presets = 0
     if has("gotoserverpresetno"):
-        presets = int(spec_range(commands["gotoserverpresetno"], (1, DEFAULT_PRESET_SLOTS))[1])
+        slots = spec_range(commands["gotoserverpresetno"], (1, DEFAULT_PRESET_SLOTS))[1]
+        presets = max(0, min(MAX_PRESETS, int(slots)))
     return PtzCapabilities(
         continuous=has("continuouspantiltmove"),
         relative=has("rpan") and has("rtilt"),
@@ -486,10 +492,9 @@ def parse_ptz_position(text: str, limits: PtzLimits) -> PtzVector:
     values: dict[str, float] = {}
     for raw in text.splitlines():
         name, _, value = raw.partition("=")
-        try:
-            values[name.strip().lower()] = float(value.strip())
-        except ValueError:
-            continue
+        number = parse_float(value, -PTZ_LIMIT, PTZ_LIMIT)
+        if number is not None:
+            values[name.strip().lower()] = number
     if not {"pan", "tilt"} <= values.keys():
         raise BadResponse(f"no pan/tilt in position reply {text.strip()[:80]!r}")
     zoom = values.get("zoom")
@@ -501,19 +506,21 @@ def parse_ptz_position(text: str, limits: PtzLimits) -> PtzVector:
 
 
 def parse_presets(text: str) -> list[Preset]:
-    """``presetposno<N>=<name>`` lines (ptz.cgi?query=presetposall); the heading is skipped."""
-    presets = []
+    """``presetposno<N>=<name>`` lines (ptz.cgi?query=presetposall), one preset per number;
+    the heading, and numbers past :data:`~bridge.cameras.fields.MAX_PRESETS`, are skipped."""
+    presets: dict[int, Preset] = {}
     for raw in text.splitlines():
-        match = re.match(r"\s*presetposno(\d+)\s*=(.*)$", raw, re.IGNORECASE)
-        if match:
-            presets.append(Preset(token=match.group(1), name=match.group(2).strip()))
-    return presets
+        match = re.match(r"\s*presetposno([0-9]{1,3})\s*=(.*)$", raw, re.IGNORECASE)
+        number = int(match.group(1)) if match else 0
+        if match and 0 < number <= MAX_PRESETS:
+            presets[number] = Preset(token=str(number), name=match.group(2))
+    return list(presets.values())
 
 
 # -- I/O and events -------------------------------------------------------------------------------
 
 _CHECK = re.compile(r"^\s*([A-Za-z]*)\s*(\d+)\s*[=:]\s*(\S+)")
-_IO_MONITOR = re.compile(r"IO(\d+)\s*:\s*(\S)", re.IGNORECASE)
+_IO_MONITOR = re.compile(r"IO([0-9]{1,3})\s*:\s*(\S)", re.IGNORECASE)
 _ACTIVE_CHARS = {"/": True, "h": True, "\\": False, "l": False}
 
 
@@ -548,13 +555,15 @@ def parse_io_monitor(body: bytes) -> list[tuple[int, bool]]:
     ]
 
 
-def monitor_port_token(number: int, ports: int) -> str:
-    """The input token for ``IO<number>``.
+def monitor_port_token(number: int, ports: int) -> str | None:
+    """The input token for ``IO<number>``; None for a port the unit does not have.
 
     The document asks for ``monitor=1`` and answers ``IO0``, so port numbers in monitor
     data are zero-based; firmware that numbers them from 1 shows itself by reporting
     ``IO<ports>``, which cannot be a zero-based index.
     """
+    if number > ports:
+        return None
     return str(number if number >= ports else number + 1)
 
 
@@ -575,7 +584,9 @@ def parse_motion_levels(body: bytes) -> list[MotionLevel]:
     text = body.decode("latin-1")
     levels = []
     for match in re.finditer(
-        r"group\s*=\s*(\d+)\s*;\s*level\s*=\s*(\d+)\s*;\s*threshold\s*=\s*(\d+)", text
+        r"group\s*=\s*([0-9]{1,9})\s*;\s*level\s*=\s*([0-9]{1,9})\s*;"
+        r"\s*threshold\s*=\s*([0-9]{1,9})",
+        text,
     ):
         group, level, threshold = (int(g) for g in match.groups())
         levels.append(MotionLevel(group, level, threshold))
@@ -628,11 +639,11 @@ class Vapix2Driver(CameraDriver):
         zone = values.get("Time.TimeZone", "GMT")
         offset = timezone_offset(zone)
         if offset is None:
-            log.warning("%s: time zone %r not understood; clock read as GMT", self._name, zone)
+            log.warning("%s: time zone %r not understood; clock read as GMT", self._name, zone[:40])
         self._utc_offset = offset or datetime.timedelta(0)
         audio = audio_format_from_params(values)
         size = await self._image_size()
-        inputs = _int_param(values, "Input.NbrOfInputs")
+        inputs = _port_count(values, "Input.NbrOfInputs")
         self.capabilities = Capabilities(
             resolution=size,
             audio_in=audio,
@@ -640,7 +651,7 @@ class Vapix2Driver(CameraDriver):
             audio_out=TALK_FORMAT if audio is not None else None,
             ptz=ptz_capabilities_from_info(self._ptz_commands),
             imaging=imaging_fields_from_params(values, self._ptz_commands),
-            relay_outputs=_int_param(values, "Output.NbrOfOutputs"),
+            relay_outputs=_port_count(values, "Output.NbrOfOutputs"),
             digital_inputs=inputs,
             motion_events=has_motion_windows(values),
             input_events=inputs > 0,
@@ -676,7 +687,8 @@ class Vapix2Driver(CameraDriver):
         text = await self.http.get_text(PARAM_CGI, {"action": "list", "group": ",".join(groups)})
         reply = parse_param_list(text)
         if not reply.values and reply.errors:
-            raise BadResponse(f"param.cgi list failed: {reply.errors[0][:120]}", camera=self._name)
+            error = printable(reply.errors[0], 120)
+            raise BadResponse(f"param.cgi list failed: {error}", camera=self._name)
         return reply.values
 
     async def _command(self, path: str, params: Mapping[str, str]) -> str:
@@ -684,18 +696,13 @@ class Vapix2Driver(CameraDriver):
         text = await self.http.get_text(path, params)
         error = reply_error(text)
         if error is not None:
-            raise BadResponse(f"{path} failed: {error[:120]}", camera=self._name)
+            raise BadResponse(f"{path} failed: {printable(error, 120)}", camera=self._name)
         return text
 
     # -- media ----------------------------------------------------------------------------
 
     async def snapshot(self) -> bytes:
-        reply = await self.http.get(SNAPSHOT_PATH)
-        if reply.content_type != "image/jpeg" or not reply.body.startswith(b"\xff\xd8"):
-            raise BadResponse(
-                f"snapshot is not a JPEG ({reply.content_type or 'no type'})", camera=self._name
-            )
-        return reply.body
+        return await fetch_jpeg(self.http, SNAPSHOT_PATH)
 
     def video_frames(self) -> AsyncIterator[JpegFrame]:
         return mjpeg_frames(self.http, VIDEO_PATH)
@@ -889,7 +896,7 @@ class Vapix2Driver(CameraDriver):
             async for part, _ in reply.parts():
                 for number, active in parse_io_monitor(part.body):
                     token = monitor_port_token(number, count)
-                    if last.get(token) is not active:
+                    if token is not None and last.get(token) is not active:
                         last[token] = active
                         yield CameraEvent(
                             EventKind.DIGITAL_INPUT, active, time.monotonic(), source=token
@@ -907,14 +914,14 @@ class Vapix2Driver(CameraDriver):
                 now_active = any(level.active for level in levels)
                 if now_active is not active:
                     active = now_active
-                    top = max(level.level for level in levels)
+                    top = min(100, max(level.level for level in levels))
                     yield CameraEvent(EventKind.MOTION, now_active, time.monotonic(), level=top)
 
     # -- system ---------------------------------------------------------------------------
 
     async def get_datetime(self) -> datetime.datetime:
         local = parse_camera_date(await self.http.get_text(DATE_CGI, {"action": "get"}))
-        return (local - self._utc_offset).replace(tzinfo=datetime.UTC)
+        return local_to_utc(local, self._utc_offset)
 
     async def set_datetime(self, value: datetime.datetime) -> None:
         await self._command(DATE_CGI, date_set_params(value))

@@ -31,6 +31,7 @@ from dataclasses import dataclass, replace
 from typing import NamedTuple, TypeVar
 
 from bridge.cameras.base import AudioChunk, AudioFormat, CameraDriver, JpegFrame
+from bridge.cameras.jpeg import check_header, jpeg_size
 from bridge.errors import CameraError, ProtocolError
 from bridge.media.audio import AAC_FRAME_SAMPLES, PCMU_FRAME_BYTES, AudioTarget, AudioTranscoder
 from bridge.media.fanout import Backoff, Fanout
@@ -40,8 +41,9 @@ from bridge.media.transcode import (
     EncoderSettings,
     EncoderWorker,
     TimestampSmoother,
-    jpeg_size,
+    h264_level,
 )
+from bridge.ratelimit import ThrottledLog
 from bridge.rtsp.h264 import split_annexb
 from bridge.rtsp.stream import AccessUnit, Codec, FanoutSource, MediaTrack
 
@@ -233,6 +235,8 @@ class _H264Encoder:
         self._force_idr = False
         self._waiting_since: float | None = None
         self._smoother = TimestampSmoother(DEFAULT_FPS)
+        # Pictures it cannot take: a line now and then, however many there are.
+        self._dropped = ThrottledLog(log)
 
     def request_keyframe(self) -> None:
         self._force_idr = True
@@ -245,17 +249,26 @@ class _H264Encoder:
 
     async def encode(self, frame: JpegFrame) -> EncodedAccessUnit | None:
         """The picture's access unit; None when the picture is skipped (frame rate limit,
-        measuring the camera's rate, or a picture the decoder refused)."""
+        measuring the camera's rate, or a picture that cannot be encoded).
+
+        A picture that cannot be encoded (a header the gateway refuses, a size no H.264 level
+        takes at this rate, data the decoder refuses) is dropped with a rate-limited warning:
+        the encoder, and the pictures after it, carry on.
+        """
         try:
-            size = jpeg_size(frame.data)
+            size = check_header(frame.data).size
         except ProtocolError as exc:
-            log.debug("%s: skipping a picture: %s", self._name, exc)
+            self._drop(exc)
             return None
         fps = self._camera_fps(frame.timestamp)
         if fps is None:
             return None
         if self._worker is None or self._needs_reopen(size, fps):
-            self._open(size, fps, frame.timestamp)
+            try:
+                self._open(size, fps, frame.timestamp)
+            except ValueError as exc:
+                self._drop(exc)
+                return None
         assert self._worker is not None
         self._count += 1
         if (self._count - 1) % self._keep_every:
@@ -265,8 +278,13 @@ class _H264Encoder:
         try:
             return await self._worker.encode(frame.data, pts, force)
         except ProtocolError as exc:
-            log.debug("%s: skipping a picture: %s", self._name, exc)
+            self._drop(exc)
             return None
+
+    def _drop(self, reason: Exception) -> None:
+        self._dropped.log(
+            logging.WARNING, "picture", "%s: dropping a picture: %s", self._name, reason
+        )
 
     @property
     def origin(self) -> float:
@@ -294,9 +312,13 @@ class _H264Encoder:
         )
 
     def _open(self, size: tuple[int, int], fps: float, now: float) -> None:
+        """Replace the encoder with one for pictures of ``size`` at ``fps``; ValueError, with
+        the running encoder kept, when no H.264 level takes what that would encode."""
+        limits = self._limits()
+        settings = encoder_settings(size, fps, limits)
+        h264_level(settings.width, settings.height, settings.fps, settings.bitrate)
         self.close()
-        self._limits_in_use = self._limits()
-        settings = encoder_settings(size, fps, self._limits_in_use)
+        self._limits_in_use = limits
         log.info(
             "%s: encoding %dx%d at %g fps, %d kbit/s",
             self._name,

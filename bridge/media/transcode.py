@@ -29,6 +29,7 @@ from av.video.codeccontext import VideoCodecContext
 from av.video.frame import PictureType, VideoFrame
 from av.video.reformatter import ColorRange, Colorspace, Interpolation
 
+from bridge.cameras.jpeg import check_header
 from bridge.errors import ProtocolError
 from bridge.rtsp.h264 import NAL_PPS, NAL_SPS, nal_type, split_annexb
 
@@ -51,10 +52,6 @@ _LEVELS = (
     ("5.1", 36_864, 983_040, 240_000_000),
 )
 
-# The start of a JPEG's frame header: SOF0..SOF15 except DHT (C4), JPG (C8) and DAC (CC).
-_SOF_MARKERS = frozenset(range(0xC0, 0xD0)) - {0xC4, 0xC8, 0xCC}
-_SOS = 0xDA
-_STANDALONE_MARKERS = frozenset(range(0xD0, 0xD9)) | {0x01}  # RSTn, SOI, TEM: no length field
 _MAX_LOWRES = 3  # the mjpeg decoder scales by 1/2, 1/4 or 1/8 while it decodes
 
 
@@ -124,43 +121,6 @@ class EncodedAccessUnit:
     pps: bytes
 
 
-def jpeg_size(data: bytes) -> tuple[int, int]:
-    """(width, height) from a JPEG's frame header, read without decoding the picture.
-
-    Walks the marker segments up to SOFn; a few microseconds, and it rejects what is not a JPEG
-    before the decoder sees it.
-    """
-    if data[:2] != b"\xff\xd8":
-        raise ProtocolError("picture does not start with a JPEG SOI marker")
-    pos = 2
-    size = len(data)
-    while pos + 4 <= size:
-        if data[pos] != 0xFF:
-            raise ProtocolError(f"JPEG marker expected at byte {pos}")
-        marker = data[pos + 1]
-        if marker == 0xFF:  # fill byte before a marker
-            pos += 1
-            continue
-        if marker in _STANDALONE_MARKERS:
-            pos += 2
-            continue
-        if marker == _SOS:
-            break
-        length = int.from_bytes(data[pos + 2 : pos + 4], "big")
-        if marker in _SOF_MARKERS:
-            if length < 8 or pos + 9 > size:
-                raise ProtocolError("JPEG frame header is truncated")
-            height = int.from_bytes(data[pos + 5 : pos + 7], "big")
-            width = int.from_bytes(data[pos + 7 : pos + 9], "big")
-            if not width or not height:
-                raise ProtocolError(f"JPEG frame header gives a {width}x{height} picture")
-            return width, height
-        if length < 2:
-            raise ProtocolError(f"JPEG segment at byte {pos} has length {length}")
-        pos += 2 + length
-    raise ProtocolError("JPEG has no frame header before its scan")
-
-
 def lowres_for(source: tuple[int, int], target: tuple[int, int]) -> int:
     """The mjpeg ``lowres`` shift (0, 2 or 3) to decode at, still at least the target size.
 
@@ -201,9 +161,10 @@ class VideoTranscoder:
         self, jpeg: bytes, pts_90k: int, force_idr: bool = False
     ) -> EncodedAccessUnit | None:
         """Encode one picture; ``None`` only if the encoder held the picture back (it does not
-        with these settings). A JPEG that cannot be decoded raises ProtocolError and leaves the
+        with these settings). A JPEG that cannot be decoded, or whose header the gateway refuses
+        (:func:`~bridge.cameras.jpeg.check_header`), raises ProtocolError and leaves the
         transcoder ready for the next picture."""
-        size = jpeg_size(jpeg)
+        size = check_header(jpeg).size
         if size != self._source_size or self._decoder is None or self._encoder is None:
             self._source_size = size
             self.lowres = lowres_for(size, (self._settings.width, self._settings.height))
@@ -211,7 +172,7 @@ class VideoTranscoder:
             self._encoder = _open_encoder(self._settings)
         try:
             frames = self._decoder.decode(av.Packet(jpeg))
-        except av.error.FFmpegError as exc:
+        except (av.error.FFmpegError, MemoryError) as exc:
             # A fresh decoder drops whatever state the failure left; the encoder carries on, so
             # the stream continues without an extra IDR.
             self._decoder = self._new_decoder()

@@ -23,6 +23,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
+from bridge.cameras.jpeg import jpeg_size
 from bridge.errors import (
     ActionFailed,
     CameraError,
@@ -44,7 +45,7 @@ from bridge.media.source import (
     decimation,
     fit_within,
 )
-from bridge.media.transcode import MAX_GOP_SECONDS, jpeg_size
+from bridge.media.transcode import MAX_GOP_SECONDS
 from bridge.onvif.context import (
     AUDIO_ENCODER_CONFIG,
     AUDIO_SOURCE,

@@ -46,7 +46,6 @@ from bridge.cameras.foscam import (
     ima_block_align,
     imaging_from_params,
     looks_like_status,
-    mac_from_id,
     onestep_moves,
     parse_alarm_arming,
     parse_camera_params,
@@ -181,8 +180,6 @@ def test_replies_that_are_not_get_status_are_rejected(text: str) -> None:
 
 
 def test_odd_ids_and_numbers_become_empty_values() -> None:
-    assert mac_from_id("ctf") == ""
-    assert mac_from_id("00626e4a3cd0") == "00:62:6E:4A:3C:D0"
     status = parse_status("var id='ctf';var sys_ver='v1.33.7';var now=soon;var tz=;")
     assert (status.now, status.tz, status.alarm_status) == (None, None, None)
     info = device_info_from_status(status)

@@ -807,31 +807,6 @@ def test_missing_values_become_empty_not_errors() -> None:
 
 
 @pytest.mark.parametrize(
-    ("raw", "mac"),
-    [
-        ("00:11:09:15:10:ab", MAC),
-        ("00-11-09-15-10-AB", MAC),
-        ("0011.0915.10ab", MAC),
-        ("001109 1510AB", MAC),
-        ("00:11:09:15:10", ""),
-        ("00:11:09:15:10:AB:CD", ""),
-        ("unknown", ""),
-        ("", ""),
-    ],
-)
-def test_normalize_mac(raw: str, mac: str) -> None:
-    assert hama.normalize_mac(raw) == mac
-
-
-@pytest.mark.parametrize(
-    ("raw", "size"),
-    [("640x480", (640, 480)), ("1280X1024", (1280, 1024)), ("320 x 240", (320, 240)), ("", None)],
-)
-def test_parse_resolution(raw: str, size: tuple[int, int] | None) -> None:
-    assert hama.parse_resolution(raw) == size
-
-
-@pytest.mark.parametrize(
     ("text", "error"),
     [
         ("Error: No preset point 3\r\n", "Error: No preset point 3"),

@@ -33,7 +33,6 @@ from bridge.cameras.ipcamcgi import (
     FrameStatus,
     IpCamCgiDriver,
     imaging_form,
-    normalize_mac,
     parse_cgi_version,
     parse_datetime,
     parse_frame_status,
@@ -119,21 +118,6 @@ def test_system_info_from_the_document_example() -> None:
     )
     with pytest.raises(BadResponse):
         parse_system_info("CameraName=Office\r\nLEDControl=0\r\n")
-
-
-@pytest.mark.parametrize(
-    ("raw", "expected"),
-    [
-        ("00 FF 5C 8A 13 18", "00:FF:5C:8A:13:18"),
-        ("00:40:8c:cd:00:00", "00:40:8C:CD:00:00"),
-        ("00-40-8C-CD-00-00", "00:40:8C:CD:00:00"),
-        ("00408CCD0000", "00:40:8C:CD:00:00"),
-        ("00 FF 5C", ""),
-        ("", ""),
-    ],
-)
-def test_mac_in_every_written_form(raw: str, expected: str) -> None:
-    assert normalize_mac(raw) == expected
 
 
 def test_cgi_version() -> None:

@@ -173,6 +173,19 @@ def test_declared_length_over_the_cap_is_refused_at_once() -> None:
         parser.feed(b"--myboundary\r\nContent-Length: 999999\r\n\r\n")
 
 
+@pytest.mark.parametrize(
+    "length",
+    [b"\xb2", b"\xb9\xb3", b"9" * 5000, b"-5", b"12 kB"],
+    ids=["superscript-2", "superscript-13", "5000-digits", "negative", "with-unit"],
+)
+def test_a_length_that_is_no_number_is_ignored(length: bytes) -> None:
+    """Byte 0xB2 is "²" in latin-1: str.isdigit() takes it, int() does not; 5000 digits are
+    past what int() reads. The part is still found by its end marker."""
+    data = b"--myboundary\r\nContent-Length: " + length + b"\r\n\r\n" + JPEG_A + b"\r\n"
+    parts = MultipartParser("myboundary").feed(data)
+    assert [part.body for part in parts] == [JPEG_A]
+
+
 def test_stream_that_never_yields_a_part_is_an_error() -> None:
     parser = MultipartParser("myboundary", max_part_size=10_000)
     garbage = b"garbage line with no delimiter\r\n" * 40

@@ -47,7 +47,6 @@ from bridge.cameras.openapi import (
     imaging_update_params,
     io_number_base,
     mime_for_audio_format,
-    normalize_mac,
     parse_camera_time,
     parse_command_reply,
     parse_io_monitor,
@@ -897,12 +896,6 @@ def test_audio_types() -> None:
         audio_format_for_mime("audio/mpeg")
     with pytest.raises(ValueError, match="cannot play"):
         mime_for_audio_format(AudioFormat(AudioCodec.GSM))
-
-
-def test_normalize_mac() -> None:
-    assert normalize_mac("00:0f:7c:01:02:0a") == "00:0F:7C:01:02:0A"
-    assert normalize_mac("000F7C01020A") == "00:0F:7C:01:02:0A"
-    assert normalize_mac("unknown") == ""
 
 
 def test_imaging_mapping_round_trip() -> None:

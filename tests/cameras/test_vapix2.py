@@ -1041,20 +1041,6 @@ def test_device_info_from_params() -> None:
     assert vapix2.device_info_from_params({}) == DeviceInfo("", "", "", "", "")
 
 
-@pytest.mark.parametrize(
-    ("text", "expected"),
-    [
-        ("00:40:8c:1a:2b:3c", MAC),
-        ("00408C1A2B3C", MAC),
-        ("00-40-8C-1A-2B-3C", MAC),
-        ("00:40:8C:1A:2B", ""),
-        ("not a mac at all", ""),
-    ],
-)
-def test_normalize_mac(text: str, expected: str) -> None:
-    assert vapix2.normalize_mac(text) == expected
-
-
 def test_parse_camera_date_seed_example_and_variants() -> None:
     expected = datetime.datetime(2003, 4, 3, 15, 16, 4)
     assert vapix2.parse_camera_date("Apr 03, 2003 15:16:04\r\n") == expected
@@ -1126,9 +1112,10 @@ def test_io_monitor_from_the_seed_stream() -> None:
 
 
 @pytest.mark.parametrize(
-    ("number", "ports", "token"), [(0, 1, "1"), (1, 2, "2"), (1, 1, "1"), (2, 2, "2")]
+    ("number", "ports", "token"),
+    [(0, 1, "1"), (1, 2, "2"), (1, 1, "1"), (2, 2, "2"), (3, 2, None), (999, 1, None)],
 )
-def test_monitor_port_token(number: int, ports: int, token: str) -> None:
+def test_monitor_port_token(number: int, ports: int, token: str | None) -> None:
     assert vapix2.monitor_port_token(number, ports) == token
 
 

@@ -3,11 +3,19 @@
 from __future__ import annotations
 
 import asyncio
+import datetime
+import logging
 import time
+from collections.abc import AsyncIterator, Sequence
 
 import pytest
-from conftest import OpenHttp, StartSim
+from aiohttp import web
+from conftest import OpenHttp, Serve, StartSim
 
+from bridge.cameras.base import CameraDriver, Dialect, JpegFrame
+from bridge.cameras.hama import VIDEO_PATH, HamaDriver
+from bridge.cameras.http import CameraHttp
+from bridge.cameras.jpeg import check_header
 from bridge.cameras.vapix2 import Vapix2Driver
 from bridge.media.source import (
     AudioClock,
@@ -19,7 +27,8 @@ from bridge.media.source import (
     fit_within,
 )
 from bridge.rtsp.h264 import parse_sps
-from bridge.rtsp.stream import AccessUnit, Codec
+from bridge.rtsp.stream import AccessUnit, Codec, PacketizedUnit
+from bridge.simulator import media as simulated
 from bridge.simulator.core import SimOptions
 from bridge.simulator.vapix2 import Vapix2Simulator
 
@@ -152,3 +161,154 @@ async def test_snapshot_takes_the_running_streams_picture(vapix2: Vapix2Driver) 
     finally:
         await media.close()
     assert idle[:2] == b"\xff\xd8"
+
+
+# -- hostile pictures (finding 8 of issue 9) --------------------------------------------------
+
+CAMERA_FPS = 15
+PICTURES = 30
+BAD_EVERY = 5  # pictures 4, 9, 14 ... claim 65000x65000
+WARMUP = 3  # pictures a cold encoder spends measuring the camera's rate (FPS_SAMPLES)
+
+
+def claiming(jpeg: bytes, width: int, height: int) -> bytes:
+    """``jpeg`` with a frame header that claims another size (the scan is unchanged)."""
+    at = jpeg.index(b"\xff\xc0") + 5
+    return jpeg[:at] + height.to_bytes(2, "big") + width.to_bytes(2, "big") + jpeg[at + 4 :]
+
+
+def hostile_pictures() -> list[bytes]:
+    pattern = simulated.TestPattern(320, 240)
+    now = datetime.datetime.now(datetime.UTC)
+    pictures = [pattern.render(n, now) for n in range(PICTURES)]
+    return [
+        claiming(jpeg, 65000, 65000) if n % BAD_EVERY == BAD_EVERY - 1 else jpeg
+        for n, jpeg in enumerate(pictures)
+    ]
+
+
+GOOD = sum(1 for n in range(PICTURES) if n % BAD_EVERY != BAD_EVERY - 1)
+_DEADLINE = PICTURES / CAMERA_FPS + 10  # long after the camera's last picture
+
+
+async def _viewer_units(media: CameraMedia, count: int) -> list[PacketizedUnit]:
+    """The main profile's video units as a viewer gets them, until ``count`` arrived (or the
+    camera's pictures should long have been encoded)."""
+    units: list[PacketizedUnit] = []
+    subscription = media.source(Profile.MAIN).subscribe()
+    try:
+        async with asyncio.timeout(_DEADLINE):
+            async for unit in subscription:
+                units += [unit] if unit.track == 0 else []
+                if len(units) == count:
+                    break
+    except TimeoutError:
+        pass  # the count below says how many came
+    return units
+
+
+async def _pictures(media: CameraMedia, count: int) -> list[JpegFrame]:
+    """The camera's pictures as the media layer takes them in, until ``count`` arrived."""
+    pictures: list[JpegFrame] = []
+    try:
+        async with media.frames.subscribe(count) as subscription, asyncio.timeout(_DEADLINE):
+            async for picture in subscription:
+                pictures.append(picture)
+                if len(pictures) == count:
+                    break
+    except TimeoutError:
+        pass  # the count below says how many came
+    return pictures
+
+
+def _check_log(records: Sequence[logging.LogRecord], dropping_logger: str) -> None:
+    """Nothing failed, the encoder opened once at the camera's size, and the bad pictures cost
+    one rate-limited warning."""
+    assert [r.getMessage() for r in records if r.levelno >= logging.ERROR] == []
+    assert not [r for r in records if r.exc_info]
+    opened = [r.getMessage() for r in records if "encoding" in r.getMessage()]
+    assert len(opened) == 1
+    assert opened[0].startswith("cam/main: encoding 320x240 at ")
+    drops = [r for r in records if "dropping a picture" in r.getMessage()]
+    assert [(r.name, r.levelno) for r in drops] == [(dropping_logger, logging.WARNING)]
+    assert "65000x65000" in drops[0].getMessage()
+
+
+async def test_a_camera_claiming_65000x65000_loses_only_those_pictures(
+    serve: Serve, caplog: pytest.LogCaptureFixture
+) -> None:
+    """The attack: a camera streams good pictures and, every fifth, one whose header claims
+    65000x65000. The viewer keeps getting every good picture, the encoder never restarts, no
+    traceback reaches the log, and the bad pictures reach neither the encoder nor snapshots."""
+    caplog.set_level(logging.INFO)
+    pictures = hostile_pictures()
+    done = asyncio.Event()
+
+    async def video(request: web.Request) -> web.StreamResponse:
+        reply = web.StreamResponse(
+            headers={"Content-Type": "multipart/x-mixed-replace; boundary=frame"}
+        )
+        await reply.prepare(request)
+        for jpeg in pictures:
+            await reply.write(b"--frame\r\nContent-Type: image/jpeg\r\n\r\n" + jpeg + b"\r\n")
+            await asyncio.sleep(1 / CAMERA_FPS)  # the camera's own pace
+        await done.wait()  # then it stays connected, sending nothing, until the test ends
+        return reply
+
+    app = web.Application()
+    app.router.add_get(VIDEO_PATH, video)
+    url = await serve(app)
+    async with CameraHttp(url, name="cam") as http:
+        media = CameraMedia("cam", HamaDriver(http), audio=None)
+        try:
+            seen, units = await asyncio.gather(
+                _pictures(media, GOOD), _viewer_units(media, GOOD - WARMUP)
+            )
+            snapshot = await media.snapshot()
+        finally:
+            done.set()
+            await media.close()
+
+    assert len(units) == GOOD - WARMUP
+    assert units[0].keyframe
+    assert media.frames.connects == 1  # the camera connection was never dropped
+    assert len(seen) == GOOD
+    assert {check_header(frame.data).size for frame in seen} == {(320, 240)}
+    assert check_header(snapshot).size == (320, 240)
+    _check_log(caplog.records, "bridge.cameras.mjpeg")
+
+
+class _UnscreenedCamera(CameraDriver):
+    """A driver that hands its pictures on as they are: the media layer must protect itself."""
+
+    dialect = Dialect.HAMA
+
+    def __init__(self, http: CameraHttp, pictures: Sequence[bytes]) -> None:
+        super().__init__(http)
+        self._pictures = pictures
+
+    async def video_frames(self) -> AsyncIterator[JpegFrame]:
+        for jpeg in self._pictures:
+            yield JpegFrame(jpeg, time.monotonic())
+            await asyncio.sleep(1 / CAMERA_FPS)
+        await asyncio.Event().wait()  # stays connected until released
+
+
+async def test_the_encoder_drops_what_it_cannot_take_and_carries_on(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    """Pictures that reach the encoder anyway (a driver that does not screen them): the
+    65000x65000 ones and one whose scan is garbage are dropped with one rate-limited warning;
+    the encoder is opened once and every good picture is encoded."""
+    caplog.set_level(logging.INFO)
+    pictures = hostile_pictures()
+    scan = pictures[6].index(b"\xff\xda")
+    pictures[7] = pictures[6][:scan] + b"\xff\xda\x00\x02" + b"\xff\xd9"  # undecodable
+    async with CameraHttp("http://127.0.0.1:9", name="cam") as http:  # never used
+        media = CameraMedia("cam", _UnscreenedCamera(http, pictures), audio=None)
+        try:
+            units = await _viewer_units(media, GOOD - WARMUP - 1)
+        finally:
+            await media.close()
+    assert len(units) == GOOD - WARMUP - 1
+    _check_log(caplog.records, "bridge.media.source")
