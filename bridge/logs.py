@@ -1,8 +1,21 @@
 """Logging setup that never prints a password.
 
 Every configured secret is registered here and replaced by ``***`` in the fully formatted
-record (message, arguments and traceback alike); URL userinfo and credential-looking query
-parameters are masked too, so a library that logs a URL cannot leak one either.
+record (message, arguments and traceback alike). Whatever has the shape of a credential is
+masked too, so a library, a traceback or a careless log call cannot leak one that was never
+registered (a password a client tried, one sent in a header):
+
+- URL userinfo: ``rtsp://user:***@host``;
+- credential-looking query parameters: ``pwd=***``, ``password=***``, ``passwd=``, ``pass=``;
+- ``Authorization``/``Proxy-Authorization`` values, as a header line or in the repr of a
+  header mapping or list, whatever the scheme: ``Authorization: Basic ***`` (the scheme stays
+  when it is a known one, it says what was sent);
+- a token after ``Basic`` or ``Bearer`` anywhere (an exception message quoting a header);
+- a Digest ``response="..."`` hash (crackable offline), and WS-Security ``<...:Password>``
+  element text.
+
+Challenges (``WWW-Authenticate: Digest realm="bridge", nonce="..."``) stay readable: they hold
+nothing secret and explain many a failed login.
 """
 
 from __future__ import annotations
@@ -13,8 +26,25 @@ import sys
 
 _SECRETS: set[str] = set()
 _MASK = "***"
-_URL_USERINFO = re.compile(r"(?P<scheme>[a-zA-Z][a-zA-Z0-9+.-]*://)(?P<user>[^/\s:@]*):[^/\s@]*@")
+# The password runs to the last "@" before the path: passwords are often not percent-encoded.
+_URL_USERINFO = re.compile(r"(?P<scheme>[a-zA-Z][a-zA-Z0-9+.-]*://)(?P<user>[^/\s:]*):[^\s/]*@")
 _QUERY_SECRET = re.compile(r"(?i)\b(?P<key>pwd|pass|passwd|password)=[^&\s\"']*")
+_AUTHORIZATION = re.compile(
+    r"""(?ix)
+    (?P<head>\b(?:proxy-)?authorization["']?[ \t]*[:=,][ \t]*(?P<quote>["'])?)
+    (?P<scheme>(?:basic|digest|bearer|negotiate|ntlm)[ \t]+)?
+    # The value runs to the quote that opened it (a repr), else to the end of the line.
+    (?(quote)(?:\\.|(?!(?P=quote))[^\\\r\n])*|[^\r\n]*)
+    """
+)
+# RFC 7235 token68 after the scheme, not an auth-param (Basic realm="x"); 8 characters at
+# least, as any real user:password gives, so that prose ("Basic auth") stays readable.
+_BARE_TOKEN = re.compile(
+    r"(?i)\b(?P<scheme>basic|bearer)[ \t]+"
+    r"(?=[a-z0-9\-._~+/=]{8})[a-z0-9\-._~+/]+=*(?![a-z0-9\-._~+/=\"])"
+)
+_DIGEST_RESPONSE = re.compile(r"(?i)\b(?P<key>response\s*=\s*[\"']?)[0-9a-f]{32,128}\b")
+_WSSE_PASSWORD = re.compile(r"(?i)(?P<tag><(?:[\w.-]+:)?Password\b[^>]*>)[^<]*")
 
 
 def register_secret(secret: str) -> None:
@@ -24,8 +54,13 @@ def register_secret(secret: str) -> None:
 
 
 def redact(text: str) -> str:
+    # URLs first: a password in one may hold anything, "Authorization:" included.
     text = _URL_USERINFO.sub(rf"\g<scheme>\g<user>:{_MASK}@", text)
     text = _QUERY_SECRET.sub(rf"\g<key>={_MASK}", text)
+    text = _AUTHORIZATION.sub(rf"\g<head>\g<scheme>{_MASK}", text)
+    text = _BARE_TOKEN.sub(rf"\g<scheme> {_MASK}", text)
+    text = _DIGEST_RESPONSE.sub(rf"\g<key>{_MASK}", text)
+    text = _WSSE_PASSWORD.sub(rf"\g<tag>{_MASK}", text)
     for secret in sorted(_SECRETS, key=len, reverse=True):
         text = text.replace(secret, _MASK)
     return text

@@ -2,18 +2,27 @@
 
 from __future__ import annotations
 
+import base64
+import hashlib
 import logging
+from unittest import mock
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from bridge import logs
 from bridge.logs import RedactingFormatter, register_secret
 
 
 @pytest.fixture
-def log_lines(monkeypatch: pytest.MonkeyPatch) -> tuple[logging.Logger, list[str]]:
+def no_secrets(monkeypatch: pytest.MonkeyPatch) -> None:
     # Secrets are process-wide; gateways started by other tests registered theirs ("admin").
     monkeypatch.setattr(logs, "_SECRETS", set())
+
+
+@pytest.fixture
+def log_lines(no_secrets: None) -> tuple[logging.Logger, list[str]]:
     lines: list[str] = []
 
     class Collect(logging.Handler):
@@ -54,3 +63,111 @@ def test_secret_inside_a_traceback_is_masked(log_lines: tuple[logging.Logger, li
         logger.exception("boom")
     assert "zebra-crossing-42" not in lines[0]
     assert "failed with ***" in lines[0]
+
+
+@pytest.mark.parametrize(
+    ("line", "masked"),
+    [
+        ("Authorization: Basic dXNlcjpwdw==", "Authorization: Basic ***"),
+        (
+            'authorization: Digest username="u", realm="bridge", nonce="1:2:3", uri="/", '
+            'response="0123456789abcdef0123456789abcdef"',
+            "authorization: Digest ***",
+        ),
+        (
+            "Proxy-Authorization: Bearer eyJhbGciOi.eyJzdWIi.c2lnbmF0",
+            "Proxy-Authorization: Bearer ***",
+        ),
+        ("Authorization: some-custom-token", "Authorization: ***"),
+        # Reprs of header mappings and lists: the value ends at its closing quote.
+        (
+            "{'Authorization': 'Basic dXNlcjpwdw==', 'CSeq': '2'}",
+            "{'Authorization': 'Basic ***', 'CSeq': '2'}",
+        ),
+        (
+            """[('CSeq', '3'), ('Authorization', 'Digest username="u", response="x"')]""",
+            "[('CSeq', '3'), ('Authorization', 'Digest ***')]",
+        ),
+        # Quoted without its colon, as a parser's error message might.
+        (
+            "bad header line 'Authorization Basic dXNlcjpwdw=='",
+            "bad header line 'Authorization Basic ***'",
+        ),
+        ('Digest response="0123456789abcdef0123456789abcdef"', 'Digest response="***"'),
+        (
+            '<wsse:Password Type="...#PasswordDigest">tuQSp8RIu6+A==</wsse:Password>',
+            '<wsse:Password Type="...#PasswordDigest">***</wsse:Password>',
+        ),
+        ("rtsp://admin:p@ss:w0rd@192.0.2.7/live", "rtsp://admin:***@192.0.2.7/live"),
+    ],
+)
+@pytest.mark.usefixtures("no_secrets")
+def test_credentials_in_headers_are_masked(line: str, masked: str) -> None:
+    assert logs.redact(line) == masked
+
+
+@pytest.mark.parametrize(
+    "line",
+    [
+        'WWW-Authenticate: Digest realm="bridge", qop="auth", algorithm=MD5, nonce="1:ab:cd"',
+        'WWW-Authenticate: Basic realm="bridge"',
+        "camera asked for Basic auth, answered 401",
+        "rtsp://127.0.0.1:8554/porch/main",
+    ],
+)
+@pytest.mark.usefixtures("no_secrets")
+def test_what_is_not_a_credential_stays_readable(line: str) -> None:
+    assert logs.redact(line) == line
+
+
+# Passwords as people choose them: printable ASCII, unescaped where the position allows it.
+_PRINTABLE = "".join(chr(c) for c in range(0x21, 0x7F))
+_PASSWORDS = st.text(alphabet=_PRINTABLE, min_size=1, max_size=24)
+_IN_URL = st.text(alphabet=_PRINTABLE.replace("/", ""), min_size=1, max_size=24)
+_IN_QUERY = st.text(alphabet=_PRINTABLE.translate(str.maketrans("", "", "&\"'#")), min_size=1)
+
+
+def _digest_response(password: str) -> str:
+    ha1 = hashlib.md5(f"viewer:bridge:{password}".encode()).hexdigest()
+    ha2 = hashlib.md5(b"DESCRIBE:rtsp://127.0.0.1/porch/main").hexdigest()
+    return hashlib.md5(f"{ha1}:1:ab:00000001:c0ffee:auth:{ha2}".encode()).hexdigest()
+
+
+@settings(max_examples=200, deadline=None)
+@given(password=_PASSWORDS, url_password=_IN_URL, query_password=_IN_QUERY)
+def test_random_passwords_never_survive_redaction(
+    password: str, url_password: str, query_password: str
+) -> None:
+    basic = base64.b64encode(f"viewer:{password}".encode()).decode()
+    response = _digest_response(password)
+    cases = [
+        (
+            f"DESCRIBE rtsp://viewer:{url_password}@127.0.0.1:8554/porch/main RTSP/1.0",
+            "DESCRIBE rtsp://viewer:***@127.0.0.1:8554/porch/main RTSP/1.0",
+        ),
+        (
+            f"GET /snapshot.cgi?user=viewer&pwd={query_password}&res=1",
+            "GET /snapshot.cgi?user=viewer&pwd=***&res=1",
+        ),
+        (f"set?password={query_password}", "set?password=***"),
+        (f"Authorization: Basic {basic}\r\nCSeq: 2", "Authorization: Basic ***\r\nCSeq: 2"),
+        (
+            f"malformed header line 'Authorization Basic {basic}'",
+            "malformed header line 'Authorization Basic ***'",
+        ),
+        (
+            repr({"Authorization": f"Basic {basic}", "CSeq": "2"}),
+            "{'Authorization': 'Basic ***', 'CSeq': '2'}",
+        ),
+        (
+            f'Authorization: Digest username="viewer", response="{response}"',
+            "Authorization: Digest ***",
+        ),
+        (
+            f'Digest username="viewer", nc=00000001, response="{response}"',
+            'Digest username="viewer", nc=00000001, response="***"',
+        ),
+    ]
+    # As no_secrets does (hypothesis runs many examples in one function-scoped fixture).
+    with mock.patch.object(logs, "_SECRETS", set()):
+        assert [logs.redact(line) for line, _ in cases] == [masked for _, masked in cases]

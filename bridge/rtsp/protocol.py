@@ -12,7 +12,12 @@ Hard caps: a request line plus headers longer than ``max_header_block`` (8 KiB) 
 :class:`~bridge.errors.ProtocolError`. After either, the connection is dead: every later call
 raises, because the byte stream has lost its framing.
 
-Header values are decoded as latin-1 so any byte survives a parse/serialize round trip.
+Every value here came from a hostile peer, so it is checked where it enters: the request-URI
+is visible ASCII, header values hold no control characters (RFC 7230 §3.2 field-value: a bare
+CR, an LF or a NUL inside a value is a ProtocolError, never something the response serializer
+chokes on later), and CSeq, which every response echoes, is digits. Header values are decoded
+as latin-1 so any other byte survives a parse/serialize round trip. Error messages say what was
+wrong, never the bytes: a header line may be an ``Authorization`` with a password in it.
 """
 
 from __future__ import annotations
@@ -37,6 +42,7 @@ _REASONS = {
     405: "Method Not Allowed",
     413: "Request Entity Too Large",
     451: "Parameter Not Understood",
+    453: "Not Enough Bandwidth",
     454: "Session Not Found",
     455: "Method Not Valid in This State",
     457: "Invalid Range",
@@ -49,7 +55,10 @@ _REASONS = {
 }
 
 _TOKEN = re.compile(r"[!#$%&'*+\-.^_`|~0-9A-Za-z]+")
-_REQUEST_LINE = re.compile(rf"({_TOKEN.pattern})[ \t]+([^ \t]+)[ \t]+(RTSP/[0-9]\.[0-9])")
+_REQUEST_LINE = re.compile(rf"({_TOKEN.pattern})[ \t]+([!-~]+)[ \t]+(RTSP/[0-9]\.[0-9])")
+# Control characters other than HTAB (RFC 7230 field-value allows VCHAR, obs-text, SP, HTAB).
+_CONTROL = re.compile(r"[\x00-\x08\x0a-\x1f\x7f]")
+_CREDENTIAL_HEADERS = frozenset({"authorization", "proxy-authorization"})
 _OWS = " \t"  # only these pad header values; str.strip() would also eat latin-1 NBSP
 _BLANK_LINE = re.compile(rb"\n\r?\n")
 _NOT_NEWLINE = re.compile(rb"[^\r\n]")
@@ -126,7 +135,9 @@ class Headers:
     __hash__ = None  # type: ignore[assignment]  # mutable, so unhashable
 
     def __repr__(self) -> str:
-        return f"Headers({self._fields!r})"
+        # A request's repr can end up in a log line: never with its credentials.
+        shown = [(n, "***" if n.lower() in _CREDENTIAL_HEADERS else v) for n, v in self._fields]
+        return f"Headers({shown!r})"
 
 
 def _serialize(start_line: str, headers: Headers, body: bytes) -> bytes:
@@ -135,9 +146,9 @@ def _serialize(start_line: str, headers: Headers, body: bytes) -> bytes:
     for name, value in headers:
         if name.lower() == "content-length":
             continue
-        if "\r" in value or "\n" in value or not _TOKEN.fullmatch(name):
-            # Guards against header injection through values echoed from a request.
-            raise ValueError(f"header {name!r} cannot be serialized: {value!r}")
+        if _CONTROL.search(value) or not _TOKEN.fullmatch(name):
+            # The last guard against header injection; the parser already refused such values.
+            raise ValueError(f"header {name!r} cannot be serialized")
         lines.append(f"{name}: {value}")
     if body:
         lines.append(f"Content-Length: {len(body)}")
@@ -316,9 +327,9 @@ class RtspConnection:
         request_line, *header_lines = block.decode("latin-1").split("\n")
         parsed = _REQUEST_LINE.fullmatch(request_line.rstrip("\r").strip(_OWS))
         if parsed is None:
-            raise ProtocolError(f"malformed RTSP request line {request_line[:100]!r}")
+            raise ProtocolError("malformed RTSP request line")
         fields: list[tuple[str, str]] = []
-        for raw in header_lines:
+        for number, raw in enumerate(header_lines, start=2):
             line = raw.rstrip("\r")
             if line[:1] in (" ", "\t"):
                 # Obsolete line folding (RFC 2326 inherits it from HTTP/1.1): a continuation.
@@ -329,9 +340,14 @@ class RtspConnection:
                 continue
             name, sep, value = line.partition(":")
             if not sep or not _TOKEN.fullmatch(name):
-                raise ProtocolError(f"malformed RTSP header line {line[:100]!r}")
+                raise ProtocolError(f"malformed RTSP header line {number}: no name and colon")
             fields.append((name, value.strip(_OWS)))
+        for name, value in fields:
+            if _CONTROL.search(value):
+                raise ProtocolError(f"RTSP header {name} holds a control character")
         headers = Headers(fields)
+        if not all(_DIGITS.fullmatch(cseq) for cseq in headers.get_all("CSeq")):
+            raise ProtocolError("RTSP CSeq is not a number")
         method, uri, version = parsed.groups()
         return RtspRequest(method, uri, version, headers), self._content_length(headers)
 
@@ -341,7 +357,7 @@ class RtspConnection:
             return 0
         value = values.pop()
         if values or not _DIGITS.fullmatch(value):
-            raise ProtocolError(f"bad RTSP Content-Length {headers.get_all('Content-Length')}")
+            raise ProtocolError("bad RTSP Content-Length: not one decimal number")
         # Length checked before int(): Python refuses to convert very long digit strings.
         digits = value.lstrip("0") or "0"
         if len(digits) > 9 or int(digits) > self._max_body:
@@ -403,11 +419,11 @@ def _pair(value: str, what: str, maximum: int) -> tuple[int, int]:
     """``a-b`` or a lone ``a`` (meaning ``a-(a+1)``: RTCP on the next port/channel)."""
     match = _RANGE_PAIR.fullmatch(value)
     if match is None:
-        raise ProtocolError(f"bad {what} in Transport: {value!r}")
+        raise ProtocolError(f"bad {what} in Transport")
     first = int(match.group(1))
     second = int(match.group(2)) if match.group(2) is not None else first + 1
     if not first <= second <= maximum:
-        raise ProtocolError(f"bad {what} in Transport: {value!r}")
+        raise ProtocolError(f"bad {what} in Transport")
     return first, second
 
 
@@ -418,7 +434,7 @@ def _parse_transport_spec(text: str) -> TransportSpec:
     head, *params = text.split(";")
     layers = head.strip().upper().split("/")
     if len(layers) not in (2, 3) or not all(_TOKEN.fullmatch(layer) for layer in layers):
-        raise ProtocolError(f"bad transport protocol in Transport: {head!r}")
+        raise ProtocolError("bad transport protocol in Transport")
     delivery: str | None = None
     pairs: dict[str, tuple[int, int]] = {}
     ssrc: int | None = None
@@ -432,7 +448,7 @@ def _parse_transport_spec(text: str) -> TransportSpec:
             pairs[key] = _pair(value, key, _PAIR_MAXIMUM[key])
         elif key == "ssrc":
             if not _SSRC.fullmatch(value):
-                raise ProtocolError(f"bad ssrc in Transport: {value!r}")
+                raise ProtocolError("bad ssrc in Transport")
             ssrc = int(value, 16)
         elif key == "mode":
             mode = value.upper()
@@ -464,13 +480,13 @@ def parse_session(value: str) -> tuple[str, int | None]:
     session_id, *params = value.split(";")
     session_id = session_id.strip()
     if not _SESSION_ID.fullmatch(session_id):
-        raise ProtocolError(f"bad RTSP session id {session_id[:100]!r}")
+        raise ProtocolError("bad RTSP session id")
     timeout = None
     for param in params:
         key, _, raw = param.partition("=")
         if key.strip().lower() == "timeout":
             if not _DIGITS.fullmatch(raw.strip()) or len(raw.strip()) > 9:
-                raise ProtocolError(f"bad Session timeout {raw[:100]!r}")
+                raise ProtocolError("bad Session timeout")
             timeout = int(raw)
     return session_id, timeout
 
@@ -491,10 +507,10 @@ class NptRange:
 _NPT_TIME = re.compile(r"(?:([0-9]+):([0-5]?[0-9]):)?([0-9]+(?:\.[0-9]*)?)")
 
 
-def _npt_time(text: str, value: str) -> float:
+def _npt_time(text: str) -> float:
     match = _NPT_TIME.fullmatch(text)
     if match is None:
-        raise ProtocolError(f"bad npt time in Range: {value[:100]!r}")
+        raise ProtocolError("bad npt time in Range")
     hours, minutes, seconds = match.groups()
     return int(hours or 0) * 3600 + int(minutes or 0) * 60 + float(seconds)
 
@@ -508,17 +524,17 @@ def parse_range(value: str) -> NptRange:
     spec = value.split(";", 1)[0].strip()
     unit, sep, times = spec.partition("=")
     if unit.strip().lower() != "npt" or not sep:
-        raise ProtocolError(f"unsupported Range {value[:100]!r}: only npt is served")
+        raise ProtocolError("unsupported Range: only npt is served")
     first, dash, second = times.strip().partition("-")
     if not dash or not (first.strip() or second.strip()):
-        raise ProtocolError(f"bad npt range {value[:100]!r}")
+        raise ProtocolError("bad npt range")
     first, second = first.strip(), second.strip()
     start: float | None = 0.0  # "-t" means from the beginning
     if first == "now":
         start = None
     elif first:
-        start = _npt_time(first, value)
-    end = _npt_time(second, value) if second else None
+        start = _npt_time(first)
+    end = _npt_time(second) if second else None
     if start is not None and end is not None and end < start:
-        raise ProtocolError(f"npt range ends before it starts: {value[:100]!r}")
+        raise ProtocolError("npt range ends before it starts")
     return NptRange(start, end)

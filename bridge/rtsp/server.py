@@ -2,8 +2,32 @@
 
 Serves live streams only: DESCRIBE, SETUP (UDP unicast or TCP interleaved), PLAY from the next
 IDR, PAUSE, TEARDOWN, and GET/SET_PARAMETER as keepalives. A malformed request gets 400 and
-closes its own connection only; TCP-interleaved sessions end with their connection, UDP
-sessions when neither a request nor an RTCP receiver report arrived for the session timeout.
+closes its own connection only.
+
+Peers are hostile and the gateway runs unattended for years, so everything a client can make
+the server hold is bounded (the time limits are gortsplib's, in its ``server.go``):
+
+- Time: a request must be complete within ``header_timeout`` of its first byte, and a
+  connection with no complete request or interleaved frame for ``idle_timeout`` is closed,
+  unless a session it set up is playing: it then lasts as long as that session.
+- Connections: per client address and in all. One past a cap is closed before anything is
+  read from it: answering would mean reading a request (a response must echo its CSeq),
+  which spends the very slot the cap protects.
+- Sessions: per connection, per user, and UDP sockets in all (half the process's file
+  descriptors, so RTSP can never starve ONVIF, the web app or the cameras). A SETUP past
+  one of them, or one whose sockets the kernel refuses (EMFILE), is answered 453 Not Enough
+  Bandwidth, RFC 2326's "resource reservation failure", after trying the client's other
+  transports (a UDP refusal falls through to an offered TCP alternative).
+- Ownership: a session answers only to the user who set it up, and only on the connection
+  that set it up; a UDP-only session also answers that user on another connection from the
+  same address (RFC 2326 lets a session outlive its connection, and some clients close it
+  after PLAY). Anyone else gets 454 Session Not Found, as if the id did not exist.
+- Release: a connection that closes without TEARDOWN ends the sessions it set up, except
+  UDP sessions that are playing (they live on the client's RTCP receiver reports), so socket
+  pairs never outlive a client that merely set them up.
+
+Refusals are logged through :class:`~bridge.ratelimit.ThrottledLog`, and no log line holds a
+request line or a header: they say what was wrong, not what was sent.
 """
 
 from __future__ import annotations
@@ -12,6 +36,7 @@ import asyncio
 import contextlib
 import logging
 import re
+import resource
 import time
 from collections.abc import Awaitable, Callable, Iterable, Mapping
 from dataclasses import dataclass, field
@@ -19,6 +44,7 @@ from urllib.parse import urlsplit
 
 from bridge.errors import CameraError, ProtocolError
 from bridge.httpauth import Authenticator
+from bridge.ratelimit import ThrottledLog, TokenBucket
 from bridge.rtsp.protocol import (
     RTSP_VERSION,
     InterleavedFrame,
@@ -48,6 +74,15 @@ log = logging.getLogger(__name__)
 PUBLIC = "OPTIONS, DESCRIBE, SETUP, PLAY, PAUSE, TEARDOWN, GET_PARAMETER, SET_PARAMETER"
 DESCRIBE_TIMEOUT = 5.0
 READ_SIZE = 64 * 1024
+HEADER_TIMEOUT = 10.0  # from a request's first byte to its last
+IDLE_TIMEOUT = 60.0  # without a request or interleaved frame, and no session playing
+WRITE_TIMEOUT = 10.0  # for a client to take our responses off the socket buffer
+# A VMS pulls main and sub of every camera from one address as one user: 32 cameras' worth.
+MAX_CONNECTIONS = 256
+MAX_CONNECTIONS_PER_HOST = 64
+MAX_SESSIONS_PER_CONNECTION = 8  # clients use one; a few set up several on one connection
+MAX_SESSIONS_PER_USER = 64  # on a server without users, everyone is one anonymous user
+MAX_UDP_SOCKETS = 1024  # 2 per UDP track: 256 two-track sessions, and at most half the fds
 _TRACK = re.compile(r"trackID=([0-9]{1,3})")
 
 # A path to its stream; None for no such stream, CameraError for one that cannot play now.
@@ -64,17 +99,36 @@ class _Status(Exception):
         self.headers = list(headers)
 
 
+class _Hangup(Exception):
+    """Ends a connection that broke a time limit; the message says which."""
+
+
 @dataclass(eq=False)
 class _Client:
     writer: asyncio.StreamWriter
     peer_host: str
     local_host: str
-    sessions: set[Session] = field(default_factory=set)  # interleaved ones, ending with us
+    sessions: set[Session] = field(default_factory=set)  # set up here, released with us
+    last_activity: float = field(default_factory=time.monotonic)
+
+    def idle_deadline(self, idle_timeout: float) -> float:
+        """When the connection may be closed for idling: never while a session it carries
+        plays, as the client may only send RTCP (over UDP, or interleaved) until it ends."""
+        deadline = self.last_activity + idle_timeout
+        playing = [s.expires for s in self.sessions if s.state is State.PLAYING]
+        return max([deadline, *playing])
+
+
+# What serves one method: (connection, request, the user it authenticated as) to the reply.
+Handler = Callable[[_Client, RtspRequest, str | None], Awaitable[Reply]]
 
 
 def _split_uri(uri: str) -> tuple[str, str, int | None]:
     """(authority without credentials, stream path, track index or None) of a request URI."""
-    parts = urlsplit(uri)
+    try:
+        parts = urlsplit(uri)
+    except ValueError:  # a malformed IPv6 literal, say
+        raise _Status(400) from None
     if parts.scheme.lower() not in ("rtsp", "rtspu") or not parts.netloc:
         raise _Status(400)
     authority = parts.netloc.rpartition("@")[2]
@@ -84,6 +138,14 @@ def _split_uri(uri: str) -> tuple[str, str, int | None]:
         track = int(match.group(1))
         segments.pop()
     return authority, "/".join(segments), track
+
+
+def _udp_socket_budget() -> int:
+    """:data:`MAX_UDP_SOCKETS`, or half the descriptors this process may open if fewer."""
+    soft, _ = resource.getrlimit(resource.RLIMIT_NOFILE)
+    if soft == resource.RLIM_INFINITY:
+        return MAX_UDP_SOCKETS
+    return min(MAX_UDP_SOCKETS, soft // 2)
 
 
 class RtspServer:
@@ -96,6 +158,13 @@ class RtspServer:
         users: Mapping[str, str],
         realm: str = "bridge",
         session_timeout: float = 60,
+        header_timeout: float = HEADER_TIMEOUT,
+        idle_timeout: float = IDLE_TIMEOUT,
+        max_connections: int = MAX_CONNECTIONS,
+        max_connections_per_host: int = MAX_CONNECTIONS_PER_HOST,
+        max_sessions_per_connection: int = MAX_SESSIONS_PER_CONNECTION,
+        max_sessions_per_user: int = MAX_SESSIONS_PER_USER,
+        max_udp_sockets: int | None = None,  # None: see _udp_socket_budget
     ) -> None:
         self._resolver = resolver
         self._host = host
@@ -103,6 +172,16 @@ class RtspServer:
         self._auth = Authenticator(users, realm)
         self.stats = DeliveryStats()
         self.session_timeout = session_timeout
+        self._header_timeout = header_timeout
+        self._idle_timeout = idle_timeout
+        self._max_connections = max_connections
+        self._max_connections_per_host = max_connections_per_host
+        self._max_sessions_per_connection = max_sessions_per_connection
+        self._max_sessions_per_user = max_sessions_per_user
+        self._max_udp_sockets = _udp_socket_budget() if max_udp_sockets is None else max_udp_sockets
+        self._binding_udp = 0  # sockets being bound right now, not yet in a session
+        self._refusals = ThrottledLog(log)
+        self._tracebacks = TokenBucket(rate=1 / 60, burst=3)  # a bug a peer can trigger at will
         self._sessions: dict[str, Session] = {}
         self._clients: set[_Client] = set()
         self._handlers: set[asyncio.Task[None]] = set()
@@ -145,6 +224,10 @@ class RtspServer:
     def sessions(self) -> Mapping[str, Session]:
         return self._sessions
 
+    @property
+    def connections(self) -> int:
+        return len(self._clients)
+
     async def _reap(self) -> None:
         interval = min(1.0, self.session_timeout / 4)
         while True:
@@ -160,55 +243,131 @@ class RtspServer:
             client.sessions.discard(session)
         await session.close()
 
+    def _refuse(self, kind: str, message: str, *args: object) -> None:
+        self._refusals.log(logging.WARNING, kind, "rtsp: " + message, *args)
+
     # -- connections ----------------------------------------------------------------------
 
     async def _serve_client(
         self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter
     ) -> None:
+        peer, local = writer.get_extra_info("peername"), writer.get_extra_info("sockname")
+        if not peer or not local:  # gone before it was accepted
+            writer.close()
+            return
+        if not self._admit(peer[0]):
+            writer.close()
+            return
         task = asyncio.current_task()
         assert task is not None
         self._handlers.add(task)
-        client = _Client(
-            writer, writer.get_extra_info("peername")[0], writer.get_extra_info("sockname")[0]
-        )
+        client = _Client(writer, peer[0], local[0])
         self._clients.add(client)
         try:
             await self._converse(reader, client)
+        except _Hangup as exc:
+            self._refusals.log(
+                logging.INFO,
+                str(exc),
+                "rtsp: closed a connection from %s: %s",
+                client.peer_host,
+                exc,
+            )
         except (ConnectionError, asyncio.IncompleteReadError):
             pass
         finally:
             self._clients.discard(client)
-            for session in list(client.sessions):
-                await self._end(session)
+            await self._release(client)
             writer.close()
             with contextlib.suppress(ConnectionError):
                 await writer.wait_closed()
             self._handlers.discard(task)
 
+    def _admit(self, host: str) -> bool:
+        if len(self._clients) >= self._max_connections:
+            self._refuse(
+                "connections", "refused a connection from %s: %d connections in all",
+                host, self._max_connections,
+            )  # fmt: skip
+            return False
+        if sum(c.peer_host == host for c in self._clients) >= self._max_connections_per_host:
+            self._refuse(
+                "connections per host", "refused a connection from %s: %d connections from it",
+                host, self._max_connections_per_host,
+            )  # fmt: skip
+            return False
+        return True
+
+    async def _release(self, client: _Client) -> None:
+        """End the sessions a closed connection set up, but for playing UDP-only ones."""
+        for session in list(client.sessions):
+            if session.state is State.PLAYING and not session.interleaved:
+                continue  # its receiver reports keep it, TEARDOWN may come on a new connection
+            await self._end(session)
+        client.sessions.clear()
+
     async def _converse(self, reader: asyncio.StreamReader, client: _Client) -> None:
         connection = RtspConnection()
-        writer = client.writer
-        while data := await reader.read(READ_SIZE):
+        partial_since: float | None = None  # when the unfinished message's first byte came
+        while data := await self._receive(reader, client, partial_since):
+            received = time.monotonic()
             connection.receive_data(data)
+            completed = False
             while True:
                 try:
                     event = connection.next_event()
                 except ProtocolError as exc:
-                    log.info("rtsp: closing %s after a bad request: %s", client.peer_host, exc)
-                    writer.write(RtspResponse(400).serialize())
+                    self._refusals.log(
+                        logging.INFO, "bad request",
+                        "rtsp: closing a connection from %s after a bad request: %s",
+                        client.peer_host, exc,
+                    )  # fmt: skip
+                    client.writer.write(RtspResponse(400).serialize())
                     return
                 if event is None:
                     break
+                completed = True
+                client.last_activity = time.monotonic()
                 if isinstance(event, InterleavedFrame):
                     self._on_interleaved(client, event)
                     continue
                 response, then = await self._respond(client, event)
-                writer.write(response.serialize())
+                client.writer.write(response.serialize())
                 if then is not None:
                     then()
                 if response.status == 400:
                     return
-            await writer.drain()
+            if not connection.buffered:
+                partial_since = None
+            elif completed or partial_since is None:
+                partial_since = received
+            await self._drain(client)
+
+    async def _receive(
+        self, reader: asyncio.StreamReader, client: _Client, partial_since: float | None
+    ) -> bytes:
+        """The next bytes from the client; b"" at its end, _Hangup past a time limit."""
+        while True:
+            if partial_since is not None:
+                deadline = partial_since + self._header_timeout
+            else:
+                deadline = client.idle_deadline(self._idle_timeout)
+            try:
+                async with asyncio.timeout(deadline - time.monotonic()):
+                    return await reader.read(READ_SIZE)
+            except TimeoutError:
+                if partial_since is not None:
+                    raise _Hangup("request not complete in time") from None
+                if client.idle_deadline(self._idle_timeout) <= time.monotonic():
+                    raise _Hangup("idle") from None
+                # A session it carries was kept alive meanwhile: wait on.
+
+    async def _drain(self, client: _Client) -> None:
+        try:
+            async with asyncio.timeout(WRITE_TIMEOUT):
+                await client.writer.drain()
+        except TimeoutError:
+            raise _Hangup("not reading its responses") from None
 
     def _on_interleaved(self, client: _Client, frame: InterleavedFrame) -> None:
         for session in client.sessions:
@@ -229,16 +388,16 @@ class RtspServer:
             handler = self._methods().get(request.method)
             if handler is None:
                 raise _Status(501, [("Public", PUBLIC)])
-            if request.method != "OPTIONS":
-                self._authorize(request)
-            return await handler(client, request)
+            user = None if request.method == "OPTIONS" else self._authorize(request)
+            return await handler(client, request, user)
         except _Status as status:
             return RtspResponse.reply(request, status.status, status.headers), None
         except Exception:
-            log.exception("rtsp: %s %s failed", request.method, request.uri)
+            if self._tracebacks.allow(time.monotonic()):
+                log.exception("rtsp: %s failed", request.method)
             return RtspResponse.reply(request, 500), None
 
-    def _methods(self) -> dict[str, Callable[[_Client, RtspRequest], Awaitable[Reply]]]:
+    def _methods(self) -> dict[str, Handler]:
         return {
             "OPTIONS": self._options,
             "DESCRIBE": self._describe,
@@ -250,16 +409,19 @@ class RtspServer:
             "SET_PARAMETER": self._keepalive,
         }
 
-    def _authorize(self, request: RtspRequest) -> None:
+    def _authorize(self, request: RtspRequest) -> str | None:
+        """The user the request authenticates as; None on a server without users."""
         if not self._auth.users:
-            return
+            return None
         authorization = request.headers.get("Authorization", "")
-        if self._auth.authenticate(request.method, authorization) is None:
+        user = self._auth.authenticate(request.method, authorization)
+        if user is None:
             raise _Status(
                 401, [("WWW-Authenticate", value) for value in self._auth.challenges(authorization)]
             )
+        return user
 
-    def _session(self, request: RtspRequest) -> Session:
+    def _session(self, client: _Client, request: RtspRequest, user: str | None) -> Session:
         value = request.headers.get("Session")
         if value is None:
             raise _Status(454)
@@ -270,8 +432,23 @@ class RtspServer:
         session = self._sessions.get(session_id)
         if session is None:
             raise _Status(454)
+        if not self._may_use(client, session, user):
+            self._refuse(
+                "foreign session",
+                "refused %s from %s: the session belongs to another user or connection",
+                request.method, client.peer_host,
+            )  # fmt: skip
+            raise _Status(454)
         session.touch()
         return session
+
+    def _may_use(self, client: _Client, session: Session, user: str | None) -> bool:
+        if session.user != user:
+            return False
+        if session in client.sessions:
+            return True
+        # Interleaved RTP rides on the connection that set it up: only that one may drive it.
+        return not session.interleaved and session.host == client.peer_host
 
     def _session_header(self, session: Session) -> dict[str, str]:
         return {"Session": f"{session.id};timeout={round(session.timeout)}"}
@@ -280,13 +457,14 @@ class RtspServer:
         try:
             return self._resolver(path)
         except CameraError as exc:
-            log.info("rtsp: %s is not available: %s", path, exc)
+            # Only a configured camera raises, so the path is one of ours, not the client's.
+            self._refusals.log(logging.INFO, f"unavailable {path}", "rtsp: %s", exc)
             raise _Status(503, [("Retry-After", "5")]) from None
 
-    async def _options(self, client: _Client, request: RtspRequest) -> Reply:
+    async def _options(self, client: _Client, request: RtspRequest, user: str | None) -> Reply:
         return RtspResponse.reply(request, 200, {"Public": PUBLIC}), None
 
-    async def _describe(self, client: _Client, request: RtspRequest) -> Reply:
+    async def _describe(self, client: _Client, request: RtspRequest, user: str | None) -> Reply:
         authority, path, track = _split_uri(request.uri)
         source = self._resolve(path) if track is None else None
         if source is None:
@@ -307,13 +485,13 @@ class RtspServer:
         }
         return RtspResponse.reply(request, 200, headers, sdp.serialize().encode()), None
 
-    async def _setup(self, client: _Client, request: RtspRequest) -> Reply:
+    async def _setup(self, client: _Client, request: RtspRequest, user: str | None) -> Reply:
         _, path, index = _split_uri(request.uri)
         if index is None:
             raise _Status(459)  # SETUP names a track, never the presentation
         session: Session | None = None
         if "Session" in request.headers:
-            session = self._session(request)
+            session = self._session(client, request, user)
             if session.path != path:
                 raise _Status(459)
             if session.state is State.PLAYING:
@@ -329,15 +507,19 @@ class RtspServer:
         except ProtocolError:
             raise _Status(461) from None
         if session is None:
-            session = Session(path, source, self.session_timeout)
+            self._check_session_quota(client, user)
+            session = Session(path, source, self.session_timeout, user=user, host=client.peer_host)
+            # Registered before any await, so that quotas count it while its sockets are bound.
+            self._sessions[session.id] = session
+            client.sessions.add(session)
+        try:
+            spec, output = await self._open_output(client, session, specs, index)
+        except _Status:
+            if not session.tracks:  # the session this very request was creating
+                await self._end(session)
+            raise
         track = source.tracks[index]
         sequencer = new_sequencer(track)
-        chosen = await self._open_output(client, session, specs, index)
-        if chosen is None:
-            if not session.tracks:
-                await session.close()
-            raise _Status(461)
-        spec, output = chosen
         old = session.tracks.pop(index, None)
         if old is not None:
             old.output.close()
@@ -345,19 +527,35 @@ class RtspServer:
         session.tracks[index] = TrackBinding(
             track, request.uri, answer, output, sequencer, self.stats
         )
-        self._sessions[session.id] = session
-        if isinstance(output, InterleavedOutput):
-            client.sessions.add(session)
         headers = {"Transport": answer.serialize(), **self._session_header(session)}
         return RtspResponse.reply(request, 200, headers), None
 
+    def _check_session_quota(self, client: _Client, user: str | None) -> None:
+        if len(client.sessions) >= self._max_sessions_per_connection:
+            self._refuse(
+                "sessions per connection", "refused a SETUP from %s: %d sessions on its connection",
+                client.peer_host, self._max_sessions_per_connection,
+            )  # fmt: skip
+            raise _Status(453)
+        if sum(s.user == user for s in self._sessions.values()) >= self._max_sessions_per_user:
+            self._refuse(
+                "sessions per user", "refused a SETUP from %s: its user has %d sessions",
+                client.peer_host, self._max_sessions_per_user,
+            )  # fmt: skip
+            raise _Status(453)
+
     async def _open_output(
         self, client: _Client, session: Session, specs: list[TransportSpec], index: int
-    ) -> tuple[TransportSpec, Output] | None:
+    ) -> tuple[TransportSpec, Output]:
+        """The first of the client's transports that can be had; 461 when none is supported,
+        453 when a supported one was refused for want of resources."""
+        short_of_resources = False
         for spec in specs:
             if spec.protocol != "RTP/AVP" or spec.delivery == "multicast":
                 continue
             if spec.is_tcp:
+                if session not in client.sessions:
+                    continue  # interleaved data only flows on the session's own connection
                 channels = spec.interleaved or (2 * index, 2 * index + 1)
                 return (
                     TransportSpec(
@@ -368,14 +566,37 @@ class RtspServer:
                     InterleavedOutput(client.writer, channels),
                 )
             if spec.lower_transport in (None, "UDP") and spec.client_port is not None:
-                output = await UdpOutput.bind(
-                    client.local_host, client.peer_host, spec.client_port, session.touch
-                )
+                output = await self._bind_udp(client, session, spec.client_port)
+                if output is None:
+                    short_of_resources = True
+                    continue
                 return TransportSpec(protocol=spec.protocol, client_port=spec.client_port), output
-        return None
+        raise _Status(453 if short_of_resources else 461)
 
-    async def _play(self, client: _Client, request: RtspRequest) -> Reply:
-        session = self._session(request)
+    async def _bind_udp(
+        self, client: _Client, session: Session, client_ports: tuple[int, int]
+    ) -> UdpOutput | None:
+        """A server port pair for the session, or None (logged) when none can be had."""
+        held = sum(s.udp_sockets for s in self._sessions.values()) + self._binding_udp
+        if held + 2 > self._max_udp_sockets:
+            self._refuse(
+                "udp budget", "refused UDP to %s: %d UDP sockets in use, the most allowed",
+                client.peer_host, held,
+            )  # fmt: skip
+            return None
+        self._binding_udp += 2
+        try:
+            return await UdpOutput.bind(
+                client.local_host, session.host, client_ports, session.touch
+            )
+        except OSError as exc:
+            self._refuse("udp bind", "refused UDP to %s: %s", client.peer_host, exc)
+            return None
+        finally:
+            self._binding_udp -= 2
+
+    async def _play(self, client: _Client, request: RtspRequest, user: str | None) -> Reply:
+        session = self._session(client, request, user)
         headers = self._session_header(session)
         if session.state is State.PLAYING:
             return RtspResponse.reply(request, 200, {**headers, "Range": "npt=now-"}), None
@@ -390,18 +611,18 @@ class RtspServer:
         headers |= {"Range": "npt=now-", "RTP-Info": rtp_info}
         return RtspResponse.reply(request, 200, headers), session.start
 
-    async def _pause(self, client: _Client, request: RtspRequest) -> Reply:
-        session = self._session(request)
+    async def _pause(self, client: _Client, request: RtspRequest, user: str | None) -> Reply:
+        session = self._session(client, request, user)
         await session.pause()
         return RtspResponse.reply(request, 200, self._session_header(session)), None
 
-    async def _teardown(self, client: _Client, request: RtspRequest) -> Reply:
-        session = self._session(request)
+    async def _teardown(self, client: _Client, request: RtspRequest, user: str | None) -> Reply:
+        session = self._session(client, request, user)
         await self._end(session)
         return RtspResponse.reply(request, 200), None
 
-    async def _keepalive(self, client: _Client, request: RtspRequest) -> Reply:
+    async def _keepalive(self, client: _Client, request: RtspRequest, user: str | None) -> Reply:
         headers: dict[str, str] = {}
         if "Session" in request.headers:
-            headers = self._session_header(self._session(request))
+            headers = self._session_header(self._session(client, request, user))
         return RtspResponse.reply(request, 200, headers), None

@@ -11,6 +11,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import enum
+import errno
 import logging
 import secrets
 import time
@@ -118,6 +119,7 @@ class UdpOutput:
         *,
         attempts: int = 32,
     ) -> UdpOutput:
+        """Bind a fresh pair; OSError when none is free or no socket can be had (EMFILE)."""
         loop = asyncio.get_running_loop()
         for _ in range(attempts):
             rtp, _proto = await loop.create_datagram_endpoint(_Discard, local_addr=(host, 0))
@@ -127,10 +129,12 @@ class UdpOutput:
                     rtcp, _ = await loop.create_datagram_endpoint(
                         lambda: _RtcpReceiver(on_receiver_report), local_addr=(host, port + 1)
                     )
-                except OSError:
-                    pass  # the odd neighbour is taken: try another pair
-                else:
-                    return cls(rtp, rtcp, client_host, client_ports)
+                except OSError as exc:
+                    rtp.close()
+                    if exc.errno != errno.EADDRINUSE:
+                        raise  # out of sockets: another attempt would only fail again
+                    continue  # the odd neighbour is taken: try another pair
+                return cls(rtp, rtcp, client_host, client_ports)
             rtp.close()
         raise OSError(f"no free even/odd UDP port pair on {host} after {attempts} attempts")
 
@@ -217,11 +221,21 @@ class State(enum.Enum):
 
 
 class Session:
-    def __init__(self, path: str, source: StreamSource, timeout: float) -> None:
+    """One client's session on one stream.
+
+    ``user`` (None on a server without users) and ``host`` (the client's address) are whose it
+    is: the server lets nobody else use it, whatever session id they present.
+    """
+
+    def __init__(
+        self, path: str, source: StreamSource, timeout: float, *, user: str | None, host: str
+    ) -> None:
         self.id = secrets.token_hex(8)
         self.path = path
         self.source = source
         self.timeout = timeout
+        self.user = user
+        self.host = host
         self.state = State.READY
         self.tracks: dict[int, TrackBinding] = {}
         self.last_activity = time.monotonic()
@@ -235,8 +249,22 @@ class Session:
     def touch(self) -> None:
         self.last_activity = time.monotonic()
 
+    @property
+    def expires(self) -> float:
+        """The ``time.monotonic()`` after which the session has timed out."""
+        return self.last_activity + self.timeout
+
     def expired(self, now: float) -> bool:
-        return now - self.last_activity > self.timeout
+        return now > self.expires
+
+    @property
+    def interleaved(self) -> bool:
+        """Whether any track goes over the RTSP connection (which then carries the session)."""
+        return any(isinstance(b.output, InterleavedOutput) for b in self.tracks.values())
+
+    @property
+    def udp_sockets(self) -> int:
+        return sum(2 for b in self.tracks.values() if isinstance(b.output, UdpOutput))
 
     def on_rtcp(self, data: bytes) -> None:
         if is_receiver_report(data):

@@ -157,6 +157,7 @@ def test_response_refuses_header_injection() -> None:
         (404, "Not Found"),
         (405, "Method Not Allowed"),
         (451, "Parameter Not Understood"),
+        (453, "Not Enough Bandwidth"),
         (454, "Session Not Found"),
         (455, "Method Not Valid in This State"),
         (457, "Invalid Range"),
@@ -234,6 +235,66 @@ def test_malformed_headers(header: bytes, match: str) -> None:
         RtspConnection().feed(b"OPTIONS * RTSP/1.0\r\n" + header + b"\r\n\r\n")
 
 
+@pytest.mark.parametrize(
+    "header",
+    [
+        b"CSeq: 1\rX-Injected: 1",  # a bare CR: would be a second header line once echoed
+        b"User-Agent: Lavf\x00",
+        b"X-Note: \x7f",
+        b"X-Note: first\r\n second\x01",  # in a folded continuation too
+    ],
+)
+def test_control_characters_in_header_values(header: bytes) -> None:
+    with pytest.raises(ProtocolError, match="control character"):
+        RtspConnection().feed(b"OPTIONS * RTSP/1.0\r\n" + header + b"\r\n\r\n")
+
+
+def test_tabs_and_latin1_in_header_values_are_fine() -> None:
+    [request] = feed_all(b"OPTIONS * RTSP/1.0\r\nCSeq:  12 \r\nX-Note: a\tb\xe9\r\n\r\n")
+    assert isinstance(request, RtspRequest)
+    assert request.cseq == "12"
+    assert request.headers["X-Note"] == "a\tb\xe9"
+
+
+@pytest.mark.parametrize("cseq", [b"1a", b"-1", b"1 2", b""])
+def test_cseq_is_a_number(cseq: bytes) -> None:
+    """Every response echoes CSeq: anything but digits is refused before it can be."""
+    with pytest.raises(ProtocolError, match="CSeq"):
+        RtspConnection().feed(b"OPTIONS * RTSP/1.0\r\nCSeq: " + cseq + b"\r\n\r\n")
+
+
+@pytest.mark.parametrize("uri", [b"rtsp://h/ca\rm", b"rtsp://h/\x00", b"rtsp://h/caf\xe9"])
+def test_request_uri_is_visible_ascii(uri: bytes) -> None:
+    with pytest.raises(ProtocolError, match="request line"):
+        RtspConnection().feed(b"SETUP " + uri + b" RTSP/1.0\r\nCSeq: 1\r\n\r\n")
+
+
+@pytest.mark.parametrize(
+    "head",
+    [
+        b"DESCRIBE rtsp://h/cam RTSP/1.0\r\nAuthorization Basic dXNlcjpzM2NyM3Q=",
+        b"DESCRIBE rtsp://user:s3cr3t@h/cam HTTP/1.1\r\nCSeq: 1",
+        b"DESCRIBE rtsp://h/cam RTSP/1.0\r\nAuthorization: Basic dXNlcjpzM2NyM3Q=\x01",
+    ],
+)
+def test_errors_say_what_was_wrong_not_what_was_sent(head: bytes) -> None:
+    """Error messages end up in the log: never with a request's credentials in them."""
+    with pytest.raises(ProtocolError) as caught:
+        RtspConnection().feed(head + b"\r\n\r\n")
+    assert "dXNlcjpzM2NyM3Q" not in str(caught.value)
+    assert "s3cr3t" not in str(caught.value)
+
+
+def test_a_request_repr_hides_its_credentials() -> None:
+    [request] = feed_all(
+        b"DESCRIBE rtsp://h/cam RTSP/1.0\r\nCSeq: 2\r\n"
+        b"Authorization: Basic dXNlcjpzM2NyM3Q=\r\n\r\n"
+    )
+    assert "dXNlcjpzM2NyM3Q" not in repr(request)
+    assert "('Authorization', '***')" in repr(request)
+    assert request.headers["Authorization"] == "Basic dXNlcjpzM2NyM3Q="
+
+
 def test_repeated_equal_content_length_is_accepted() -> None:
     data = b"ANNOUNCE * RTSP/1.0\r\nContent-Length: 2\r\ncontent-length: 2\r\n\r\nab"
     [request] = feed_all(data)
@@ -298,13 +359,18 @@ def test_incomplete_input_waits() -> None:
 # -- arbitrary streams ---------------------------------------------------------------------
 
 _TOKENS = st.text(alphabet="ABCDEFGHIJKLMNOPQRSTUVWXYZ_", min_size=1, max_size=12)
-_VALUES = st.text(alphabet=st.characters(min_codepoint=0x21, max_codepoint=0xFF), max_size=40)
+# Visible ASCII and obs-text (RFC 7230 field-vchar): what a header value may hold.
+_VALUES = st.text(
+    alphabet=st.characters(min_codepoint=0x21, max_codepoint=0xFF, blacklist_characters="\x7f"),
+    max_size=40,
+)
 
 
 @st.composite
 def _requests(draw: st.DrawFn) -> RtspRequest:
     names = draw(st.lists(st.sampled_from(["CSeq", "Session", "Transport", "X-Y"]), max_size=4))
-    headers = Headers([(name, draw(_VALUES)) for name in names])
+    cseq = st.integers(0, 2**31).map(str)  # the one value the parser wants digits in
+    headers = Headers([(name, draw(cseq if name == "CSeq" else _VALUES)) for name in names])
     return RtspRequest(
         draw(_TOKENS),
         "rtsp://host/" + draw(st.text(alphabet="abc/=0123456789", max_size=20)),

@@ -5,125 +5,24 @@ from __future__ import annotations
 import asyncio
 import json
 import re
-import threading
-from collections.abc import AsyncIterator, Callable
-from fractions import Fraction
 
-import av
-import numpy as np
 import pytest
-from av.video.frame import PictureType
-from helpers import RawClient, basic_authorization
+from helpers import RawClient
+from rtsp_rig import (
+    BASIC,
+    FPS,
+    StartServer,
+    base,
+    client_fixture,  # noqa: F401 (a fixture)
+    play,
+    server_fixture,  # noqa: F401 (a fixture)
+    setup_session,
+    source_fixture,  # noqa: F401 (a fixture)
+    start_server_fixture,  # noqa: F401 (a fixture)
+)
 
-from bridge.rtsp.h264 import is_idr, split_annexb
 from bridge.rtsp.rtcp import SenderReport, parse_compound
 from bridge.rtsp.server import RtspServer
-from bridge.rtsp.stream import AccessUnit, Codec, FanoutSource, MediaTrack, StreamSource
-
-WIDTH, HEIGHT, FPS = 320, 240, 15
-USERS = {"user": "pw"}
-BASIC = basic_authorization("user", "pw")
-AUDIO_CHUNK = 0.02  # 160 u-law samples at 8 kHz
-
-
-def _ulaw(samples: np.ndarray) -> bytes:
-    """G.711 u-law encoding of 16-bit samples."""
-    x = samples.astype(np.int32)
-    sign = (x < 0).astype(np.int32) << 7
-    magnitude = np.minimum(np.abs(x), 32635) + 0x84
-    exponent = np.clip(np.floor(np.log2(magnitude)).astype(np.int32) - 7, 0, 7)
-    mantissa = (magnitude >> (exponent + 3)) & 0x0F
-    return bytes((~(sign | (exponent << 4) | mantissa) & 0xFF).astype(np.uint8))
-
-
-# 400 Hz fits exactly 8 periods in 20 ms, so one chunk repeats seamlessly.
-TONE = _ulaw(8000 * np.sin(2 * np.pi * 400 * np.arange(160) / 8000))
-
-
-def _open_encoder() -> av.VideoCodecContext:
-    encoder = av.VideoCodecContext.create("libx264", "w")
-    encoder.width, encoder.height, encoder.pix_fmt = WIDTH, HEIGHT, "yuv420p"
-    encoder.time_base = Fraction(1, FPS)
-    encoder.framerate = Fraction(FPS, 1)
-    encoder.gop_size = FPS
-    encoder.options = {
-        "preset": "ultrafast",
-        "tune": "zerolatency",
-        "x264-params": "repeat-headers=1",
-    }
-    encoder.open()
-    return encoder
-
-
-def _encode(encoder: av.VideoCodecContext, index: int, force_idr: bool) -> list[bytes]:
-    picture = np.full((HEIGHT * 3 // 2, WIDTH), 128, np.uint8)
-    picture[:HEIGHT] = 40
-    x = (index * 8) % (WIDTH - 32)
-    picture[:HEIGHT, x : x + 32] = 220  # a bar sweeping across, so P-frames carry motion
-    frame = av.VideoFrame.from_ndarray(picture, format="yuv420p")
-    frame.pts = index
-    if force_idr:
-        frame.pict_type = PictureType.I
-    return [bytes(packet) for packet in encoder.encode(frame)]
-
-
-class SyntheticH264Source(FanoutSource):
-    """A live 320x240 15 fps H.264 stream (plus an optional PCMU tone), paced in real time.
-
-    Encoding runs in a worker thread, never on the event loop.
-    """
-
-    def __init__(self, *, audio: bool = True) -> None:
-        self._force_idr = threading.Event()
-        self._audio = audio
-        tracks = [MediaTrack(Codec.H264, framerate=FPS)]
-        if audio:
-            tracks.append(MediaTrack(Codec.PCMU))
-        super().__init__(
-            tracks,
-            self._frames,
-            name="synthetic",
-            request_keyframe=self._force_idr.set,
-            idle_grace=1.0,
-        )
-
-    async def _frames(self) -> AsyncIterator[AccessUnit]:
-        encoder = await asyncio.to_thread(_open_encoder)
-        loop = asyncio.get_running_loop()
-        start = loop.time()
-        audio_time = 0.0
-        index = 0
-        while True:
-            force = self._force_idr.is_set()
-            self._force_idr.clear()
-            for data in await asyncio.to_thread(_encode, encoder, index, force):
-                nal_units = split_annexb(data)
-                keyframe = any(is_idr(nal) for nal in nal_units)
-                yield AccessUnit(0, nal_units, index / FPS, keyframe)
-            index += 1
-            while self._audio and audio_time < index / FPS:
-                yield AccessUnit(1, TONE, audio_time, True)
-                audio_time += AUDIO_CHUNK
-            await asyncio.sleep(max(0.0, start + index / FPS - loop.time()))
-
-
-@pytest.fixture
-async def source() -> AsyncIterator[SyntheticH264Source]:
-    synthetic = SyntheticH264Source()
-    yield synthetic
-    await synthetic.close()
-
-
-def _resolver(source: StreamSource) -> Callable[[str], StreamSource | None]:
-    return lambda path: source if path == "cam/main" else None
-
-
-@pytest.fixture
-async def server(source: SyntheticH264Source) -> AsyncIterator[RtspServer]:
-    rtsp = RtspServer(_resolver(source), host="127.0.0.1", port=0, users=USERS)
-    await rtsp.start()
-    yield rtsp
-    await rtsp.stop()
 
 
 async def _run(*argv: str, limit: float) -> tuple[int, str, str]:
@@ -166,7 +65,10 @@ async def test_ffprobe_sees_h264_and_pcmu(server: RtspServer, transport: str) ->
 
 
 @pytest.mark.parametrize("transport", ["tcp", "udp"])
-async def test_ffmpeg_decodes_nearly_every_frame(server: RtspServer, transport: str) -> None:
+async def test_ffmpeg_decodes_nearly_every_frame(start_server: StartServer, transport: str) -> None:
+    # ffmpeg keeps one connection and, over UDP, says nothing on it for half the session
+    # timeout: a playing session must keep that connection past the idle timeout.
+    server = await start_server(idle_timeout=1.0)
     code, _, err = await _run(
         "ffmpeg", "-nostdin", "-hide_banner", "-rtsp_transport", transport,
         "-i", _url(server), "-t", "3", "-f", "null", "-",
@@ -191,31 +93,8 @@ async def test_ffprobe_wrong_password_is_refused(server: RtspServer) -> None:
 # -- raw sockets ----------------------------------------------------------------------------
 
 
-@pytest.fixture
-async def client(server: RtspServer) -> AsyncIterator[RawClient]:
-    raw = await RawClient.connect(server.port, BASIC)
-    yield raw
-    await raw.close()
-
-
-def _base(server: RtspServer) -> str:
-    return f"rtsp://127.0.0.1:{server.port}/cam/main"
-
-
-TCP_TRANSPORT = {"Transport": "RTP/AVP/TCP;unicast;interleaved=0-1"}
-
-
-async def _setup(client: RawClient, server: RtspServer) -> str:
-    status, headers, _ = await client.request("SETUP", f"{_base(server)}/trackID=0", TCP_TRANSPORT)
-    assert status == 200
-    assert "interleaved=0-1" in headers["Transport"]
-    session, _, timeout = headers["Session"].partition(";")
-    assert timeout.startswith("timeout=")
-    return session
-
-
 async def test_options_lists_public_methods(client: RawClient, server: RtspServer) -> None:
-    status, headers, _ = await client.request("OPTIONS", _base(server), auth=False)
+    status, headers, _ = await client.request("OPTIONS", base(server), auth=False)
     assert status == 200
     assert headers["CSeq"] == "1"
     assert {m.strip() for m in headers["Public"].split(",")} == {
@@ -227,7 +106,7 @@ async def test_options_lists_public_methods(client: RawClient, server: RtspServe
 async def test_describe_without_credentials_is_challenged(
     client: RawClient, server: RtspServer
 ) -> None:
-    status, headers, _ = await client.request("DESCRIBE", _base(server), auth=False)
+    status, headers, _ = await client.request("DESCRIBE", base(server), auth=False)
     assert status == 401
     challenges = headers.get_all("WWW-Authenticate")
     assert any(c.startswith("Digest ") and 'qop="auth"' in c for c in challenges)
@@ -235,10 +114,10 @@ async def test_describe_without_credentials_is_challenged(
 
 
 async def test_describe_returns_sdp(client: RawClient, server: RtspServer) -> None:
-    status, headers, body = await client.request("DESCRIBE", _base(server))
+    status, headers, body = await client.request("DESCRIBE", base(server))
     assert status == 200
     assert headers["Content-Type"] == "application/sdp"
-    assert headers["Content-Base"] == _base(server) + "/"
+    assert headers["Content-Base"] == base(server) + "/"
     sdp = body.decode()
     assert "a=control:*" in sdp
     assert "a=control:trackID=0" in sdp
@@ -252,12 +131,12 @@ async def test_unknown_path_is_404(client: RawClient, server: RtspServer) -> Non
 
 
 async def test_unknown_session_is_454(client: RawClient, server: RtspServer) -> None:
-    status, _, _ = await client.request("PLAY", _base(server) + "/", {"Session": "deadbeef"})
+    status, _, _ = await client.request("PLAY", base(server) + "/", {"Session": "deadbeef"})
     assert status == 454
 
 
 async def test_unsupported_transport_is_461(client: RawClient, server: RtspServer) -> None:
-    uri = f"{_base(server)}/trackID=0"
+    uri = f"{base(server)}/trackID=0"
     status, _, _ = await client.request("SETUP", uri, {"Transport": "RTP/AVP;multicast"})
     assert status == 461
     status, _, _ = await client.request("SETUP", uri, {"Transport": "RAW/RAW/UDP;unicast"})
@@ -277,37 +156,28 @@ async def test_malformed_request_closes_only_its_connection(
             assert await bad.reader.read() == b""
     finally:
         await bad.close()
-    assert (await client.request("OPTIONS", _base(server)))[0] == 200
+    assert (await client.request("OPTIONS", base(server)))[0] == 200
 
 
-async def test_keepalive_resets_session_timeout(source: SyntheticH264Source) -> None:
-    rtsp = RtspServer(_resolver(source), port=0, users=USERS, session_timeout=1.5)
-    await rtsp.start()
+async def test_keepalive_resets_session_timeout(start_server: StartServer) -> None:
+    rtsp = await start_server(session_timeout=1.5)
     raw = await RawClient.connect(rtsp.port, BASIC)
     try:
-        session = await _setup(raw, rtsp)
+        session = await setup_session(raw, rtsp)
         for _ in range(3):  # 3 s in all, twice the timeout: only the keepalives keep it
             await asyncio.sleep(1.0)
-            status, _, _ = await raw.request("GET_PARAMETER", _base(rtsp), {"Session": session})
+            status, _, _ = await raw.request("GET_PARAMETER", base(rtsp), {"Session": session})
             assert status == 200
         await asyncio.sleep(2.5)
-        status, _, _ = await raw.request("GET_PARAMETER", _base(rtsp), {"Session": session})
+        status, _, _ = await raw.request("GET_PARAMETER", base(rtsp), {"Session": session})
         assert status == 454
     finally:
         await raw.close()
-        await rtsp.stop()
-
-
-async def _play(client: RawClient, server: RtspServer, session: str) -> None:
-    status, headers, _ = await client.request("PLAY", _base(server) + "/", {"Session": session})
-    assert status == 200
-    assert headers["Range"] == "npt=now-"
-    assert re.fullmatch(r"url=\S+;seq=\d+;rtptime=\d+", headers["RTP-Info"])
 
 
 async def test_play_sends_rtp_and_sender_reports(client: RawClient, server: RtspServer) -> None:
-    session = await _setup(client, server)
-    await _play(client, server, session)
+    session = await setup_session(client, server)
+    await play(client, server, session)
     rtp = 0
     report: SenderReport | None = None
     async with asyncio.timeout(6):
@@ -321,10 +191,10 @@ async def test_play_sends_rtp_and_sender_reports(client: RawClient, server: Rtsp
 
 
 async def test_teardown_ends_the_session(client: RawClient, server: RtspServer) -> None:
-    session = await _setup(client, server)
-    await _play(client, server, session)
-    status, _, _ = await client.request("TEARDOWN", _base(server) + "/", {"Session": session})
+    session = await setup_session(client, server)
+    await play(client, server, session)
+    status, _, _ = await client.request("TEARDOWN", base(server) + "/", {"Session": session})
     assert status == 200
     assert not server.sessions
-    status, _, _ = await client.request("GET_PARAMETER", _base(server), {"Session": session})
+    status, _, _ = await client.request("GET_PARAMETER", base(server), {"Session": session})
     assert status == 454
