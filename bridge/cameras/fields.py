@@ -15,7 +15,7 @@ import math
 import re
 import unicodedata
 
-from bridge.cameras.jpeg import plausible_size
+from bridge.codecs.jpeg import plausible_size
 from bridge.errors import BadResponse
 
 # Caps on what a camera reports, a little past what any unit of the era has.

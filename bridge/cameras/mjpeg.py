@@ -13,7 +13,7 @@ from contextlib import aclosing
 
 from bridge.cameras.base import JpegFrame
 from bridge.cameras.http import CameraHttp, Params
-from bridge.cameras.jpeg import SOI, check_header
+from bridge.codecs.jpeg import SOI, check_header
 from bridge.errors import BadResponse, CameraUnreachable, ProtocolError
 from bridge.ratelimit import ThrottledLog
 

@@ -23,7 +23,7 @@ import enum
 from dataclasses import dataclass
 
 from bridge.cameras.fields import parse_int
-from bridge.cameras.jpeg import SOI, jpeg_end
+from bridge.codecs.jpeg import SOI, jpeg_end
 from bridge.errors import MessageTooLarge, ProtocolError
 
 DEFAULT_MAX_PART_SIZE = 8 * 1024 * 1024

@@ -53,8 +53,8 @@ from bridge.cameras.fields import (
     printable,
 )
 from bridge.cameras.http import AuthScheme, CameraHttp
-from bridge.cameras.jpeg import plausible_size
 from bridge.cameras.mjpeg import fetch_jpeg, mjpeg_frames
+from bridge.codecs.jpeg import plausible_size
 from bridge.errors import BadResponse, EndpointNotFound
 
 log = logging.getLogger(__name__)

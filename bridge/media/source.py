@@ -31,7 +31,8 @@ from dataclasses import dataclass, replace
 from typing import NamedTuple, TypeVar
 
 from bridge.cameras.base import AudioChunk, AudioFormat, CameraDriver, JpegFrame
-from bridge.cameras.jpeg import check_header, jpeg_size
+from bridge.codecs.h264 import split_annexb
+from bridge.codecs.jpeg import check_header, jpeg_size
 from bridge.errors import CameraError, ProtocolError
 from bridge.media.audio import AAC_FRAME_SAMPLES, PCMU_FRAME_BYTES, AudioTarget, AudioTranscoder
 from bridge.media.fanout import Backoff, Fanout
@@ -44,7 +45,6 @@ from bridge.media.transcode import (
     h264_level,
 )
 from bridge.ratelimit import ThrottledLog
-from bridge.rtsp.h264 import split_annexb
 from bridge.rtsp.stream import AccessUnit, Codec, FanoutSource, MediaTrack
 
 log = logging.getLogger(__name__)

@@ -29,9 +29,9 @@ from av.video.codeccontext import VideoCodecContext
 from av.video.frame import PictureType, VideoFrame
 from av.video.reformatter import ColorRange, Colorspace, Interpolation
 
-from bridge.cameras.jpeg import check_header
+from bridge.codecs.h264 import NAL_PPS, NAL_SPS, nal_type, split_annexb
+from bridge.codecs.jpeg import check_header
 from bridge.errors import ProtocolError
-from bridge.rtsp.h264 import NAL_PPS, NAL_SPS, nal_type, split_annexb
 
 CLOCK_RATE = 90_000
 MAX_GOP_SECONDS = 2.0
@@ -162,7 +162,7 @@ class VideoTranscoder:
     ) -> EncodedAccessUnit | None:
         """Encode one picture; ``None`` only if the encoder held the picture back (it does not
         with these settings). A JPEG that cannot be decoded, or whose header the gateway refuses
-        (:func:`~bridge.cameras.jpeg.check_header`), raises ProtocolError and leaves the
+        (:func:`~bridge.codecs.jpeg.check_header`), raises ProtocolError and leaves the
         transcoder ready for the next picture."""
         size = check_header(jpeg).size
         if size != self._source_size or self._decoder is None or self._encoder is None:

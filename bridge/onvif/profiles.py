@@ -23,7 +23,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
-from bridge.cameras.jpeg import jpeg_size
+from bridge.codecs.jpeg import jpeg_size
 from bridge.errors import (
     ActionFailed,
     CameraError,

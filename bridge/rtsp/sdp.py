@@ -12,8 +12,9 @@ from __future__ import annotations
 import ipaddress
 from dataclasses import dataclass
 
+from bridge.codecs.h264 import parse_sps
 from bridge.errors import ProtocolError
-from bridge.rtsp.h264 import parse_sps, profile_level_id, sprop_parameter_sets
+from bridge.rtsp.h264 import profile_level_id, sprop_parameter_sets
 
 Attribute = tuple[str, str | None]  # (name, value); value None for a flag like a=recvonly
 

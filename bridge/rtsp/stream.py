@@ -16,10 +16,10 @@ from collections.abc import AsyncIterator, Callable, Sequence
 from dataclasses import dataclass
 from typing import NamedTuple, Protocol
 
+from bridge.codecs.h264 import NAL_PPS, NAL_SPS, nal_type
 from bridge.errors import ProtocolError
 from bridge.media.fanout import Fanout
 from bridge.rtsp import aac, h264, jpeg
-from bridge.rtsp.h264 import NAL_PPS, NAL_SPS, nal_type
 from bridge.rtsp.sdp import (
     PT_AAC,
     PT_H264,

@@ -32,8 +32,8 @@ from bridge.cameras.base import (
 )
 from bridge.cameras.fields import MAX_IO_PORTS, MAX_PRESETS, TEXT_LIMIT, normalize_mac, printable
 from bridge.cameras.http import CameraHttp
-from bridge.cameras.jpeg import plausible_size
 from bridge.cameras.registry import DRIVERS
+from bridge.codecs.jpeg import plausible_size
 from bridge.errors import BadResponse, BridgeError
 from bridge.simulator import media as simulated
 

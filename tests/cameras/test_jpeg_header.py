@@ -9,7 +9,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from bridge.cameras.jpeg import (
+from bridge.codecs.jpeg import (
     MAX_SIDE,
     check_header,
     jpeg_end,

@@ -15,8 +15,9 @@ from conftest import OpenHttp, Serve, StartSim
 from bridge.cameras.base import CameraDriver, Dialect, JpegFrame
 from bridge.cameras.hama import VIDEO_PATH, HamaDriver
 from bridge.cameras.http import CameraHttp
-from bridge.cameras.jpeg import check_header
 from bridge.cameras.vapix2 import Vapix2Driver
+from bridge.codecs.h264 import parse_sps
+from bridge.codecs.jpeg import check_header
 from bridge.media.source import (
     AudioClock,
     CameraMedia,
@@ -26,7 +27,6 @@ from bridge.media.source import (
     decimation,
     fit_within,
 )
-from bridge.rtsp.h264 import parse_sps
 from bridge.rtsp.stream import AccessUnit, Codec, PacketizedUnit
 from bridge.simulator import media as simulated
 from bridge.simulator.core import SimOptions

@@ -19,7 +19,16 @@ from av.video.codeccontext import VideoCodecContext
 from av.video.frame import PictureType, VideoFrame
 from av.video.reformatter import ColorRange
 
-from bridge.cameras.jpeg import jpeg_size
+from bridge.codecs.h264 import (
+    NAL_IDR,
+    NAL_PPS,
+    NAL_SLICE,
+    NAL_SPS,
+    nal_type,
+    parse_sps,
+    split_annexb,
+)
+from bridge.codecs.jpeg import jpeg_size
 from bridge.errors import ProtocolError
 from bridge.media.transcode import (
     CLOCK_RATE,
@@ -31,7 +40,6 @@ from bridge.media.transcode import (
     h264_level,
     lowres_for,
 )
-from bridge.rtsp.h264 import NAL_IDR, NAL_PPS, NAL_SLICE, NAL_SPS, nal_type, parse_sps, split_annexb
 from bridge.simulator import media as simulated
 
 FPS = 15.0

@@ -20,7 +20,7 @@ import pytest
 from av.video.frame import PictureType
 from helpers import RawClient, basic_authorization
 
-from bridge.rtsp.h264 import is_idr, split_annexb
+from bridge.codecs.h264 import is_idr, split_annexb
 from bridge.rtsp.server import RtspServer
 from bridge.rtsp.stream import AccessUnit, Codec, FanoutSource, MediaTrack, StreamSource
 

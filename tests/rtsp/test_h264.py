@@ -11,23 +11,20 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from bridge.errors import MessageTooLarge, ProtocolError
-from bridge.rtsp.h264 import (
+from bridge.codecs.h264 import (
     NAL_IDR,
     NAL_PPS,
     NAL_SEI,
     NAL_SLICE,
     NAL_SPS,
-    H264Depacketizer,
     SpsInfo,
     is_idr,
     nal_type,
-    packetize,
     parse_sps,
-    profile_level_id,
     split_annexb,
-    sprop_parameter_sets,
 )
+from bridge.errors import MessageTooLarge, ProtocolError
+from bridge.rtsp.h264 import H264Depacketizer, packetize, profile_level_id, sprop_parameter_sets
 
 WIDTH, HEIGHT, FRAMES = 320, 240, 5
 

@@ -6,8 +6,9 @@ import base64
 
 import pytest
 
+from bridge.codecs.h264 import parse_sps
 from bridge.errors import ProtocolError
-from bridge.rtsp.h264 import parse_sps, profile_level_id
+from bridge.rtsp.h264 import profile_level_id
 from bridge.rtsp.sdp import (
     MediaDescription,
     SessionDescription,
