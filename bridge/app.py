@@ -3,7 +3,9 @@
 It connects every configured camera (identifying its dialect when ``dialect: auto``); a camera
 that cannot be reached is retried in the background and never stops the others. Each connected
 camera gets its media (:class:`~bridge.media.source.CameraMedia`), served by one RTSP server as
-``rtsp://HOST:rtsp_port/<camera>/<main|sub|jpeg>`` and by the web app as snapshots.
+``rtsp://HOST:rtsp_port/<camera>/<main|sub|jpeg>`` and by the web app as snapshots. The layers
+do not know each other: here each profile's stream as media hands it out becomes the one RTSP
+source every viewer of that profile shares.
 """
 
 from __future__ import annotations
@@ -40,7 +42,7 @@ from bridge.onvif.services import device_operations
 from bridge.onvif.soap import Service, catalog
 from bridge.onvif.users import Account, UserAccounts, UserLevel
 from bridge.rtsp.server import RtspServer
-from bridge.rtsp.stream import StreamSource
+from bridge.rtsp.stream import FanoutSource, StreamSource
 from bridge.web.app import CameraStatus, FoundCamera, Status, web_app
 
 log = logging.getLogger(__name__)
@@ -62,6 +64,9 @@ class Camera:
     driver: CameraDriver | None = None
     info: DeviceInfo | None = None
     media: CameraMedia | None = None
+    # Each profile's RTSP source, built at its first DESCRIBE or SETUP and then shared by all
+    # its sessions (each source runs its own encoder); they live as long as ``media``.
+    sources: dict[Profile, FanoutSource] = field(default_factory=dict)
     onvif: DeviceContext | None = None
     last_error: str = ""
     ready: asyncio.Event = field(default_factory=asyncio.Event)
@@ -77,7 +82,16 @@ class Camera:
         self.driver = driver
         audio = None if self.config.audio == "off" else self.config.audio
         self.media = CameraMedia(self.config.name, driver, audio=audio, idle_grace=self.idle_grace)
+        self.sources = {}
         self.last_error = ""
+
+    def source(self, profile: Profile) -> FanoutSource:
+        """The profile's RTSP source, once connected; encoding only while someone watches."""
+        assert self.media is not None
+        source = self.sources.get(profile)
+        if source is None:
+            source = self.sources[profile] = FanoutSource(self.media.stream(profile))
+        return source
 
     async def serve_onvif(
         self,
@@ -137,6 +151,8 @@ class Camera:
             await self.onvif.close()  # first, so waiting event pulls answer before the runner stops
         if self._onvif_runner is not None:
             await self._onvif_runner.cleanup()
+        for source in self.sources.values():
+            await source.close()
         if self.media is not None:
             await self.media.close()
         if self.driver is not None:
@@ -246,7 +262,7 @@ class Gateway:
             raise CameraUnreachable(
                 f"not connected yet: {camera.last_error or 'connecting'}", camera=name
             )
-        return camera.media.source(Profile(profile_name))
+        return camera.source(Profile(profile_name))
 
     def _snapshot(self, name: str) -> Callable[[], Awaitable[bytes]] | None:
         media = self._media(name)

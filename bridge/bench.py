@@ -41,12 +41,15 @@ from dataclasses import dataclass, field
 from typing import Any, Protocol
 from urllib.parse import urljoin
 
-import av
-
 from bridge.app import Gateway
 from bridge.config import Config
 from bridge.media.source import PROFILE_GRACE, PROFILE_LIMITS, Profile, encoder_settings
-from bridge.media.transcode import CLOCK_RATE, EncoderSettings, VideoTranscoder
+from bridge.media.transcode import (
+    CLOCK_RATE,
+    EncoderSettings,
+    VideoTranscoder,
+    codec_library_versions,
+)
 from bridge.rtsp.protocol import Headers, RtspRequest
 from bridge.simulator.core import FrameHub, SimOptions, SimState, start_simulator
 from bridge.simulator.hama import HamaSimulator
@@ -647,12 +650,12 @@ async def run_scenario(rig: Rig, cameras: int, viewers: int, seconds: float) -> 
 
     counters = []
     for name in names:
-        media = rig.gateway.cameras[name].media
-        assert media is not None
+        camera = rig.gateway.cameras[name]
+        assert camera.media is not None
         counters.append(
             (
-                Counter(media.frames.subscribe(8), lambda _: True),
-                Counter(media.source(Profile.MAIN).subscribe(), lambda u: u.track == 0),
+                Counter(camera.media.frames.subscribe(8), lambda _: True),
+                Counter(camera.source(Profile.MAIN).subscribe(), lambda u: u.track == 0),
             )
         )
     stats = rig.gateway.rtsp.stats
@@ -928,14 +931,15 @@ def machine() -> Json:
         )
     with open("/proc/meminfo", encoding="ascii") as meminfo:
         ram_kib = int(meminfo.readline().split()[1])
+    pyav, pyav_ffmpeg = codec_library_versions()
     ffmpeg = subprocess.run(["ffmpeg", "-version"], capture_output=True, text=True, check=False)
     return {
         "nproc": os.cpu_count(),
         "cpu_model": model,
         "ram_gib": round(ram_kib / 2**20, 1),
         "python": platform.python_version(),
-        "pyav": av.__version__,
-        "pyav_ffmpeg": av.ffmpeg_version_info,
+        "pyav": pyav,
+        "pyav_ffmpeg": pyav_ffmpeg,
         "ffmpeg_cli": ffmpeg.stdout.split("\n", 1)[0],
     }
 

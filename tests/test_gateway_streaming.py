@@ -20,6 +20,7 @@ from conftest import GATEWAY_PASSWORD, GATEWAY_USER, StartGateway, StartSim
 from helpers import RawClient, basic_authorization, decode_jpeg, ffprobe
 
 from bridge.app import Gateway
+from bridge.media.source import Profile
 from bridge.rtsp.rtcp import SenderReport, parse_compound
 from bridge.simulator.core import RunningSimulator, SimOptions, start_simulator
 from bridge.simulator.registry import SIMULATORS
@@ -223,12 +224,17 @@ async def test_four_viewers_cost_one_upstream_request(
 ) -> None:
     sim = await start_sim(SIMULATORS["hama"](SimOptions()))
     gateway = await start_gateway(sim)
+    camera = gateway.cameras["hama"]
+    main = camera.source(Profile.MAIN)
     decoded = await asyncio.gather(
         *(ffmpeg_frames(rtsp_url(gateway, path), 3) for path in ("hama/main",) * 3 + ("hama/sub",))
     )
     # main at the camera's rate, sub at half of it
     rates = (FPS, FPS, FPS, FPS / 2)
     assert all(n >= 0.8 * 3 * fps for (n, _), fps in zip(decoded, rates, strict=True)), decoded
+    # Every viewer of a profile was served by that profile's one source (one encoder).
+    assert set(camera.sources) == {Profile.MAIN, Profile.SUB}
+    assert camera.sources[Profile.MAIN] is main
     assert await upstream_requests(sim, "/mjpg/video.mjpg") == 1
     assert await upstream_requests(sim, "/camera-cgi/audio/receive.cgi") == 1
 

@@ -21,28 +21,18 @@ direction, 4 pans right and 6 pans left, presets are set with 30+2n and recalled
 from __future__ import annotations
 
 import asyncio
-import concurrent.futures
 import datetime
 import enum
 import logging
 import math
 import re
-import threading
 import time
-from collections.abc import (
-    AsyncGenerator,
-    AsyncIterator,
-    Callable,
-    Coroutine,
-    Mapping,
-    Sequence,
-)
-from contextlib import aclosing, suppress
+from collections.abc import AsyncGenerator, Callable, Sequence
+from contextlib import aclosing
 from dataclasses import dataclass
-from typing import Any, TypeVar
+from typing import TypeVar
 
-import av
-
+from bridge.cameras.asf import AsfObject, AsfParser, SkippedPacket, StreamKind, WaveFormat
 from bridge.cameras.base import (
     AudioChunk,
     AudioCodec,
@@ -68,9 +58,9 @@ from bridge.cameras.mjpeg import fetch_jpeg, mjpeg_frames, usable_jpeg
 from bridge.errors import (
     AuthenticationFailed,
     BadResponse,
-    CameraError,
     EndpointNotFound,
     PermissionDenied,
+    ProtocolError,
     UnsupportedOperation,
 )
 from bridge.ratelimit import ThrottledLog
@@ -99,7 +89,6 @@ IMA_BLOCK_ALIGN = 256
 AUDIO_FORMAT = AudioFormat(AudioCodec.IMA_ADPCM, 8000, 1, block_align=IMA_BLOCK_ALIGN)
 
 DEFAULT_POLL_INTERVAL = 1.0
-_MEDIA_QUEUE = 8  # demuxed packets waiting for the consumer
 _ERROR_ECHO = 80  # characters of a camera's error text quoted in exceptions
 _BYTE = 255  # the CGIs' numeric settings and states are bytes
 _MAX_TZ_SECONDS = 14 * 3600
@@ -401,162 +390,56 @@ def ima_block_align(extradata: bytes | None, channels: int) -> int:
     return (samples - 1) * channels // 2 + 4 * channels if samples > 1 else IMA_BLOCK_ALIGN
 
 
-# -- videostream.asf demuxing -----------------------------------------------------------------
+# -- videostream.asf -----------------------------------------------------------------------------
 
 _T = TypeVar("_T")
 Media = JpegFrame | AudioChunk
+# WAVEFORMATEX format tags of the audio codecs the gateway decodes.
+_WAVE_CODECS = {0x0011: AudioCodec.IMA_ADPCM, 0x0007: AudioCodec.MULAW, 0x0045: AudioCodec.G726}
 
 
-class _Stopped(Exception):
-    """The consumer went away; the demux thread winds down."""
-
-
-class _AsfDemuxer:
-    """PyAV's ASF demuxer on a worker thread, fed from a live HTTP body on the event loop.
-
-    PyAV reads through :meth:`read` (the object is its file; having no ``seek`` makes it a live
-    stream), which fetches one body chunk at a time from the loop; demuxed packets go back
-    through a queue of ``_MEDIA_QUEUE`` items. Neither side buffers more than that, and a slow
-    consumer slows the reading down to TCP backpressure on the camera.
-    """
-
-    def __init__(
-        self, chunks: AsyncIterator[bytes], loop: asyncio.AbstractEventLoop, camera: str
-    ) -> None:
-        self._chunks = chunks
-        self._loop = loop
-        self._camera = camera
-        self._queue: asyncio.Queue[Media | None] = asyncio.Queue(maxsize=_MEDIA_QUEUE)
-        self._lock = threading.Lock()
-        self._stopping = False
-        self._pending: concurrent.futures.Future[Any] | None = None
-        self._buffer = b""
-        self.error: CameraError | None = None
-
-    # event loop side
-
-    async def get(self) -> Media | None:
-        """The next frame or audio chunk; None at the end of the stream."""
-        return await self._queue.get()
-
-    def stop(self) -> None:
-        with self._lock:
-            self._stopping = True
-            pending = self._pending
-        if pending is not None:
-            pending.cancel()
-
-    async def _next_chunk(self) -> bytes:
-        return await anext(self._chunks, b"")
-
-    # worker thread side
-
-    def _call(self, coroutine: Coroutine[Any, Any, _T]) -> _T:
-        with self._lock:
-            if self._stopping:
-                coroutine.close()
-                raise _Stopped
-            future = asyncio.run_coroutine_threadsafe(coroutine, self._loop)
-            self._pending = future
-        try:
-            return future.result()
-        except concurrent.futures.CancelledError as exc:
-            raise _Stopped from exc
-        finally:
-            with self._lock:
-                self._pending = None
-
-    def read(self, size: int) -> bytes:
-        if not self._buffer:
-            try:
-                self._buffer = self._call(self._next_chunk())
-            except _Stopped:
-                return b""
-            except CameraError as exc:
-                # Ends PyAV's input cleanly; the consumer raises this after the last packet.
-                self.error = exc
-                return b""
-        data, self._buffer = self._buffer[:size], self._buffer[size:]
-        return data
-
-    def start(self) -> asyncio.Future[None]:
-        """Start the worker thread; the future is done when it has ended."""
-        finished: asyncio.Future[None] = self._loop.create_future()
-
-        def work() -> None:
-            try:
-                self._run()
-            finally:
-                with suppress(RuntimeError):  # the loop closed under us
-                    self._loop.call_soon_threadsafe(_set_done, finished)
-
-        threading.Thread(target=work, name="foscam-asf-demux", daemon=True).start()
-        return finished
-
-    def _run(self) -> None:
-        """Demux until the stream ends or the consumer leaves. Never raises; the end (with
-        any error in :attr:`error`) is a None in the queue."""
-        try:
-            self._demux()
-        except _Stopped:
-            pass
-        except Exception as exc:  # whatever PyAV raised ends this stream, not the gateway
-            log.debug("%s: ASF demuxing failed: %r", self._camera, exc)
-            if self.error is None:
-                self.error = BadResponse(
-                    f"videostream.asf is not a readable ASF stream ({type(exc).__name__})",
-                    camera=self._camera,
-                )
-        finally:
-            with suppress(_Stopped):
-                self._call(self._queue.put(None))
-
-    def _demux(self) -> None:
-        # A tiny probe: the ASF header declares both streams, and probing further would hold
-        # back the first frames while PyAV studies the stream.
-        with av.open(
-            self, "r", format="asf", options={"probesize": "32", "analyzeduration": "0"}
-        ) as container:
-            audio_formats = {
-                stream.index: _audio_format(stream) for stream in container.streams.audio
-            }
-            dropped = ThrottledLog(log)
-            for packet in container.demux():
-                item = _media(packet, audio_formats, self._camera, dropped)
-                if item is not None:
-                    self._call(self._queue.put(item))
-
-
-def _audio_format(stream: Any) -> AudioFormat | None:
-    context = stream.codec_context
-    try:
-        codec = AudioCodec(context.name)
-    except ValueError:
-        return None  # a clone's audio codec the gateway does not handle: video only
-    channels = context.channels or 1
-    rate = context.sample_rate or 8000
-    if not (0 < channels <= _MAX_CHANNELS and _MIN_RATE <= rate <= _MAX_RATE):
-        return None  # an ASF header no camera writes: video only
-    block_align = (
-        ima_block_align(context.extradata, channels) if codec is AudioCodec.IMA_ADPCM else 0
-    )
-    return AudioFormat(codec, rate, channels, block_align=block_align)
-
-
-def _media(
-    packet: Any,
-    audio_formats: Mapping[int, AudioFormat | None],
-    camera: str,
-    dropped: ThrottledLog,
-) -> Media | None:
-    if not packet.size:
+def asf_audio_format(wave: WaveFormat) -> AudioFormat | None:
+    """How to decode an ASF audio stream; None for one the gateway cannot (video only then)."""
+    codec = _WAVE_CODECS.get(wave.format_tag)
+    if codec is None:
         return None
-    data = bytes(packet)
-    kind = packet.stream.type
-    if kind == "video":
-        return JpegFrame(data, time.monotonic()) if usable_jpeg(data, camera, dropped) else None
-    audio_format = audio_formats.get(packet.stream.index) if kind == "audio" else None
-    return AudioChunk(audio_format, data, time.monotonic()) if audio_format else None
+    channels = wave.channels or 1
+    rate = wave.sample_rate or 8000
+    if not (0 < channels <= _MAX_CHANNELS and _MIN_RATE <= rate <= _MAX_RATE):
+        return None  # an ASF header no camera writes
+    block_align = ima_block_align(wave.extra, channels) if codec is AudioCodec.IMA_ADPCM else 0
+    bits = wave.bits_per_sample if codec is AudioCodec.G726 else 0
+    return AudioFormat(codec, rate, channels, bits_per_sample=bits, block_align=block_align)
+
+
+class _AsfMedia:
+    """What each object of one videostream.asf becomes: a usable JPEG, audio the gateway can
+    decode, or nothing (with a rate-limited line for damage)."""
+
+    def __init__(self, camera: str) -> None:
+        self._camera = camera
+        self._formats: dict[int, AudioFormat | None] = {}
+        self._dropped = ThrottledLog(log)
+
+    def item(self, event: AsfObject | SkippedPacket, arrived: float) -> Media | None:
+        if isinstance(event, SkippedPacket):
+            self._dropped.log(
+                logging.WARNING, "packet", "%s: skipping an ASF packet: %s", self._camera,
+                event.reason,
+            )  # fmt: skip
+            return None
+        stream, data = event
+        if not data:
+            return None
+        if stream.kind is StreamKind.VIDEO:
+            usable = usable_jpeg(data, self._camera, self._dropped)
+            return JpegFrame(data, arrived) if usable else None
+        if stream.wave is None:
+            return None
+        if stream.number not in self._formats:
+            self._formats[stream.number] = asf_audio_format(stream.wave)
+        audio_format = self._formats[stream.number]
+        return AudioChunk(audio_format, data, arrived) if audio_format else None
 
 
 # -- the driver ---------------------------------------------------------------------------------
@@ -701,20 +584,27 @@ class FoscamDriver(CameraDriver):
     async def media(self) -> AsyncGenerator[Media, None]:
         """Video frames and microphone audio of ``videostream.asf``, in arrival order, over one
         upstream connection (for consumers that want both in step)."""
+        camera = self.http.display_name
+        parser = AsfParser()
+        media = _AsfMedia(camera)
         async with self.http.stream("/videostream.asf") as reply:
-            chunks = reply.chunks()
-            demuxer = _AsfDemuxer(chunks, asyncio.get_running_loop(), self.http.display_name)
-            finished = demuxer.start()
-            try:
-                while (item := await demuxer.get()) is not None:
-                    yield item
-                if demuxer.error is not None:
-                    raise demuxer.error
-            finally:
-                demuxer.stop()
-                await finished
-                if isinstance(chunks, AsyncGenerator):
-                    await chunks.aclose()
+            async for chunk in reply.chunks():
+                arrived = time.monotonic()
+                try:
+                    events = parser.feed(chunk)
+                except ProtocolError as exc:
+                    raise BadResponse(
+                        f"videostream.asf is not a readable ASF stream: {exc}", camera=camera
+                    ) from exc
+                for event in events:
+                    item = media.item(event, arrived)
+                    if item is not None:
+                        yield item
+        if not parser.started:
+            raise BadResponse(
+                "videostream.asf is not a readable ASF stream: it ended within its header",
+                camera=camera,
+            )
 
     async def audio_chunks(self) -> AsyncGenerator[AudioChunk, None]:
         async with aclosing(self.media()) as media:
@@ -871,8 +761,3 @@ class FoscamDriver(CameraDriver):
 
     async def factory_default(self) -> None:
         await self._control("/restore_factory.cgi", {}, Privilege.ADMINISTRATOR)
-
-
-def _set_done(future: asyncio.Future[None]) -> None:
-    if not future.done():
-        future.set_result(None)

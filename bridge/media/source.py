@@ -3,15 +3,17 @@
 ::
 
     driver.video_frames --Fanout--+--> main: EncoderWorker (camera size)      --+
-                                  +--> sub:  EncoderWorker (<= 640x360, /n)   --+--> RTSP
-                                  +--> jpeg: the camera's JPEG untouched        --+   sessions
+                                  +--> sub:  EncoderWorker (<= 640x360, /n)   --+--> StreamSpec
+                                  +--> jpeg: the camera's JPEG untouched        --+   per profile
     driver.audio_chunks --Fanout (AudioTranscoder: PCMU or AAC) -> every profile
                                                                                --+
 
 Each arrow is a bounded queue that drops its oldest item when its reader lags. The camera is
 pulled, and a profile encoded, only while someone watches: every stage is a fan-out that starts
-with its first subscriber and stops an idle grace period after its last one leaves. One encoder
-per profile serves every viewer of it.
+with its first subscriber and stops an idle grace period after its last one leaves. A profile
+is handed out as a :class:`~bridge.streams.StreamSpec`; what serves it (an RTSP
+``FanoutSource``, one per camera profile, kept by bridge.app) is that profile's fan-out, so one
+encoder per profile serves every viewer of it.
 
 All media times are seconds on ``time.monotonic()``, the clock the drivers stamp arrivals with,
 so audio and video of a profile share one clock and RTCP can map it to wall time.
@@ -34,8 +36,8 @@ from bridge.cameras.base import AudioChunk, AudioFormat, CameraDriver, JpegFrame
 from bridge.codecs.h264 import split_annexb
 from bridge.codecs.jpeg import check_header, jpeg_size
 from bridge.errors import CameraError, ProtocolError
+from bridge.fanout import Backoff, Fanout
 from bridge.media.audio import AAC_FRAME_SAMPLES, PCMU_FRAME_BYTES, AudioTarget, AudioTranscoder
-from bridge.media.fanout import Backoff, Fanout
 from bridge.media.transcode import (
     CLOCK_RATE,
     EncodedAccessUnit,
@@ -45,7 +47,7 @@ from bridge.media.transcode import (
     h264_level,
 )
 from bridge.ratelimit import ThrottledLog
-from bridge.rtsp.stream import AccessUnit, Codec, FanoutSource, MediaTrack
+from bridge.streams import AccessUnit, Codec, MediaTrack, StreamSpec
 
 log = logging.getLogger(__name__)
 
@@ -337,7 +339,7 @@ class _H264Encoder:
 
 
 class CameraMedia:
-    """One camera's streams: ``source(profile)`` for the RTSP server, ``snapshot()`` for HTTP."""
+    """One camera's streams: ``stream(profile)`` for the RTSP server, ``snapshot()`` for HTTP."""
 
     def __init__(
         self,
@@ -371,7 +373,6 @@ class CameraMedia:
                 stall_timeout=stall_timeout,
                 backoff=backoff,
             )
-        self._sources: dict[Profile, FanoutSource] = {}
         self._limits = dict(PROFILE_LIMITS)
 
     @property
@@ -410,11 +411,13 @@ class CameraMedia:
         """What the profile encodes for a camera picture of ``size``."""
         return encoder_settings(size, self._rate.fps or DEFAULT_FPS, self._limits[profile])
 
-    def source(self, profile: Profile) -> FanoutSource:
-        """The profile's stream; built on first use, encoding only while someone watches."""
-        existing = self._sources.get(profile)
-        if existing is not None:
-            return existing
+    def stream(self, profile: Profile) -> StreamSpec:
+        """The profile's stream, encoding only while its upstream is pulled.
+
+        Every call makes a new pipeline (for H.264, a new encoder) with tracks of its own: the
+        one serving the profile keeps one and shares it among its viewers (bridge.app keeps an
+        RTSP source per camera profile).
+        """
         video = MediaTrack(Codec.JPEG if profile is Profile.JPEG else Codec.H264)
         request_keyframe: Callable[[], None] | None = None
         if profile is Profile.JPEG:
@@ -432,18 +435,16 @@ class CameraMedia:
         tracks = [video]
         if self._audio_track is not None:
             tracks.append(replace(self._audio_track))  # each profile's tracks are its own
-        source = FanoutSource(
-            tracks,
+        return StreamSpec(
+            f"{self.name}/{profile}",
+            tuple(tracks),
             open_upstream,
-            name=f"{self.name}/{profile}",
-            request_keyframe=request_keyframe,
+            request_keyframe,
             idle_grace=PROFILE_GRACE,
             # The camera fan-outs beneath detect stalls and reconnect; a stalled profile has
             # nothing of its own to restart.
             stall_timeout=math.inf,
         )
-        self._sources[profile] = source
-        return source
 
     async def snapshot(self) -> bytes:
         """A current JPEG: the running stream's latest picture, else one fetched for it."""
@@ -458,8 +459,7 @@ class CameraMedia:
             return (await pictures.get()).data
 
     async def close(self) -> None:
-        for source in self._sources.values():
-            await source.close()
+        """Stop pulling the camera; close what serves this media's streams first."""
         await self.frames.close()
         if self.audio is not None:
             await self.audio.close()

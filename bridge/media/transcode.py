@@ -55,6 +55,12 @@ _LEVELS = (
 _MAX_LOWRES = 3  # the mjpeg decoder scales by 1/2, 1/4 or 1/8 while it decodes
 
 
+def codec_library_versions() -> tuple[str, str]:
+    """(PyAV, the FFmpeg it links): what results measured on this pipeline depend on. Asked
+    here, as PyAV is imported only by the media package."""
+    return av.__version__, av.ffmpeg_version_info
+
+
 @dataclass(frozen=True, slots=True)
 class EncoderSettings:
     """One output profile. ``width``/``height`` are the output size (even numbers, as 4:2:0

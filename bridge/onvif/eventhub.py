@@ -1,7 +1,7 @@
 """One camera's event properties and the pull points that receive them (the Events service's state).
 
 The camera's motion and I/O changes come from one upstream, the driver's ``events()`` behind a
-:class:`~bridge.media.fanout.Fanout`: it is opened for the first pull point, reconnected when it
+:class:`~bridge.fanout.Fanout`: it is opened for the first pull point, reconnected when it
 fails, and released once the last pull point is gone. Every (re)opened upstream starts by
 reading the current state (inputs, relays; motion is taken to be idle), so a property becomes
 known as ``Initialized`` and later reports that change it are ``Changed``; repeated reports of
@@ -34,7 +34,7 @@ from typing import Protocol
 
 from bridge.cameras.base import CameraDriver, CameraEvent, EventKind
 from bridge.errors import UnsupportedOperation
-from bridge.media.fanout import Fanout
+from bridge.fanout import Fanout
 from bridge.onvif.context import VIDEO_SOURCE, VIDEO_SOURCE_CONFIG
 from bridge.onvif.users import Holding, UserQuotas
 

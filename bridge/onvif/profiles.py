@@ -55,7 +55,7 @@ from bridge.onvif.context import (
     VIDEO_SOURCE_CONFIG,
     DeviceContext,
 )
-from bridge.rtsp.stream import Codec
+from bridge.streams import Codec
 
 MAX_PROFILES = 8  # fixed and created together
 QUALITY = 5  # no quality knob: x264 is rate-controlled by the bitrate alone

@@ -67,7 +67,7 @@ from bridge.rtsp.session import (
     answer_transport,
     new_sequencer,
 )
-from bridge.rtsp.stream import StreamSource
+from bridge.rtsp.stream import StreamSource, media_description
 
 log = logging.getLogger(__name__)
 
@@ -475,7 +475,7 @@ class RtspServer:
         except TimeoutError:
             raise _Status(503) from None
         sdp = SessionDescription(
-            media=tuple(t.media(f"trackID={i}") for i, t in enumerate(source.tracks)),
+            media=tuple(media_description(t, f"trackID={i}") for i, t in enumerate(source.tracks)),
             host=client.local_host,
             session_id=int(time.time()),
         )

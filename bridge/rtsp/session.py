@@ -24,7 +24,8 @@ from bridge.errors import ProtocolError
 from bridge.rtsp.protocol import InterleavedFrame, TransportSpec
 from bridge.rtsp.rtcp import ReceiverReport, SourceDescription, parse_compound, serialize_compound
 from bridge.rtsp.rtp import RtpSequencer
-from bridge.rtsp.stream import MediaSubscription, MediaTrack, PacketizedUnit, StreamSource
+from bridge.rtsp.stream import MediaSubscription, PacketizedUnit, StreamSource, payload_type
+from bridge.streams import MediaTrack
 
 log = logging.getLogger(__name__)
 
@@ -199,7 +200,7 @@ class TrackBinding:
 def new_sequencer(track: MediaTrack) -> RtpSequencer:
     return RtpSequencer(
         secrets.randbits(32),
-        track.payload_type,
+        payload_type(track),
         track.clock_rate,
         initial_sequence=secrets.randbits(16),
         initial_timestamp=secrets.randbits(32),

@@ -1,24 +1,25 @@
-"""What the RTSP server streams: tracks, access units, and the source interface it pulls from.
+"""The RTP side of a stream: payload types, SDP media descriptions, packetizing, and the source
+interface the RTSP server pulls from.
 
 A path (``<camera>/<profile>``) resolves to a :class:`StreamSource`. The server describes its
 tracks, subscribes once per playing session and asks for an IDR when a viewer joins.
-:class:`FanoutSource` is the usual implementation: one upstream of access units shared by every
-viewer through :class:`~bridge.media.fanout.Fanout`, learning the H.264 parameter sets from the
-stream itself so DESCRIBE can answer without a side channel to the camera.
+:class:`FanoutSource` is the usual implementation, built from the
+:class:`~bridge.streams.StreamSpec` a producer hands out: one upstream of access units shared by
+every viewer through a :class:`~bridge.fanout.Fanout`, each unit packetized once inside it, and
+the H.264 parameter sets learned from the stream itself so DESCRIBE can answer without a side
+channel to the camera.
 """
 
 from __future__ import annotations
 
 import asyncio
-import enum
 import logging
-from collections.abc import AsyncIterator, Callable, Sequence
-from dataclasses import dataclass
+from collections.abc import AsyncIterator, Sequence
 from typing import NamedTuple, Protocol
 
 from bridge.codecs.h264 import NAL_PPS, NAL_SPS, nal_type
 from bridge.errors import ProtocolError
-from bridge.media.fanout import Fanout
+from bridge.fanout import Fanout
 from bridge.rtsp import aac, h264, jpeg
 from bridge.rtsp.sdp import (
     PT_AAC,
@@ -31,86 +32,44 @@ from bridge.rtsp.sdp import (
     jpeg_media,
     pcmu_media,
 )
+from bridge.streams import AccessUnit, Codec, MediaTrack, StreamSpec
 
 log = logging.getLogger(__name__)
-
-
-class Codec(enum.Enum):
-    H264 = "H264"
-    JPEG = "JPEG"
-    PCMU = "PCMU"
-    AAC = "MPEG4-GENERIC"
-
-    @property
-    def is_video(self) -> bool:
-        return self in (Codec.H264, Codec.JPEG)
-
 
 _PAYLOAD_TYPES = {Codec.H264: PT_H264, Codec.JPEG: PT_JPEG, Codec.PCMU: PT_PCMU, Codec.AAC: PT_AAC}
 
 
-@dataclass(slots=True)
-class MediaTrack:
-    """One elementary stream; H.264 ``sps``/``pps`` stay None until the source has seen them.
-
-    ``sample_rate`` and ``aac_config`` (AudioSpecificConfig) describe an AAC track.
-    """
-
-    codec: Codec
-    framerate: float | None = None
-    sps: bytes | None = None
-    pps: bytes | None = None
-    sample_rate: int = 8_000
-    aac_config: bytes = b""
-
-    @property
-    def clock_rate(self) -> int:
-        return 90_000 if self.codec.is_video else self.sample_rate
-
-    @property
-    def payload_type(self) -> int:
-        return _PAYLOAD_TYPES[self.codec]
-
-    @property
-    def describable(self) -> bool:
-        return self.codec is not Codec.H264 or (self.sps is not None and self.pps is not None)
-
-    def media(self, control: str) -> MediaDescription:
-        match self.codec:
-            case Codec.PCMU:
-                return pcmu_media(control=control)
-            case Codec.AAC:
-                return aac_media(self.sample_rate, 1, self.aac_config, control=control)
-            case Codec.JPEG:
-                return jpeg_media(control=control, framerate=self.framerate)
-        if self.sps is None or self.pps is None:
-            raise ValueError("H.264 track described before its parameter sets are known")
-        return h264_media(self.sps, self.pps, control=control, framerate=self.framerate)
-
-    def payloads(self, unit: AccessUnit) -> list[bytes]:
-        """The RTP payloads carrying one unit of this track, in order."""
-        payload = unit.payload
-        if self.codec is Codec.H264:
-            assert not isinstance(payload, bytes)
-            return h264.packetize(payload)
-        assert isinstance(payload, bytes)
-        match self.codec:
-            case Codec.JPEG:
-                return jpeg.packetize(payload)
-            case Codec.AAC:
-                return [aac.packetize(payload)]
-        return [payload]
+def payload_type(track: MediaTrack) -> int:
+    return _PAYLOAD_TYPES[track.codec]
 
 
-class AccessUnit(NamedTuple):
-    """One unit of a track: H.264, the NAL units (no start codes) of one picture; JPEG, one
-    whole baseline JPEG; PCMU, u-law bytes; AAC, one raw AAC frame."""
+def media_description(track: MediaTrack, control: str) -> MediaDescription:
+    """The track's SDP media section; ValueError for H.264 before its parameter sets are known."""
+    match track.codec:
+        case Codec.PCMU:
+            return pcmu_media(control=control)
+        case Codec.AAC:
+            return aac_media(track.sample_rate, 1, track.aac_config, control=control)
+        case Codec.JPEG:
+            return jpeg_media(control=control, framerate=track.framerate)
+    if track.sps is None or track.pps is None:
+        raise ValueError("H.264 track described before its parameter sets are known")
+    return h264_media(track.sps, track.pps, control=control, framerate=track.framerate)
 
-    track: int  # index into the source's tracks
-    payload: Sequence[bytes] | bytes
-    media_time: float  # seconds on the source's clock, shared by all its tracks
-    keyframe: bool  # H.264: contains an IDR; JPEG and audio: always True
-    arrival: float | None = None  # time.monotonic() when the camera's data for it arrived
+
+def packetize(track: MediaTrack, unit: AccessUnit) -> list[bytes]:
+    """The RTP payloads carrying one unit of ``track``, in order."""
+    payload = unit.payload
+    if track.codec is Codec.H264:
+        assert not isinstance(payload, bytes)
+        return h264.packetize(payload)
+    assert isinstance(payload, bytes)
+    match track.codec:
+        case Codec.JPEG:
+            return jpeg.packetize(payload)
+        case Codec.AAC:
+            return [aac.packetize(payload)]
+    return [payload]
 
 
 class PacketizedUnit(NamedTuple):
@@ -147,31 +106,29 @@ class StreamSource(Protocol):
 
 
 class FanoutSource:
-    """A :class:`StreamSource` over one upstream of access units shared through a Fanout.
+    """A :class:`StreamSource` serving one :class:`~bridge.streams.StreamSpec` to every viewer
+    through one Fanout.
 
-    Units are packetized here, once for all viewers; one the packetizer refuses (a JPEG with no
-    RTP/JPEG type) is skipped. H.264 parameter sets are learned from every keyframe, so the SDP
-    follows an encoder that reopened at a new size.
+    Units are packetized here, in the fan-out's producer, once for all viewers: packetizing
+    behind a second fan-out would add a queue hop to every frame. One the packetizer refuses (a
+    JPEG with no RTP/JPEG type) is skipped. H.264 parameter sets are learned from every
+    keyframe, so the SDP follows an encoder that reopened at a new size.
+
+    Each FanoutSource runs its own upstream (for an H.264 profile, its own encoder): keep one per
+    stream and hand it to every session (the gateway keeps one per camera profile).
     """
 
-    def __init__(
-        self,
-        tracks: Sequence[MediaTrack],
-        open_upstream: Callable[[], AsyncIterator[AccessUnit]],
-        *,
-        name: str,
-        request_keyframe: Callable[[], None] | None = None,
-        depth: int = 8,
-        idle_grace: float = 10.0,
-        stall_timeout: float = 10.0,
-    ) -> None:
-        self._tracks = tuple(tracks)
-        self._open_upstream = open_upstream
-        self._request_keyframe = request_keyframe
+    def __init__(self, spec: StreamSpec, *, depth: int = 8) -> None:
+        self._tracks = spec.tracks
+        self._open_upstream = spec.open_upstream
+        self._request_keyframe = spec.request_keyframe
         self._depth = depth
         self._ready = asyncio.Event()
         self._fanout: Fanout[PacketizedUnit] = Fanout(
-            self._observed, name=name, idle_grace=idle_grace, stall_timeout=stall_timeout
+            self._observed,
+            name=spec.name,
+            idle_grace=spec.idle_grace,
+            stall_timeout=spec.stall_timeout,
         )
 
     @property
@@ -186,7 +143,7 @@ class FanoutSource:
                 if unit.keyframe and track.codec is Codec.H264:
                     self._learn(track, unit)
                 try:
-                    payloads = track.payloads(unit)
+                    payloads = packetize(track, unit)
                 except ProtocolError as exc:
                     log.debug("%s: skipping a unit: %s", self._fanout.name, exc)
                     continue

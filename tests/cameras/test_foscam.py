@@ -22,9 +22,11 @@ from aiohttp import web
 from conftest import OpenHttp, Serve, StartSim
 from helpers import dominant_frequency, jpeg_size, run_tool, with_userinfo
 
+from bridge.cameras.asf import HEADER_OBJECT, WaveFormat
 from bridge.cameras.base import (
     AudioChunk,
     AudioCodec,
+    AudioFormat,
     CameraEvent,
     EventKind,
     ImagingField,
@@ -34,11 +36,13 @@ from bridge.cameras.base import (
     RelayOutput,
 )
 from bridge.cameras.foscam import (
+    AUDIO_FORMAT,
     Command,
     FoscamDriver,
     Privilege,
     alarm_events,
     alarm_flags,
+    asf_audio_format,
     camera_control_params,
     check_ok,
     device_info_from_status,
@@ -290,6 +294,17 @@ def test_small_helpers_accept_and_refuse() -> None:
     assert parse_alarm_arming("var id='x';") == (None, None)
 
 
+def test_asf_audio_streams_the_gateway_decodes() -> None:
+    assert asf_audio_format(WaveFormat(0x0011, 1, 8000, 256, 4, b"\xf9\x01")) == AUDIO_FORMAT
+    g726 = WaveFormat(0x0045, 1, 8000, 0, 4, b"")
+    assert asf_audio_format(g726) == AudioFormat(AudioCodec.G726, bits_per_sample=4)
+    unset = WaveFormat(0x0007, 0, 0, 1, 8, b"")  # channels and rate 0: mono 8 kHz
+    assert asf_audio_format(unset) == AudioFormat(AudioCodec.MULAW)
+    assert asf_audio_format(WaveFormat(0x0031, 1, 8000, 65, 0, b"")) is None  # MS GSM
+    assert asf_audio_format(WaveFormat(0x0011, 1, 10**6, 256, 4, b"")) is None
+    assert asf_audio_format(WaveFormat(0x0011, 6, 8000, 256, 4, b"")) is None
+
+
 # -- the emulator on loopback -------------------------------------------------------------------
 
 
@@ -502,6 +517,11 @@ async def test_replies_outside_the_dialect_are_bad_responses(
         await anext(driver.video_frames())
     async with asyncio.timeout(DEADLINE), aclosing(driver.media()) as media:
         with pytest.raises(BadResponse, match="not a readable ASF"):
+            await anext(media)
+    header_start = HEADER_OBJECT + (1000).to_bytes(8, "little") + bytes(6)  # then it hangs up
+    replies["/videostream.asf"] = web.Response(body=header_start)
+    async with asyncio.timeout(DEADLINE), aclosing(driver.media()) as media:
+        with pytest.raises(BadResponse, match="not a readable ASF stream: it ended"):
             await anext(media)
     with pytest.raises(BadResponse, match="error: illegal param"):
         await driver.stop()

@@ -27,10 +27,11 @@ from bridge.media.source import (
     decimation,
     fit_within,
 )
-from bridge.rtsp.stream import AccessUnit, Codec, PacketizedUnit
+from bridge.rtsp.stream import FanoutSource, PacketizedUnit
 from bridge.simulator import media as simulated
 from bridge.simulator.core import SimOptions
 from bridge.simulator.vapix2 import Vapix2Simulator
+from bridge.streams import Codec
 
 
 @pytest.mark.parametrize(
@@ -81,9 +82,10 @@ def test_audio_clock_counts_samples_and_resyncs_after_a_gap() -> None:
     assert clock.times(5, 12.5)[0] == pytest.approx(12.4)
 
 
-async def _units(media: CameraMedia, profile: Profile, seconds: float) -> list[AccessUnit]:
-    units: list[AccessUnit] = []
-    subscription = media.source(profile).subscribe()
+async def _units(source: FanoutSource, seconds: float) -> list[PacketizedUnit]:
+    """What a viewer of ``source`` gets in ``seconds``."""
+    units: list[PacketizedUnit] = []
+    subscription = source.subscribe()
     try:
         async with asyncio.timeout(seconds):
             async for unit in subscription:
@@ -105,11 +107,13 @@ async def vapix2(start_sim: StartSim, open_http: OpenHttp) -> Vapix2Driver:
 
 async def test_audio_and_video_share_the_arrival_clock(vapix2: Vapix2Driver) -> None:
     media = CameraMedia("cam", vapix2, audio="aac")
+    source = FanoutSource(media.stream(Profile.MAIN))
     try:
-        units = await _units(media, Profile.MAIN, 2.5)
+        units = await _units(source, 2.5)
     finally:
+        await source.close()
         await media.close()
-    tracks = media.source(Profile.MAIN).tracks
+    tracks = source.tracks
     assert [t.codec for t in tracks] == [Codec.H264, Codec.AAC]
     video = [u for u in units if u.track == 0]
     audio = [u for u in units if u.track == 1]
@@ -129,12 +133,14 @@ async def test_audio_and_video_share_the_arrival_clock(vapix2: Vapix2Driver) -> 
 
 async def test_new_limits_reopen_the_encoder_at_the_next_picture(vapix2: Vapix2Driver) -> None:
     media = CameraMedia("cam", vapix2, audio=None)
-    track = media.source(Profile.SUB).tracks[0]
+    source = FanoutSource(media.stream(Profile.SUB))
+    track = source.tracks[0]
     try:
-        before = await _units(media, Profile.SUB, 1.5)
+        before = await _units(source, 1.5)
         media.set_limits(Profile.SUB, VideoLimits(max_size=(320, 240), max_fps=5))
-        after = await _units(media, Profile.SUB, 1.5)
+        after = await _units(source, 1.5)
     finally:
+        await source.close()
         await media.close()
     assert before
     assert after[0].keyframe  # the reopened encoder starts with an IDR
@@ -191,11 +197,11 @@ GOOD = sum(1 for n in range(PICTURES) if n % BAD_EVERY != BAD_EVERY - 1)
 _DEADLINE = PICTURES / CAMERA_FPS + 10  # long after the camera's last picture
 
 
-async def _viewer_units(media: CameraMedia, count: int) -> list[PacketizedUnit]:
-    """The main profile's video units as a viewer gets them, until ``count`` arrived (or the
-    camera's pictures should long have been encoded)."""
+async def _viewer_units(source: FanoutSource, count: int) -> list[PacketizedUnit]:
+    """The video units a viewer of ``source`` gets, until ``count`` arrived (or the camera's
+    pictures should long have been encoded)."""
     units: list[PacketizedUnit] = []
-    subscription = media.source(Profile.MAIN).subscribe()
+    subscription = source.subscribe()
     try:
         async with asyncio.timeout(_DEADLINE):
             async for unit in subscription:
@@ -260,13 +266,15 @@ async def test_a_camera_claiming_65000x65000_loses_only_those_pictures(
     url = await serve(app)
     async with CameraHttp(url, name="cam") as http:
         media = CameraMedia("cam", HamaDriver(http), audio=None)
+        source = FanoutSource(media.stream(Profile.MAIN))
         try:
             seen, units = await asyncio.gather(
-                _pictures(media, GOOD), _viewer_units(media, GOOD - WARMUP)
+                _pictures(media, GOOD), _viewer_units(source, GOOD - WARMUP)
             )
             snapshot = await media.snapshot()
         finally:
             done.set()
+            await source.close()
             await media.close()
 
     assert len(units) == GOOD - WARMUP
@@ -306,9 +314,11 @@ async def test_the_encoder_drops_what_it_cannot_take_and_carries_on(
     pictures[7] = pictures[6][:scan] + b"\xff\xda\x00\x02" + b"\xff\xd9"  # undecodable
     async with CameraHttp("http://127.0.0.1:9", name="cam") as http:  # never used
         media = CameraMedia("cam", _UnscreenedCamera(http, pictures), audio=None)
+        source = FanoutSource(media.stream(Profile.MAIN))
         try:
-            units = await _viewer_units(media, GOOD - WARMUP - 1)
+            units = await _viewer_units(source, GOOD - WARMUP - 1)
         finally:
+            await source.close()
             await media.close()
     assert len(units) == GOOD - WARMUP - 1
     _check_log(caplog.records, "bridge.media.source")

@@ -22,7 +22,8 @@ from helpers import RawClient, basic_authorization
 
 from bridge.codecs.h264 import is_idr, split_annexb
 from bridge.rtsp.server import RtspServer
-from bridge.rtsp.stream import AccessUnit, Codec, FanoutSource, MediaTrack, StreamSource
+from bridge.rtsp.stream import FanoutSource, StreamSource
+from bridge.streams import AccessUnit, Codec, MediaTrack, StreamSpec
 
 USERS = {"user": "pw", "mallory": "m4ll0ry"}
 BASIC = basic_authorization("user", "pw")
@@ -87,11 +88,13 @@ class SyntheticH264Source(FanoutSource):
         if audio:
             tracks.append(MediaTrack(Codec.PCMU))
         super().__init__(
-            tracks,
-            self._frames,
-            name="synthetic",
-            request_keyframe=self._force_idr.set,
-            idle_grace=1.0,
+            StreamSpec(
+                "synthetic",
+                tuple(tracks),
+                self._frames,
+                request_keyframe=self._force_idr.set,
+                idle_grace=1.0,
+            )
         )
 
     async def _frames(self) -> AsyncIterator[AccessUnit]:

@@ -8,6 +8,10 @@ item is dropped, so a slow consumer loses items but never grows memory or delays
 When the upstream fails or ends, the fan-out reconnects with jittered exponential backoff while
 subscribers stay subscribed: they just see a gap, then items resume. A stall (no item within
 ``stall_timeout``) counts as a failure.
+
+Every layer fans out (``media/`` the camera's pictures and sound, ``rtsp/`` each profile's
+packetized units, ``onvif/`` the camera's events), and none of them may import another's
+modules for it, so the fan-out lives here, beside them all.
 """
 
 from __future__ import annotations

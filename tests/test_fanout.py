@@ -12,7 +12,7 @@ from conftest import OpenHttp, StartSim
 from bridge.cameras.base import JpegFrame
 from bridge.cameras.hama import HamaDriver
 from bridge.errors import CameraUnreachable
-from bridge.media.fanout import Backoff, Fanout
+from bridge.fanout import Backoff, Fanout
 from bridge.simulator.core import SimOptions
 from bridge.simulator.hama import HamaSimulator
 

@@ -1,0 +1,85 @@
+"""What a stream is, shared by the layer that makes it and the layers that serve or describe it.
+
+``media/`` makes a camera profile's stream and hands it out as a :class:`StreamSpec`: its tracks
+and how to pull its access units. ``rtsp/`` serves it (packetized for RTP, described in SDP) and
+``onvif/`` describes it; ``media/`` knows neither of them. So nothing here knows a protocol:
+the RTP side of a track (payload type, SDP media description, packetizing) lives in
+:mod:`bridge.rtsp.stream`.
+"""
+
+from __future__ import annotations
+
+import enum
+from collections.abc import AsyncIterator, Callable, Sequence
+from dataclasses import dataclass
+from typing import NamedTuple
+
+
+class Codec(enum.Enum):
+    H264 = "h264"
+    JPEG = "jpeg"
+    PCMU = "pcmu"  # G.711 u-law
+    AAC = "aac"
+
+    @property
+    def is_video(self) -> bool:
+        return self in (Codec.H264, Codec.JPEG)
+
+
+@dataclass(slots=True)
+class MediaTrack:
+    """One elementary stream. Mutable on purpose: whoever learns a fact about the live stream
+    fills it in for everyone describing the track (the producer the frame rate it measures,
+    the RTSP side the H.264 ``sps``/``pps`` it sees, None until then).
+
+    ``sample_rate`` and ``aac_config`` (AudioSpecificConfig) describe an AAC track.
+    """
+
+    codec: Codec
+    framerate: float | None = None
+    sps: bytes | None = None
+    pps: bytes | None = None
+    sample_rate: int = 8_000
+    aac_config: bytes = b""
+
+    @property
+    def clock_rate(self) -> int:
+        """Ticks per second of the track's timestamps: 90 kHz for video, else its rate."""
+        return 90_000 if self.codec.is_video else self.sample_rate
+
+    @property
+    def describable(self) -> bool:
+        """Whether everything a client needs to decode the track is known."""
+        return self.codec is not Codec.H264 or (self.sps is not None and self.pps is not None)
+
+
+class AccessUnit(NamedTuple):
+    """One unit of a track: H.264, the NAL units (no start codes) of one picture; JPEG, one
+    whole baseline JPEG; PCMU, u-law bytes; AAC, one raw AAC frame."""
+
+    track: int  # index into the stream's tracks
+    payload: Sequence[bytes] | bytes
+    media_time: float  # seconds on the stream's clock, shared by all its tracks
+    keyframe: bool  # H.264: contains an IDR; JPEG and audio: always True
+    arrival: float | None = None  # time.monotonic() when the camera's data for it arrived
+
+
+@dataclass(frozen=True, slots=True)
+class StreamSpec:
+    """One profile's stream as its producer hands it out; whoever serves it pulls it.
+
+    ``open_upstream`` starts the pipeline behind the stream (an encoder, say) and yields its
+    access units; it is called again after the pipeline was released or failed. Only one
+    upstream of a spec should run at a time: whoever serves it shares that one among its
+    viewers (the RTSP side's ``FanoutSource`` does). ``request_keyframe`` asks for an IDR
+    soon (None: every unit is a keyframe). ``idle_grace`` is how long the upstream should be
+    kept after its last viewer leaves, ``stall_timeout`` how long without a unit counts as a
+    failure (``math.inf``: the producer detects stalls itself).
+    """
+
+    name: str
+    tracks: tuple[MediaTrack, ...]
+    open_upstream: Callable[[], AsyncIterator[AccessUnit]]
+    request_keyframe: Callable[[], None] | None = None
+    idle_grace: float = 10.0
+    stall_timeout: float = 10.0
