@@ -7,6 +7,10 @@ scheme and whether its firmware speaks HTTP/1.0, and returns its CGI routes. Thi
 - a log of every CGI request received, at ``GET /__sim__/requests`` (``DELETE`` clears it);
 - test controls that play the outside world: ``POST /__sim__/motion?active=1&level=80``,
   ``POST /__sim__/input?port=1&active=1``, and ``GET /__sim__/state``;
+- misbehaviour on command, for every dialect's streams and snapshots alike:
+  ``POST /__sim__/fault?mode=garbage|stall|drip|reset|corrupt|oversized|flap&...``
+  (:mod:`bridge.simulator.faults`; ``GET`` shows the fault and what it did, ``mode=none``
+  clears it);
 - shared camera state (:class:`SimState`: PTZ mechanics, imaging, relays, inputs, motion, clock)
   with a change notification the event endpoints wait on;
 - :class:`FrameHub` and :class:`AudioHub`: one renderer/encoder per camera paced in real time,
@@ -31,11 +35,13 @@ from aiohttp.http import HttpVersion10
 from bridge.cameras.base import AudioCodec, PtzVector
 from bridge.httpauth import DigestAuthority, basic_credentials
 from bridge.simulator import announce
+from bridge.simulator.faults import Fault, FaultMode, Faults, reset_transport
 from bridge.simulator.media import TestPattern, ToneEncoder
 
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
 REQUEST_LOG_SIZE = 1000
 SIM_PREFIX = "/__sim__/"
+FAULTS = web.AppKey("faults", Faults)
 
 
 @dataclass(frozen=True, slots=True)
@@ -132,6 +138,7 @@ class SimState:
         self.clock_offset = 0.0  # seconds added to the host clock by "set date/time"
         self.reboots = 0
         self.factory_resets = 0
+        self.faults = Faults()  # what the camera does wrong, on command
         self._version = 0
         self._changed = asyncio.Condition()
 
@@ -211,7 +218,9 @@ class FrameHub:
             return self.latest
 
     async def snapshot(self) -> bytes:
-        return await self.render() if self._task is None or self.latest is None else self.latest
+        latest = self.latest
+        jpeg = await self.render() if self._task is None or latest is None else latest
+        return self._state.faults.picture(jpeg)
 
     async def _run(self) -> None:
         interval = 1.0 / self._options.fps
@@ -232,7 +241,7 @@ class FrameHub:
             self._task = asyncio.create_task(self._run())
         try:
             while True:
-                yield await queue.get()
+                yield self._state.faults.picture(await queue.get())
         finally:
             self._subscribers.discard(queue)
 
@@ -374,6 +383,7 @@ class SimulatedCamera:
                 response = self.unauthorized(request)
             else:
                 response = await handler(request)
+            response = await self.state.faults.reply(request, response)
         return response
 
     async def _on_response_prepare(
@@ -401,6 +411,17 @@ class SimulatedCamera:
         await self.state.notify()
         return web.json_response(self.state.as_json())
 
+    async def _sim_fault(self, request: web.Request) -> web.Response:
+        faults = self.state.faults
+        if request.method == "POST":
+            try:
+                fault = Fault.from_query(request.query, time.monotonic())
+                seed = int(request.query["seed"]) if "seed" in request.query else None
+            except ValueError as exc:
+                raise web.HTTPBadRequest(text=f"{exc}\n") from None
+            await faults.set(fault, seed=seed)
+        return web.json_response(faults.as_json())
+
     async def _sim_input(self, request: web.Request) -> web.Response:
         port = int(request.query.get("port", "1"))
         if not 1 <= port <= len(self.state.inputs):
@@ -412,6 +433,7 @@ class SimulatedCamera:
 
     def build_app(self) -> web.Application:
         app = web.Application(middlewares=[self._middleware])
+        app[FAULTS] = self.state.faults
         app.on_response_prepare.append(self._on_response_prepare)
         app.add_routes(
             [
@@ -420,6 +442,8 @@ class SimulatedCamera:
                 web.get(SIM_PREFIX + "state", self._sim_state),
                 web.post(SIM_PREFIX + "motion", self._sim_motion),
                 web.post(SIM_PREFIX + "input", self._sim_input),
+                web.get(SIM_PREFIX + "fault", self._sim_fault),
+                web.post(SIM_PREFIX + "fault", self._sim_fault),
             ]
         )
         app.add_routes(list(self.routes()))
@@ -447,14 +471,19 @@ async def stream_multipart(
     headers: dict[str, str] | None = None,
 ) -> web.StreamResponse:
     """Send already-formatted multipart parts (delimiter, headers and body each) until the
-    client leaves; the dialect decides the exact bytes so quirks stay visible in its module."""
+    client leaves; the dialect decides the exact bytes so quirks stay visible in its module.
+    A fault set on the camera applies to each part as it goes out."""
     response = web.StreamResponse(headers={"Content-Type": content_type, **(headers or {})})
     response.force_close()
     await response.prepare(request)
+    faults = request.app.get(FAULTS)
     try:
         async for part in parts:
-            await response.write(part)
-    except (ConnectionResetError, ConnectionError):
+            if faults is None:
+                await response.write(part)
+            else:
+                await faults.write(request, response, part)
+    except ConnectionError:
         pass
     return response
 
@@ -466,13 +495,51 @@ class RunningSimulator:
     host: str
     port: int
     announcements: announce.Announcements | None = None
+    _flapping: asyncio.Task[None] | None = None
 
     @property
     def url(self) -> str:
         host = f"[{self.host}]" if ":" in self.host else self.host
         return f"http://{host}:{self.port}"
 
+    def follow_faults(self) -> None:
+        """Take the camera off the network and back while its fault is ``flap``."""
+        self._flapping = asyncio.create_task(self._flap(), name=f"flapping {self.url}")
+
+    async def _flap(self) -> None:
+        faults = self.camera.state.faults
+        version = faults.version
+        while True:
+            fault = faults.fault
+            if fault.mode is not FaultMode.FLAP:
+                version = await faults.wait_changed(version)
+                continue
+            version = faults.version
+            if await self._outlasts(fault.up, version):
+                continue  # the fault changed while the camera was up
+            faults.applied[FaultMode.FLAP] += 1
+            for site in list(self.runner.sites):
+                await site.stop()
+            for connection in self.runner.server.connections if self.runner.server else ():
+                if connection.transport is not None:
+                    reset_transport(connection.transport)
+            try:
+                await self._outlasts(fault.down, version)
+            finally:
+                await web.TCPSite(self.runner, self.host, self.port).start()
+
+    async def _outlasts(self, seconds: float, version: int) -> bool:
+        """Wait ``seconds`` unless the fault changes first; True when it changed (or ran out)."""
+        faults = self.camera.state.faults
+        deadline = time.monotonic() + seconds
+        while (left := deadline - time.monotonic()) > 0 and faults.version == version:
+            await faults.wait_changed(version, within=left)
+        return faults.fault.mode is not FaultMode.FLAP or faults.version != version
+
     async def stop(self) -> None:
+        if self._flapping is not None:
+            self._flapping.cancel()
+            await asyncio.gather(self._flapping, return_exceptions=True)
         if self.announcements is not None:
             await self.announcements.stop()
         await self.runner.cleanup()
@@ -491,6 +558,7 @@ async def start_simulator(
     await site.start()
     bound_port = int(runner.addresses[0][1])
     running = RunningSimulator(camera, runner, host, bound_port)
+    running.follow_faults()
     if announce_it:
         running.announcements = announce.Announcements(camera, host, bound_port)
         try:

@@ -620,15 +620,8 @@ class OpenApiSimulator(SimulatedCamera):
             # The firmware declares the boundary with the dashes its delimiter lines carry.
             content_type = f"multipart/x-mixed-replace; boundary=--{AUDIO_BOUNDARY}"
             return await self._push(request, content_type, AUDIO_BOUNDARY, mime, hub.chunks())
-        response = web.StreamResponse(headers={"Content-Type": mime, "Server": self.server_header})
-        response.force_close()
-        await response.prepare(request)
-        try:
-            async for block in hub.chunks():
-                await response.write(block)
-        except ConnectionError:
-            pass
-        return response
+        headers = {"Server": self.server_header}
+        return await stream_multipart(request, mime, hub.chunks(), headers=headers)
 
     async def _talk(self, request: web.Request) -> web.Response:
         if request.method != "POST":
