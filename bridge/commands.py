@@ -17,7 +17,6 @@ from bridge.cameras.identify import driver_for, identify
 from bridge.config import Config, load_config, state_file_for, users_file_for
 from bridge.discovery import lan
 from bridge.errors import ConfigError
-from bridge.heap import return_freed_memory
 from bridge.media.source import Profile
 from bridge.onvif.soap import Service
 from bridge.simulator.core import RunningSimulator, SimOptions, start_simulator
@@ -212,7 +211,6 @@ def demo_config(
 async def demo(
     host: str, base_port: int, rtsp_port: int, web_port: int, onvif_base_port: int
 ) -> int:
-    return_freed_memory()
     options = SimOptions(username=DEMO_USERNAME, password=DEMO_PASSWORD)
     sims = await _start_simulators(list(Dialect), host, base_port, options)
     gateway: Gateway | None = None
@@ -248,7 +246,6 @@ async def demo(
 
 async def run(config_path: Path) -> int:
     config = load_config(config_path)
-    return_freed_memory()
     gateway = Gateway(
         config,
         users_file=users_file_for(config_path),

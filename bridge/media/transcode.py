@@ -29,6 +29,7 @@ from av.video.codeccontext import VideoCodecContext
 from av.video.frame import PictureType, VideoFrame
 from av.video.reformatter import ColorRange, Colorspace, Interpolation
 
+from bridge import heap
 from bridge.codecs.h264 import NAL_PPS, NAL_SPS, nal_type, split_annexb
 from bridge.codecs.jpeg import check_header
 from bridge.errors import ProtocolError
@@ -350,5 +351,7 @@ class EncoderWorker:
         )
 
     def close(self) -> None:
-        """Stop the thread; a picture being encoded finishes, queued ones are dropped."""
+        """Stop the thread; a picture being encoded finishes, queued ones are dropped. The
+        codec's buffers go back to the system a moment later (:mod:`bridge.heap`)."""
         self._executor.shutdown(wait=False, cancel_futures=True)
+        heap.give_back_soon()
