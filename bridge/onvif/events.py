@@ -42,7 +42,7 @@ from bridge.onvif.eventhub import (
     UserQuotaExhausted,
     matching_topics,
 )
-from bridge.onvif.notify import NOTIFY_ACTION, Notifier, consumer_address, origin
+from bridge.onvif.notify import NOTIFY_ACTION, Notifier, Push, consumer_address, origin
 from bridge.onvif.schemas import load_wsdl
 from bridge.onvif.soap import (
     SOAP12_NS,
@@ -328,7 +328,7 @@ class _EventService:
             producer=self.device.xaddr(request, Service.EVENTS),
             reference_parameters=reference_parameters,
         )
-        self.notifier.start(subscription, consumer, render, self.hub.remove)
+        self.notifier.start(Push(subscription, consumer, render, self.hub.remove))
         log.debug(
             "%s: %s subscribed %s to events", self.device.camera, request.user, origin(consumer)
         )

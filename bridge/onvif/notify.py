@@ -55,6 +55,17 @@ Render = Callable[[Sequence[Notification]], bytes]
 """The Notify envelope (bytes) that carries these notifications to one subscription's consumer."""
 
 
+@dataclass(frozen=True, slots=True)
+class Push:
+    """One push subscription as its sender sees it: where its messages come from and go to,
+    how they are wrapped, and how it is ended when the consumer fails."""
+
+    subscription: PullPoint
+    consumer: str  # checked by consumer_address
+    render: Render
+    drop: Callable[[PullPoint], None]
+
+
 def consumer_address(text: str) -> str:
     """A consumer address a subscriber sent, checked; raises ValueError saying what is wrong."""
     address = text.strip()
@@ -101,19 +112,10 @@ class Notifier:
         self._session: aiohttp.ClientSession | None = None
         self._drops = ThrottledLog(log)
 
-    def start(
-        self,
-        subscription: PullPoint,
-        consumer: str,
-        render: Render,
-        drop: Callable[[PullPoint], None],
-    ) -> None:
-        """Deliver ``subscription``'s messages to ``consumer`` until it ends; ``drop`` ends it
-        when the consumer fails."""
-        ident = subscription.id
-        task = asyncio.create_task(
-            self._send(subscription, consumer, render, drop), name=f"{self._name} Notify {ident}"
-        )
+    def start(self, push: Push) -> None:
+        """Deliver the subscription's messages to its consumer until it ends, or is dropped."""
+        ident = push.subscription.id
+        task = asyncio.create_task(self._send(push), name=f"{self._name} Notify {ident}")
         self._senders[ident] = task
         task.add_done_callback(lambda _: self._forget(ident, task))
 
@@ -147,19 +149,14 @@ class Notifier:
             )
         return self._session
 
-    async def _send(
-        self,
-        subscription: PullPoint,
-        consumer: str,
-        render: Render,
-        drop: Callable[[PullPoint], None],
-    ) -> None:
+    async def _send(self, push: Push) -> None:
+        subscription, consumer = push.subscription, push.consumer
         try:
             while not subscription.closed:
                 notifications = await subscription.pull(_WAIT, _BATCH)
                 if not notifications:
                     continue  # nothing yet, or the subscription ended
-                failure = await self._post(subscription, consumer, render(notifications))
+                failure = await self._post(subscription, consumer, push.render(notifications))
                 if failure is not None and not subscription.closed:
                     self._drops.log(
                         logging.WARNING,
@@ -170,11 +167,11 @@ class Notifier:
                         self._delivery.attempts,
                         failure,
                     )
-                    drop(subscription)
+                    push.drop(subscription)
                     return
         except Exception:  # a bug: the subscription ends rather than dying silently
             log.exception("%s: Notify to %s failed", self._name, origin(consumer))
-            drop(subscription)
+            push.drop(subscription)
 
     async def _post(self, subscription: PullPoint, consumer: str, body: bytes) -> str | None:
         """POST one Notify, retried with backoff; None once delivered, else why it was not."""
