@@ -1,5 +1,9 @@
 """One camera's event properties and the pull points that receive them (the Events service's state).
 
+A push subscription (WS-BaseNotification Subscribe) is a pull point too, of kind
+``Holding.SUBSCRIPTION``, which the Events service drains into Notify messages: both share the
+queue, filter, termination, Initialized messages first, the upstream and the quotas.
+
 The camera's motion and I/O changes come from one upstream, the driver's ``events()`` behind a
 :class:`~bridge.fanout.Fanout`: it is opened for the first pull point, reconnected when it
 fails, and released once the last pull point is gone. Every (re)opened upstream starts by
@@ -12,9 +16,11 @@ Each pull point has a topic filter, a termination time and a bounded queue (the 
 is dropped when a client stops pulling). Expired pull points are removed by a timer set for
 the earliest termination time, and also whenever one is looked up.
 
-A camera has at most ``MAX_PULL_POINTS``, and one user at most ``MAX_PULL_POINTS_PER_USER`` of
-them (and its share of the gateway's quota, :class:`~bridge.onvif.users.UserQuotas`), so a
-single account, whatever its level, cannot take every slot and leave the VMS without events.
+A camera has at most ``MAX_PULL_POINTS`` pull points and push subscriptions together, and one
+user at most ``MAX_PULL_POINTS_PER_USER`` of each kind (and its share of the gateway's quota,
+:class:`~bridge.onvif.users.UserQuotas`), so a single account, whatever its level, cannot take
+every slot and leave the VMS without events; a client holding a subscription and a pull point
+at once (Home Assistant does) still has room for both after a restart.
 """
 
 from __future__ import annotations
@@ -182,16 +188,16 @@ class PullPointGone(LookupError):
 
 
 class PullPointsExhausted(Exception):
-    """The camera already has its maximum number of pull points."""
+    """The camera already has its maximum number of pull points and subscriptions."""
 
 
 class UserQuotaExhausted(PullPointsExhausted):
-    """The user already holds its share of the pull points (the camera's or the gateway's)."""
+    """The user already holds its share of this kind (the camera's or the gateway's)."""
 
 
 class PullPoint:
     """One subscription: the topics it wants, its termination time and its message queue;
-    ``owner`` is the user who created it."""
+    ``owner`` is the user who created it, ``kind`` whether a client pulls it or it is pushed."""
 
     def __init__(
         self,
@@ -200,9 +206,12 @@ class PullPoint:
         topics: frozenset[Topic],
         termination: dt.datetime,
         depth: int,
+        *,
+        kind: Holding = Holding.PULL_POINT,
     ) -> None:
         self.id = ident
         self.owner = owner
+        self.kind = kind
         self.topics = topics
         self.termination = termination
         self.closed = False
@@ -297,20 +306,28 @@ class EventHub:
     def now(self) -> dt.datetime:
         return utcnow()
 
-    def create(self, owner: str, topics: frozenset[Topic], termination: dt.datetime) -> PullPoint:
-        """A new pull point of user ``owner``, primed with the known state. Raises ValueError
-        for a termination time not in the future, PullPointsExhausted when the camera has no
-        room, UserQuotaExhausted when the user has no room left."""
+    def create(
+        self,
+        owner: str,
+        topics: frozenset[Topic],
+        termination: dt.datetime,
+        *,
+        kind: Holding = Holding.PULL_POINT,
+    ) -> PullPoint:
+        """A new pull point (or push subscription) of user ``owner``, primed with the known
+        state. Raises ValueError for a termination time not in the future, PullPointsExhausted
+        when the camera has no room, UserQuotaExhausted when the user has no room left."""
         self._expire()
         if self._closed or len(self._pull_points) >= self.max_pull_points:
             raise PullPointsExhausted()
-        held = sum(1 for p in self._pull_points.values() if p.owner == owner)
+        held = sum(1 for p in self._pull_points.values() if p.owner == owner and p.kind is kind)
         if held >= self.max_per_user:
             raise UserQuotaExhausted()
         bounded = self._bounded(termination)
-        if not self._quotas.take(owner, Holding.PULL_POINT):
+        if not self._quotas.take(owner, kind):
             raise UserQuotaExhausted()
-        pull_point = PullPoint(secrets.token_hex(8), owner, topics, bounded, self.queue_depth)
+        ident = secrets.token_hex(8)
+        pull_point = PullPoint(ident, owner, topics, bounded, self.queue_depth, kind=kind)
         self._pull_points[pull_point.id] = pull_point
         self.synchronize(pull_point)
         if self._dispatch is None:
@@ -339,7 +356,7 @@ class EventHub:
     def remove(self, pull_point: PullPoint) -> None:
         pull_point.close()
         if self._pull_points.pop(pull_point.id, None) is not None:
-            self._quotas.give_back(pull_point.owner, Holding.PULL_POINT)
+            self._quotas.give_back(pull_point.owner, pull_point.kind)
         if not self._pull_points and self._dispatch is not None:
             self._dispatch.cancel()  # its fan-out subscription ends: the upstream is released
             self._dispatch = None

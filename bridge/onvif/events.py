@@ -1,24 +1,32 @@
-"""ONVIF Events service (ver10): the camera's motion and I/O as property events, pulled.
+"""ONVIF Events service (ver10): the camera's motion and I/O as property events, pulled or pushed.
 
 The gateway offers Core's Real-time Pull-Point Notification Interface: CreatePullPointSubscription
 hands out a pull point with its own address under the service path
 (``/onvif/events_service/subscription/<id>``), where the client pulls (a long poll), renews,
-asks for a synchronization point and unsubscribes. Pull points, their queues and the camera's
-state live in :class:`~bridge.onvif.eventhub.EventHub`; this module translates requests and
-builds the ``xs:any`` contents (the topic set, each ``tt:Message``) as elements, the only
-values zeep puts in an untyped slot.
+asks for a synchronization point and unsubscribes. It also offers WS-BaseNotification's Basic
+Notification Interface: Subscribe hands out a subscription manager at an address of the same
+kind (Renew, Unsubscribe, SetSynchronizationPoint), and the messages are POSTed to the
+subscriber's ConsumerReference as Notify messages (:mod:`bridge.onvif.notify`). Pull points,
+subscriptions, their queues and the camera's state live in
+:class:`~bridge.onvif.eventhub.EventHub`; this module translates requests and builds the
+``xs:any`` contents (the topic set, each ``tt:Message``) as elements, the only values zeep puts
+in an untyped slot, and the Notify envelopes.
 """
 
 from __future__ import annotations
 
+import copy
 import datetime as dt
+import functools
+import logging
 import re
-from collections.abc import Collection, Mapping
+import uuid
+from collections.abc import Collection, Mapping, Sequence
 from typing import Any
 
 from lxml import etree
 
-from bridge.errors import ActionFailed, InvalidArgVal
+from bridge.errors import ActionFailed, ActionNotSupported, InvalidArgVal
 from bridge.onvif.context import DeviceContext
 from bridge.onvif.eventhub import (
     MAX_PULL_POINTS,
@@ -34,19 +42,35 @@ from bridge.onvif.eventhub import (
     UserQuotaExhausted,
     matching_topics,
 )
-from bridge.onvif.soap import Handler, OnvifRequest, Operations, Service, declare_prefix
-from bridge.onvif.users import UserAccounts
+from bridge.onvif.notify import NOTIFY_ACTION, Notifier, Push, consumer_address, origin
+from bridge.onvif.schemas import load_wsdl
+from bridge.onvif.soap import (
+    SOAP12_NS,
+    Handler,
+    OnvifRequest,
+    Operations,
+    Service,
+    declare_prefix,
+)
+from bridge.onvif.users import Holding, UserAccounts
+
+log = logging.getLogger(__name__)
 
 TT_NS = "http://www.onvif.org/ver10/schema"
 XS_NS = "http://www.w3.org/2001/XMLSchema"
+WSA_NS = "http://www.w3.org/2005/08/addressing"
 WSTOP_NS = "http://docs.oasis-open.org/wsn/t-1"
 TOPIC_NAMESPACE_LOCATION = "http://www.onvif.org/onvif/ver10/topics/topicns.xml"
 MESSAGE_SCHEMA_LOCATION = "http://www.onvif.org/onvif/ver10/schema/onvif.xsd"
 _SUBSCRIPTIONS = "/subscription/"  # pull point addresses: the service's, this, the id
 SUBSCRIPTION_PATH = Service.EVENTS.path + _SUBSCRIPTIONS
 
-DEFAULT_LIFETIME = dt.timedelta(minutes=1)  # when CreatePullPointSubscription names none
+DEFAULT_LIFETIME = dt.timedelta(minutes=1)  # when a subscription request names none
 MAX_PULL_TIMEOUT = dt.timedelta(minutes=5)  # Core asks for at least one minute
+
+# A consumer's reference parameters travel back as header blocks of every Notify: few and small.
+MAX_REFERENCE_PARAMETERS = 8
+MAX_REFERENCE_PARAMETER_BYTES = 4096
 
 _DURATION = re.compile(
     r"P(?:(\d+)Y)?(?:(\d+)M)?(?:(\d+)D)?(?:T(?:(\d+)H)?(?:(\d+)M)?(?:(\d+(?:\.\d+)?)S)?)?"
@@ -54,11 +78,12 @@ _DURATION = re.compile(
 
 
 def service_capabilities(device: DeviceContext) -> Mapping[str, Any]:
-    """Pull points only: no WS-BaseNotification Subscribe, policies, pausing or storage."""
+    """Pull points and WS-BaseNotification Subscribe (a non-zero MaxNotificationProducers says
+    so); no subscription policies, pausing or storage."""
     return {
         "WSSubscriptionPolicySupport": False,
         "WSPausableSubscriptionManagerInterfaceSupport": False,
-        "MaxNotificationProducers": 0,
+        "MaxNotificationProducers": MAX_PULL_POINTS,
         "MaxPullPoints": MAX_PULL_POINTS,
         "PersistentNotificationStorage": False,
     }
@@ -120,6 +145,29 @@ def filtered_topics(
     return selected
 
 
+def consumer_reference(
+    reference: Mapping[str, Any] | None,
+) -> tuple[str, tuple[etree._Element, ...]]:
+    """A Subscribe's ConsumerReference: the checked address, and its reference parameters
+    (copies, to be echoed as header blocks of each Notify, as WS-Addressing asks)."""
+    address = (reference or {}).get("Address")
+    if isinstance(address, Mapping):
+        address = address.get("_value_1")
+    try:
+        checked = consumer_address(address if isinstance(address, str) else "")
+    except ValueError as exc:
+        raise InvalidArgVal(f"ConsumerReference refused: {exc}") from None
+    parameters = ((reference or {}).get("ReferenceParameters") or {}).get("_value_1") or []
+    elements = tuple(copy.deepcopy(p) for p in parameters if isinstance(p, etree._Element))
+    size = sum(len(etree.tostring(element)) for element in elements)
+    if len(elements) > MAX_REFERENCE_PARAMETERS or size > MAX_REFERENCE_PARAMETER_BYTES:
+        raise InvalidArgVal(
+            f"At most {MAX_REFERENCE_PARAMETERS} reference parameters of"
+            f" {MAX_REFERENCE_PARAMETER_BYTES} bytes together"
+        )
+    return checked, elements
+
+
 # -- response contents --------------------------------------------------------------------------
 
 
@@ -175,19 +223,73 @@ def message_element(notification: Notification) -> etree._Element:
     return message
 
 
+def notification_messages(
+    notifications: Sequence[Notification], producer: str, subscription: str | None = None
+) -> list[dict[str, Any]]:
+    """The wsnt:NotificationMessage values of a PullMessages response or a Notify (which also
+    names the subscription)."""
+    reference = {"SubscriptionReference": {"Address": subscription}} if subscription else {}
+    return [
+        {
+            **reference,
+            "Topic": {"_value_1": n.topic.path, "Dialect": TOPIC_DIALECTS[0]},
+            "ProducerReference": {"Address": producer},
+            "Message": {"_value_1": message_element(n)},
+        }
+        for n in notifications
+    ]
+
+
+@functools.cache
+def _notify_operation() -> Any:
+    """The consumer's Notify operation of the Events WSDL: its input message is what is sent."""
+    bindings = load_wsdl(Service.EVENTS.wsdl).bindings
+    binding = bindings[f"{{{Service.EVENTS.namespace}}}NotificationConsumerBinding"]
+    return binding.get("Notify")  # type: ignore[no-untyped-call]
+
+
+def notify_envelope(
+    notifications: Sequence[Notification],
+    *,
+    consumer: str,
+    subscription: str,
+    producer: str,
+    reference_parameters: Sequence[etree._Element] = (),
+) -> bytes:
+    """A SOAP 1.2 Notify to ``consumer``, with the WS-Addressing headers Core asks for (Action,
+    To, a MessageID, the consumer's reference parameters marked as such)."""
+    message = notification_messages(notifications, producer, subscription)
+    envelope = _notify_operation().input.serialize(NotificationMessage=message).content
+    header = etree.Element(f"{{{SOAP12_NS}}}Header")
+    envelope.insert(0, header)
+    for name, value in (
+        ("Action", NOTIFY_ACTION),
+        ("MessageID", f"urn:uuid:{uuid.uuid4()}"),
+        ("To", consumer),
+    ):
+        etree.SubElement(header, f"{{{WSA_NS}}}{name}", nsmap={"wsa": WSA_NS}).text = value
+    for parameter in reference_parameters:
+        block = copy.deepcopy(parameter)
+        block.set(f"{{{WSA_NS}}}IsReferenceParameter", "true")
+        header.append(block)
+    return bytes(etree.tostring(envelope, xml_declaration=True, encoding="utf-8"))
+
+
 # -- the service --------------------------------------------------------------------------------
 
 
 class _EventService:
-    def __init__(self, device: DeviceContext, hub: EventHub) -> None:
+    def __init__(self, device: DeviceContext, hub: EventHub, notifier: Notifier) -> None:
         self.device = device
         self.hub = hub
+        self.notifier = notifier
 
     def handlers(self) -> Mapping[str, Handler]:
         return {
             "GetServiceCapabilities": self.get_service_capabilities,
             "GetEventProperties": self.get_event_properties,
             "CreatePullPointSubscription": self.create_pull_point_subscription,
+            "Subscribe": self.subscribe,
             "PullMessages": self.pull_messages,
             "Renew": self.renew,
             "Unsubscribe": self.unsubscribe,
@@ -208,31 +310,63 @@ class _EventService:
         }
 
     async def create_pull_point_subscription(self, request: OnvifRequest) -> Mapping[str, Any]:
+        return self._create(request, Holding.PULL_POINT)[1]
+
+    async def subscribe(self, request: OnvifRequest) -> Mapping[str, Any]:
+        """WS-BaseNotification Subscribe: a pull point that the gateway drains into Notify
+        messages to the consumer."""
+        params = request.params
+        consumer, reference_parameters = consumer_reference(params.get("ConsumerReference"))
+        if (params.get("SubscriptionPolicy") or {}).get("_value_1"):
+            # wsnt:UseRaw and the like change what the consumer receives: refused, not ignored.
+            raise InvalidArgVal("Subscription policies are not supported")
+        subscription, response = self._create(request, Holding.SUBSCRIPTION)
+        render = functools.partial(
+            notify_envelope,
+            consumer=consumer,
+            subscription=response["SubscriptionReference"]["Address"],
+            producer=self.device.xaddr(request, Service.EVENTS),
+            reference_parameters=reference_parameters,
+        )
+        self.notifier.start(Push(subscription, consumer, render, self.hub.remove))
+        log.debug(
+            "%s: %s subscribed %s to events", self.device.camera, request.user, origin(consumer)
+        )
+        return response
+
+    def _create(self, request: OnvifRequest, kind: Holding) -> tuple[PullPoint, dict[str, Any]]:
+        """A new pull point or subscription as the request asks, and the response naming it."""
         params = request.params
         topics = filtered_topics(params.get("Filter"), self.hub.topics)
         now = self.hub.now()
         termination = termination_time(params.get("InitialTerminationTime"), now)
         try:
-            pull_point = self.hub.create(request.user or "", topics, termination)
+            pull_point = self.hub.create(request.user or "", topics, termination, kind=kind)
         except ValueError:
-            raise InvalidArgVal("InitialTerminationTime is not in the future") from None
-        except UserQuotaExhausted:
-            raise ActionFailed(
-                "This user holds all the pull points it may; unsubscribe one"
+            # Core: a refused InitialTerminationTime comes with one that would be accepted.
+            raise InvalidArgVal(
+                f"InitialTerminationTime is not in the future; {utc_text(now + DEFAULT_LIFETIME)}"
+                " would be accepted"
             ) from None
+        except UserQuotaExhausted:
+            raise ActionFailed(f"This user holds all the {kind}s it may; unsubscribe one") from None
         except PullPointsExhausted:
             raise ActionFailed(
                 f"All {self.hub.max_pull_points} pull points are in use; unsubscribe one"
             ) from None
         address = self.device.xaddr(request, Service.EVENTS) + _SUBSCRIPTIONS + pull_point.id
-        return {
+        response = {
             "SubscriptionReference": {"Address": address},
             "CurrentTime": now,
             "TerminationTime": pull_point.termination,
         }
+        return pull_point, response
 
     async def pull_messages(self, request: OnvifRequest) -> Mapping[str, Any]:
         pull_point = self._pull_point(request)
+        if pull_point.kind is not Holding.PULL_POINT:
+            # Its messages go to its consumer; a pull would race the sender for them.
+            raise ActionNotSupported("This subscription delivers its messages by Notify")
         timeout, limit = request.params["Timeout"], request.params["MessageLimit"]
         if not isinstance(timeout, dt.timedelta) or not dt.timedelta(0) <= timeout:
             raise InvalidArgVal("Timeout must be a non-negative duration")
@@ -249,18 +383,11 @@ class _EventService:
         if pull_point.closed:
             raise _gone()
         self.hub.keep_alive(pull_point, seconds)
-        producer = {"Address": self.device.xaddr(request, Service.EVENTS)}
+        producer = self.device.xaddr(request, Service.EVENTS)
         return {
             "CurrentTime": self.hub.now(),
             "TerminationTime": pull_point.termination,
-            "NotificationMessage": [
-                {
-                    "Topic": {"_value_1": n.topic.path, "Dialect": TOPIC_DIALECTS[0]},
-                    "ProducerReference": producer,
-                    "Message": {"_value_1": message_element(n)},
-                }
-                for n in notifications
-            ],
+            "NotificationMessage": notification_messages(notifications, producer),
         }
 
     async def renew(self, request: OnvifRequest) -> Mapping[str, Any]:
@@ -273,7 +400,9 @@ class _EventService:
         return {"TerminationTime": pull_point.termination, "CurrentTime": now}
 
     async def unsubscribe(self, request: OnvifRequest) -> None:
-        self.hub.remove(self._pull_point(request))
+        pull_point = self._pull_point(request)
+        self.hub.remove(pull_point)
+        await self.notifier.stop(pull_point.id)  # a push subscription's Notify under way too
 
     async def set_synchronization_point(self, request: OnvifRequest) -> None:
         self.hub.synchronize(self._pull_point(request))
@@ -307,6 +436,7 @@ def register(operations: Operations, device: DeviceContext) -> None:
         quotas=UserAccounts.of(device.users).quotas,
         idle_grace=device.media.frames.idle_grace,
     )
-    device.closers.append(hub.close)
-    for name, handler in _EventService(device, hub).handlers().items():
+    notifier = Notifier(device.camera, max_connections=hub.max_pull_points)
+    device.closers += [hub.close, notifier.close]  # subscriptions end, then their senders
+    for name, handler in _EventService(device, hub, notifier).handlers().items():
         operations.add(Service.EVENTS, name, handler)

@@ -12,7 +12,7 @@ Passwords are stored in clear because HTTP Digest and WS-Security digests need t
 Every change is all-or-nothing, as ONVIF Core asks: each request is checked in full before
 anything changes, and memory changes only once the file is written.
 
-What each user holds across the gateway (event pull points, later subscriptions) is counted
+What each user holds across the gateway (event pull points, push subscriptions) is counted
 here too, in :class:`UserQuotas`, so one account cannot take every slot of every device.
 """
 
@@ -41,12 +41,13 @@ class Holding(enum.StrEnum):
     """What a user can hold on the gateway's devices, each kind counted against its quota."""
 
     PULL_POINT = "pull point"
+    SUBSCRIPTION = "push subscription"  # WS-BaseNotification Subscribe: Notify to a consumer
 
 
 # At most this many of a kind per user across all the gateway's devices (each device caps its
 # own share lower): room for a few VMS sharing one account on a large gateway, and a bound on
 # what one account can make the gateway keep.
-GATEWAY_QUOTAS: dict[Holding, int] = {Holding.PULL_POINT: 256}
+GATEWAY_QUOTAS: dict[Holding, int] = {Holding.PULL_POINT: 256, Holding.SUBSCRIPTION: 256}
 
 
 class UserLevel(enum.StrEnum):

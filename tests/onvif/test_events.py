@@ -206,6 +206,7 @@ async def test_event_properties_list_what_the_camera_reports(
     assert advertised == TOPICS_OF[dialect]
     capabilities = await events.GetServiceCapabilities()
     assert capabilities.MaxPullPoints == MAX_PULL_POINTS
+    assert capabilities.MaxNotificationProducers > 0  # WS-BaseNotification Subscribe is served
     assert capabilities.WSSubscriptionPolicySupport is False
 
 
