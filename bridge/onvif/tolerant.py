@@ -170,16 +170,18 @@ class RequestReader:
             self._children(node, kind.qname.text if kind.qname else "", content, path)
 
     def _children(self, node: etree._Element, owner: str, content: _Content, path: str) -> None:
-        exact = frozenset(child.tag for child in node if child.tag in content.elements)
-        kept: list[etree._Element] = []
-        for child in list(node):
-            name = content.element(child.tag, exact) if isinstance(child.tag, str) else None
+        sent = [(child, child.tag) for child in node]
+        exact = frozenset(tag for _, tag in sent if tag in content.elements)
+        kept: list[tuple[etree._Element, str]] = []
+        for child, tag in sent:
+            name = content.element(tag, exact) if isinstance(tag, str) else None
             if name is None:
                 node.remove(child)  # an extension (or a stray node) nobody here reads
                 continue
-            child.tag = name
-            kept.append(child)
-        counts = Counter(child.tag for child in kept)
+            if name != tag:
+                child.tag = name
+            kept.append((child, name))
+        counts = Counter(name for _, name in kept)
         for name, count in counts.items():
             limit = content.elements[name].max_occurs
             if isinstance(limit, int) and count > limit:
@@ -190,11 +192,14 @@ class RequestReader:
                 raise InvalidArgs(f"{path}/{_local(name)} is missing")
             added = etree.SubElement(node, name)
             added.text = default or None
-            kept.append(added)
-        kept.sort(key=lambda child: content.order[child.tag])  # stable: repeats keep theirs
-        for child in kept:
-            node.append(child)  # moves it (with its tail) to the end: the schema's order
-            self._element(child, content.elements[child.tag], owner, f"{path}/{_local(child.tag)}")
+            kept.append((added, name))
+        places = [content.order[name] for _, name in kept]
+        if places != sorted(places):
+            kept.sort(key=lambda pair: content.order[pair[1]])  # stable: repeats keep theirs
+            for child, _ in kept:
+                node.append(child)  # moves it (with its tail) to the end: the schema's order
+        for child, name in kept:
+            self._element(child, content.elements[name], owner, f"{path}/{_local(name)}")
 
     def _attributes(self, node: etree._Element, content: _Content, path: str) -> None:
         for name, value in list(node.attrib.items()):
