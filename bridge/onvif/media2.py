@@ -31,7 +31,9 @@ from bridge.onvif.soap import OnvifRequest, Operations, Service
 
 Values = Mapping[str, Any]
 ALL = "All"
-# Every one of them is the gateway's one RTSP URI (its server takes RTP over UDP and TCP).
+# Every one of them is the gateway's one RTSP URI (its server takes RTP over UDP and TCP;
+# RtspOverHttp gets it for the reasons Media's HTTP does, see media.py). Older spellings
+# (Media's UDP, TCP, HTTP, any case) reach here as these: the tolerant reader maps them.
 STREAM_PROTOCOLS = frozenset({"RtspUnicast", "RTSP", "RtspOverHttp"})
 
 

@@ -160,5 +160,43 @@ def message_schema(*wsdl_files: str) -> etree.XMLSchema:
     return etree.XMLSchema(document)
 
 
+@functools.cache
+def enumerations() -> dict[str, tuple[str, ...]]:
+    """The allowed values of every named simple type of the vendored files that enumerates
+    them, by qualified name (``{namespace}name`` text); a type that restricts an enumerated
+    one without listing values of its own has its base's.
+
+    lxml's validator checks enumerations but does not expose them, and zeep ignores facets:
+    the tolerant reader (:mod:`bridge.onvif.tolerant`) needs them to recognize a value spelled
+    another way.
+    """
+    found: dict[str, tuple[str, ...]] = {}
+    bases: dict[str, str] = {}
+    for path in sorted(WSDL_DIR.rglob("*")):
+        if path.suffix not in (".xsd", ".wsdl"):
+            continue
+        for schema in etree.parse(str(path), _parser()).iter(f"{{{_XS}}}schema"):
+            namespace = schema.get("targetNamespace", "")
+            for simple in schema.iterfind(f"{{{_XS}}}simpleType[@name]"):
+                restriction = simple.find(f"{{{_XS}}}restriction")
+                if restriction is None:
+                    continue
+                name = etree.QName(namespace or None, simple.get("name", "")).text
+                values = restriction.xpath("xs:enumeration/@value", namespaces={"xs": _XS})
+                if values:
+                    found[name] = tuple(str(value) for value in values)
+                elif (base := restriction.get("base")) is not None:
+                    prefix, _, local = base.rpartition(":")
+                    bases[name] = etree.QName(restriction.nsmap.get(prefix or None), local).text
+    for name, base in bases.items():
+        root, seen = base, {name}
+        while root in bases and root not in seen:  # a chain of restrictions, never a loop
+            seen.add(root)
+            root = bases[root]
+        if root in found:
+            found[name] = found[root]
+    return found
+
+
 def _parser() -> etree.XMLParser:
     return etree.XMLParser(resolve_entities=False, no_network=True, load_dtd=False, huge_tree=False)

@@ -10,6 +10,11 @@ a client with a skewed clock can still ask for the time). Then the access table
 (:mod:`bridge.onvif.access`) decides whether this user may call the operation at all, before
 any handler runs. Every error is a SOAP Fault, never an HTML or plain-text body.
 
+Whatever the content type (application/soap+xml, text/xml, application/xml, none; any case,
+with or without charset and action parameters) and SOAP version, the body's element says what
+is asked (:mod:`bridge.onvif.soap`); SOAPAction, the ``action`` parameter and WS-Addressing's
+Action only tell services apart when that element's namespace is off.
+
 Replays: each device has its own Digest authority (its nonces are worthless at another device),
 replay-proof (each nonce and nc once, ``qop=auth`` required, nonces short-lived); WS-Security
 tokens are checked by one verifier per gateway, shared by all its devices.
@@ -98,16 +103,22 @@ class _Endpoint:
         )
 
     async def handle(self, request: web.Request) -> web.Response:
-        # Until the envelope says otherwise, a text/xml request is taken to be SOAP 1.1.
-        version = SoapVersion.SOAP11 if request.content_type == "text/xml" else SoapVersion.SOAP12
+        # Until the envelope says otherwise, faults go out in the version the content type and
+        # then the bytes suggest (a body cut short or not XML still names its namespace).
+        version = SoapVersion.guess(request.content_type, b"")
         try:
             if request.method != "POST":
                 raise _MethodNotAllowed()
+            data = await self._read_body(request)
+            version = SoapVersion.guess(request.content_type, data)
             envelope = parse_envelope(
-                await self._read_body(request), max_bytes=self._max_request_bytes
+                data, max_bytes=self._max_request_bytes, charset=request.charset
             )
             version = envelope.version
-            operation = self._catalog.operation(envelope.body)
+            actions = envelope.actions(
+                request.headers.get("SOAPAction"), request.headers.get("Content-Type")
+            )
+            operation = self._catalog.operation(envelope.body, path=request.path, actions=actions)
             user = self._authenticate(request, envelope, operation)
             self._authorize(request, operation, user)
             handler = self._operations.get(operation.service, operation.name)

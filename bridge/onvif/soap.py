@@ -5,13 +5,22 @@ WSDLs through zeep's bindings (an operation's input body element parses the requ
 message serializes the response), so a response is schema-shaped by construction. Handlers never
 see zeep or lxml objects: they get an :class:`OnvifRequest` with plain values and return a
 mapping of the response element's children.
+
+Liberal in what it accepts, strict in what it sends: a SOAP 1.1 or 1.2 envelope in any
+encoding the HTTP charset or the document names, the operation found by the body's element
+(by its local name when its namespace is off, with the request's action and path to tell
+services apart), the element read tolerantly (:mod:`bridge.onvif.tolerant`) and only then
+validated; the reply goes out in the request's SOAP version.
 """
 
 from __future__ import annotations
 
+import codecs
+import email.message
 import enum
 import functools
-from collections.abc import Awaitable, Callable, Mapping
+import re
+from collections.abc import Awaitable, Callable, Iterable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
@@ -31,7 +40,8 @@ from bridge.errors import (
     VersionMismatch,
     WellFormed,
 )
-from bridge.onvif.schemas import load_wsdl, message_schema, zeep_settings
+from bridge.onvif.schemas import enumerations, load_wsdl, message_schema, zeep_settings
+from bridge.onvif.tolerant import RequestReader, schema_fault
 from bridge.safexml import parse_untrusted
 
 SOAP12_NS = "http://www.w3.org/2003/05/soap-envelope"
@@ -43,6 +53,9 @@ WSA_NAMESPACES = frozenset(
 )
 MAX_REQUEST_BYTES = 1 << 20
 _XML_NS = "http://www.w3.org/XML/1998/namespace"
+# The start of a document that names its own encoding (a byte order mark, or an XML
+# declaration with an encoding), which then wins over the HTTP charset.
+_SELF_DESCRIBED = re.compile(rb"(\xef\xbb\xbf|\xfe\xff|\xff\xfe|<\?xml[^>]*encoding)")
 
 
 class SoapVersion(enum.Enum):
@@ -54,6 +67,17 @@ class SoapVersion(enum.Enum):
     @property
     def content_type(self) -> str:
         return "text/xml" if self is SoapVersion.SOAP11 else "application/soap+xml"
+
+    @classmethod
+    def guess(cls, content_type: str, data: bytes) -> SoapVersion:
+        """The version to answer a request in before its envelope is parsed (or when it cannot
+        be): the envelope namespace the bytes name, else the content type's (text/xml is 1.1).
+        """
+        if SOAP11_NS.encode() in data and SOAP12_NS.encode() not in data:
+            return cls.SOAP11
+        if SOAP12_NS.encode() in data:
+            return cls.SOAP12
+        return cls.SOAP11 if content_type == "text/xml" else cls.SOAP12
 
 
 class Service(enum.Enum):
@@ -155,9 +179,30 @@ class Envelope:
     def header(self, tag: str) -> etree._Element | None:
         return next((block for block in self.headers if block.tag == tag), None)
 
+    def actions(self, soap_action: str | None, content_type: str | None) -> tuple[str, ...]:
+        """The action URIs the request names: its SOAPAction header (SOAP 1.1), its content
+        type's ``action`` parameter (SOAP 1.2), its WS-Addressing Action header. Only hints:
+        the body decides, and clients misspell these (ONVIF Device Manager did)."""
+        parsed = email.message.Message()
+        parsed["Content-Type"] = content_type or ""
+        action = parsed.get_param("action", header="Content-Type")
+        addressed = (self.header(f"{{{ns}}}Action") for ns in sorted(WSA_NAMESPACES))
+        texts = [soap_action, action if isinstance(action, str) else None]
+        texts += [block.text for block in addressed if block is not None]
+        return tuple(text.strip().strip('"') for text in texts if text and text.strip('" '))
 
-def parse_envelope(data: bytes, *, max_bytes: int = MAX_REQUEST_BYTES) -> Envelope:
-    """Check and parse an untrusted request body, raising the fault it deserves."""
+
+def parse_envelope(
+    data: bytes, *, max_bytes: int = MAX_REQUEST_BYTES, charset: str | None = None
+) -> Envelope:
+    """Check and parse an untrusted request body, raising the fault it deserves.
+
+    ``charset`` (the HTTP content type's) decodes a document that does not name its own
+    encoding; blanks before the XML declaration, which some clients send, are skipped.
+    """
+    data = data.lstrip(b" \t\r\n")
+    if charset is not None and _SELF_DESCRIBED.match(data) is None:
+        data = _to_utf8(data, charset, max_bytes)
     try:
         root = parse_untrusted(data, max_bytes=max_bytes)
     except MessageTooLarge as exc:
@@ -183,6 +228,25 @@ def parse_envelope(data: bytes, *, max_bytes: int = MAX_REQUEST_BYTES) -> Envelo
     return Envelope(version, headers, children[0])
 
 
+def _to_utf8(data: bytes, charset: str, max_bytes: int) -> bytes:
+    """The document re-encoded from the charset HTTP names (an unknown one is ignored: the
+    document is then read as XML's default, UTF-8)."""
+    try:
+        codec = codecs.lookup(charset)
+    except LookupError:
+        return data
+    if codec.name in ("utf-8", "ascii"):
+        return data
+    try:
+        text = data.decode(codec.name)
+    except (UnicodeDecodeError, ValueError) as exc:
+        raise WellFormed(f"Request is not {charset}") from exc
+    encoded = text.encode("utf-8")
+    if len(encoded) > max_bytes:  # Latin-1 text grows when re-encoded
+        raise RequestTooLarge(f"Request larger than {max_bytes} bytes")
+    return encoded
+
+
 def _must_understand(block: etree._Element, version: SoapVersion) -> bool:
     return block.get(f"{{{version.value}}}mustUnderstand", "").strip() in ("1", "true")
 
@@ -200,17 +264,18 @@ class Operation:
     name: str
     _binding_operation: Any
     _schema: etree.XMLSchema
+    _reader: RequestReader
 
     def decode(self, body: etree._Element) -> dict[str, Any]:
-        """The request element as plain values; a schema violation is ter:InvalidArgs.
+        """The request element as plain values, read tolerantly (it is rewritten in place);
+        what is still wrong then is ter:InvalidArgs or ter:InvalidArgVal.
 
         zeep's parser is lenient (a missing required element, "maybe" for a boolean), so the
         element is validated against the schemas first.
         """
+        self._reader.read(body, self._binding_operation.input.body, self.name)
         if not self._schema.validate(body):
-            error = self._schema.error_log.last_error
-            detail = f": {error.message[:200]}" if error is not None else ""
-            raise InvalidArgs(f"Invalid {self.name} request{detail}")
+            raise schema_fault(self.name, body, self._schema.error_log)
         message = self._binding_operation.input
         element = message.body
         context = XmlParserContext(settings=zeep_settings())  # type: ignore[no-untyped-call]
@@ -231,7 +296,7 @@ class Operation:
 
 
 class Catalog:
-    """Every operation of every service, found by its request element's qualified name.
+    """Every operation of every service, found by its request element.
 
     Dispatch goes by the body element, not by path, so a client that posts an operation to
     another service's address of the same device is still understood.
@@ -239,8 +304,10 @@ class Catalog:
 
     def __init__(self) -> None:
         self._by_tag: dict[str, Operation] = {}
+        self._by_name: dict[str, list[Operation]] = {}
         self._names: dict[Service, frozenset[str]] = {}
         schema = message_schema(*(service.wsdl for service in Service))
+        reader = RequestReader(enumerations())
         for service in Service:
             document = load_wsdl(service.wsdl)
             names: set[str] = set()
@@ -252,16 +319,35 @@ class Catalog:
                     if body is None:
                         continue
                     names.add(name)
-                    self._by_tag.setdefault(
-                        body.qname.text, Operation(service, name, binding_operation, schema)
-                    )
+                    operation = Operation(service, name, binding_operation, schema, reader)
+                    if body.qname.text not in self._by_tag:
+                        self._by_tag[body.qname.text] = operation
+                        self._by_name.setdefault(body.qname.localname, []).append(operation)
             self._names[service] = frozenset(names)
 
-    def operation(self, body: etree._Element) -> Operation:
-        try:
-            return self._by_tag[body.tag]
-        except KeyError:
-            raise ActionNotSupported(f"Unknown operation {etree.QName(body).localname}") from None
+    def operation(
+        self, body: etree._Element, *, path: str = "", actions: Iterable[str] = ()
+    ) -> Operation:
+        """The operation a body element asks for: by its qualified name, else (a client that
+        put it in another namespace, or none) by its local name, among the services the
+        request's actions name, then the one its path serves, then all of them, as long as
+        only one fits."""
+        exact = self._by_tag.get(body.tag)
+        if exact is not None:
+            return exact
+        local = etree.QName(body).localname
+        candidates = self._by_name.get(local, [])
+        hinted = [
+            *(s for action in actions for s in Service if action.startswith(s.namespace)),
+            *(s for s in Service if path == s.path or path.startswith(s.path + "/")),
+        ]
+        for service in hinted:
+            fits = [operation for operation in candidates if operation.service is service]
+            if fits:
+                return fits[0]
+        if len(candidates) == 1:
+            return candidates[0]
+        raise ActionNotSupported(f"Unknown operation {local}")
 
     def operation_names(self, service: Service) -> frozenset[str]:
         return self._names[service]
