@@ -16,6 +16,11 @@ registered (a password a client tried, one sent in a header):
 
 Challenges (``WWW-Authenticate: Digest realm="bridge", nonce="..."``) stay readable: they hold
 nothing secret and explain many a failed login.
+
+A malformed HTTP request (to the ONVIF or web ports) is the peer's fault, not the gateway's:
+aiohttp logs each one as an ERROR with a traceback whose message quotes the bytes it choked on.
+Here each becomes one INFO line naming the client and the kind of error, at most one every
+10 s, so a scanner on the LAN can neither flood the log nor get a header line into it.
 """
 
 from __future__ import annotations
@@ -23,6 +28,10 @@ from __future__ import annotations
 import logging
 import re
 import sys
+
+from aiohttp.http_exceptions import HttpProcessingError
+
+from bridge.ratelimit import ThrottledLog
 
 _SECRETS: set[str] = set()
 _MASK = "***"
@@ -71,6 +80,29 @@ class RedactingFormatter(logging.Formatter):
         return redact(super().format(record))
 
 
+class MalformedHttpRequests(logging.Filter):
+    """On aiohttp's server logger: a request aiohttp could not parse, told in one throttled
+    line without its traceback or bytes (see the module's docstring)."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self._throttled = ThrottledLog(logging.getLogger("bridge.http"))
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        error = record.exc_info[1] if record.exc_info else None
+        if not isinstance(error, HttpProcessingError):
+            return True
+        peer = record.args[0] if isinstance(record.args, tuple) and record.args else "a client"
+        self._throttled.log(
+            logging.INFO,
+            "malformed",
+            "refused a malformed HTTP request from %s (%s)",
+            peer,
+            type(error).__name__,
+        )
+        return False
+
+
 def setup_logging(level: int = logging.INFO) -> None:
     handler = logging.StreamHandler(sys.stderr)
     handler.setFormatter(RedactingFormatter("%(asctime)s %(levelname)-7s %(name)s: %(message)s"))
@@ -79,3 +111,5 @@ def setup_logging(level: int = logging.INFO) -> None:
     root.setLevel(level)
     # aiohttp's access log would print every request line of the emulated cameras.
     logging.getLogger("aiohttp.access").setLevel(logging.WARNING)
+    server = logging.getLogger("aiohttp.server")
+    server.filters[:] = [MalformedHttpRequests()]

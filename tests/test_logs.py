@@ -2,17 +2,19 @@
 
 from __future__ import annotations
 
+import asyncio
 import base64
 import hashlib
 import logging
 from unittest import mock
 
 import pytest
+from aiohttp import web
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from bridge import logs
-from bridge.logs import RedactingFormatter, register_secret
+from bridge.logs import MalformedHttpRequests, RedactingFormatter, register_secret
 
 
 @pytest.fixture
@@ -171,3 +173,39 @@ def test_random_passwords_never_survive_redaction(
     # As no_secrets does (hypothesis runs many examples in one function-scoped fixture).
     with mock.patch.object(logs, "_SECRETS", set()):
         assert [logs.redact(line) for line, _ in cases] == [masked for _, masked in cases]
+
+
+async def test_a_malformed_http_request_is_one_line_without_its_bytes(
+    no_secrets: None, caplog: pytest.LogCaptureFixture
+) -> None:
+    """What a scanner or a fuzzer on the LAN gets into the log of an ONVIF or web port."""
+    server = logging.getLogger("aiohttp.server")
+    server.addFilter(log_filter := MalformedHttpRequests())
+    app = web.Application()
+    runner = web.AppRunner(app)
+    await runner.setup()
+    site = web.TCPSite(runner, "127.0.0.1", 0)
+    await site.start()
+    port = runner.addresses[0][1]
+    token = base64.b64encode(b"admin:s3cret-Pass").decode()
+    bad = (
+        f"POST /onvif/device_service HTTP/1.1\r\nHost: x\r\nAuthorization Basic {token}\r\n"
+        "Content-Type: a\r\nContent-Type: b\r\n\r\n"
+    ).encode()
+    try:
+        with caplog.at_level(logging.INFO):
+            for _ in range(3):
+                reader, writer = await asyncio.open_connection("127.0.0.1", port)
+                writer.write(bad)
+                answer = await reader.read()  # aiohttp answers 400 and closes
+                writer.close()
+                await writer.wait_closed()
+                assert answer.split(b"\r\n")[0].endswith(b" 400 Bad Request")
+    finally:
+        server.removeFilter(log_filter)
+        await runner.cleanup()
+    # (aiohttp's access log, which the gateway keeps at WARNING, aside)
+    records = [r for r in caplog.records if r.name != "aiohttp.access"]
+    lines = [r.getMessage() for r in records]
+    assert lines == ["refused a malformed HTTP request from 127.0.0.1 (BadHttpMessage)"]
+    assert not [r for r in records if r.exc_info]

@@ -75,6 +75,10 @@ class _Challenge(Exception):
         self.stale = stale
 
 
+class _ClientGone(Exception):
+    """The client closed the connection before its request was complete: nobody to answer."""
+
+
 class _MethodNotAllowed(SenderFault):
     http_status = 405
     default_reason = "Only POST is supported"
@@ -144,6 +148,13 @@ class _Endpoint:
             )
         except OnvifFault as fault:
             return self._fault(fault, version)
+        except _ClientGone:
+            log.debug(
+                "ONVIF client %s left before its request to %s was complete",
+                request.remote,
+                request.path,
+            )
+            return web.Response(status=400)
         except Exception:
             log.exception("ONVIF request to %s failed", request.path)
             return self._fault(ActionFailed(), version)
@@ -155,7 +166,13 @@ class _Endpoint:
             raise RequestTooLarge(f"Request larger than {limit} bytes")
         chunks: list[bytes] = []
         size = 0
-        while chunk := await request.content.read(_READ_CHUNK):
+        while True:
+            try:
+                chunk = await request.content.read(_READ_CHUNK)
+            except ConnectionError as exc:
+                raise _ClientGone() from exc
+            if not chunk:
+                break
             size += len(chunk)
             if size > limit:
                 raise RequestTooLarge(f"Request larger than {limit} bytes")

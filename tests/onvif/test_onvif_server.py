@@ -3,6 +3,7 @@ messages and by onvif-zeep-async (the client Home Assistant uses)."""
 
 from __future__ import annotations
 
+import asyncio
 import base64
 import contextlib
 import datetime as dt
@@ -15,6 +16,7 @@ from typing import Any
 
 import aiohttp
 import pytest
+import yarl
 from conftest import Serve
 from lxml import etree
 from onvif import ONVIFCamera
@@ -335,6 +337,33 @@ async def test_huge_body_is_refused_and_serving_goes_on(device: Device) -> None:
         assert fault_subcodes(await r.read()) == ["env:Sender"]
     status, _, _ = await post(device.service, envelope(GET_TIME))
     assert status == 200
+
+
+async def test_a_client_that_leaves_mid_body_is_no_error_and_serving_goes_on(
+    device: Device, caplog: pytest.LogCaptureFixture
+) -> None:
+    """A VMS that crashes, or a fuzzer, closing the connection halfway through a request."""
+    url = yarl.URL(device.service)
+    reader, writer = await asyncio.open_connection(url.host, url.port)
+    body = envelope(GET_TIME)
+    writer.write(
+        f"POST {url.path} HTTP/1.1\r\nHost: {url.host}\r\n"
+        f"Content-Type: application/soap+xml\r\nContent-Length: {len(body)}\r\n\r\n".encode()
+        + body[:40]
+    )
+    await writer.drain()
+    with caplog.at_level(logging.DEBUG, logger="bridge.onvif.server"):
+        writer.close()
+        await writer.wait_closed()
+        assert await reader.read() == b""  # no answer: nobody is there to read it
+        status, _, _ = await post(device.service, envelope(GET_TIME))
+        async with asyncio.timeout(5):  # the server's read of the cut body ends on its own time
+            while not [r for r in caplog.records if r.name == "bridge.onvif.server"]:
+                await asyncio.sleep(0.01)
+    assert status == 200
+    assert [r.getMessage() for r in caplog.records if r.name == "bridge.onvif.server"] == [
+        f"ONVIF client 127.0.0.1 left before its request to {url.path} was complete"
+    ]
 
 
 async def test_entity_expansion_is_refused(device: Device) -> None:
