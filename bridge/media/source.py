@@ -22,6 +22,7 @@ so audio and video of a profile share one clock and RTCP can map it to wall time
 from __future__ import annotations
 
 import asyncio
+import collections
 import concurrent.futures
 import contextlib
 import enum
@@ -59,6 +60,8 @@ CAMERA_BACKOFF = Backoff(initial=0.25, maximum=2.0)
 DEFAULT_FPS = 15.0  # until the camera's own rate is measured
 FPS_SAMPLES = 3  # arrival intervals measured before a cold encoder opens
 FPS_WAIT = 1.0  # ... or this long, for cameras slower than that
+RATE_CHANGE = 0.25  # a camera rate this far off the encoder's ...
+RATE_SETTLE = 3.0  # ... for this many seconds reopens it (a burst of jitter does not)
 BITS_PER_PIXEL = 0.12  # x264 ultrafast at camera-grade detail; about 550 kbit/s for VGA@15
 MIN_BITRATE = 256_000
 MAX_BITRATE = 8_000_000
@@ -119,35 +122,47 @@ def encoder_settings(
 
 
 class RateMeter:
-    """The camera's frame rate from arrival times (exponential average of the intervals)."""
+    """The camera's frame rate: pictures counted over the last few seconds of arrivals.
 
-    def __init__(self, alpha: float = 0.1) -> None:
-        self._alpha = alpha
-        self._last: float | None = None
-        self._interval: float | None = None
-        self.samples = 0
+    Counting over a window, not averaging intervals, keeps bursts from swinging it: a camera (or
+    a loaded host) that delivers three pictures at once after a 0.3 s pause still averaged its
+    rate, where an average of intervals saw 0.3, 0, 0 and jumped; those swings reopened encoders
+    (a soak on a loaded 2-core host measured a 10 fps camera as 6 to 18.5 fps).
+    """
+
+    def __init__(
+        self, window: float = 4.0, *, min_intervals: int = 8, max_arrivals: int = 512
+    ) -> None:
+        self._window = window
+        self._min_intervals = min_intervals
+        self._arrivals: collections.deque[float] = collections.deque(maxlen=max_arrivals)
+
+    @property
+    def samples(self) -> int:
+        """Intervals measured since the last reconnect (within the window)."""
+        return max(0, len(self._arrivals) - 1)
 
     def arrived(self, timestamp: float) -> None:
-        if self._last is not None and timestamp > self._last:
-            interval = timestamp - self._last
-            self.samples += 1
-            # A plain mean until the average has enough history, so the first few intervals
-            # (often short: a camera flushes a buffered picture on connect) do not dominate.
-            weight = max(self._alpha, 1 / self.samples)
-            current = self._interval if self._interval is not None else interval
-            self._interval = current + weight * (interval - current)
-        self._last = timestamp
+        arrivals = self._arrivals
+        if arrivals and timestamp <= arrivals[-1]:
+            return
+        arrivals.append(timestamp)
+        # A slow camera's window stretches to hold a few intervals: the jitter of one picture
+        # is then a small part of the span.
+        while len(arrivals) > self._min_intervals + 1 and timestamp - arrivals[1] >= self._window:
+            arrivals.popleft()
 
     def forget_gap(self) -> None:
         """A reconnect: the pause before the next picture is not an interval."""
-        self._last = None
+        self._arrivals.clear()
 
     @property
     def fps(self) -> float | None:
         """Rounded to half frames per second, so jitter does not reopen encoders."""
-        if self._interval is None:
+        arrivals = self._arrivals
+        if len(arrivals) < 2:
             return None
-        return max(0.5, round(2 / self._interval) / 2)
+        return max(0.5, round(2 * (len(arrivals) - 1) / (arrivals[-1] - arrivals[0])) / 2)
 
 
 class AudioUnit(NamedTuple):
@@ -236,6 +251,7 @@ class _H264Encoder:
         self._count = 0
         self._force_idr = False
         self._waiting_since: float | None = None
+        self._rate_off_since: float | None = None  # since when the camera's rate is off
         self._smoother = TimestampSmoother(DEFAULT_FPS)
         # Pictures it cannot take: a line now and then, however many there are.
         self._dropped = ThrottledLog(log)
@@ -265,7 +281,7 @@ class _H264Encoder:
         fps = self._camera_fps(frame.timestamp)
         if fps is None:
             return None
-        if self._worker is None or self._needs_reopen(size, fps):
+        if self._worker is None or self._needs_reopen(size, fps, frame.timestamp):
             try:
                 self._open(size, fps, frame.timestamp)
             except ValueError as exc:
@@ -304,14 +320,17 @@ class _H264Encoder:
             return None
         return self._meter.fps or DEFAULT_FPS
 
-    def _needs_reopen(self, size: tuple[int, int], fps: float) -> bool:
+    def _needs_reopen(self, size: tuple[int, int], fps: float, now: float) -> bool:
         assert self._source is not None
         used_size, used_fps = self._source
-        return (
-            size != used_size
-            or abs(fps - used_fps) > 0.25 * used_fps
-            or self._limits() != self._limits_in_use
-        )
+        if size != used_size or self._limits() != self._limits_in_use:
+            return True
+        if abs(fps - used_fps) <= RATE_CHANGE * used_fps:
+            self._rate_off_since = None
+            return False
+        if self._rate_off_since is None:
+            self._rate_off_since = now
+        return now - self._rate_off_since >= RATE_SETTLE
 
     def _open(self, size: tuple[int, int], fps: float, now: float) -> None:
         """Replace the encoder with one for pictures of ``size`` at ``fps``; ValueError, with
@@ -335,6 +354,7 @@ class _H264Encoder:
         self._origin = now
         self._keep_every = decimation(fps, self._limits_in_use.max_fps)
         self._count = 0
+        self._rate_off_since = None
         self._force_idr = False  # a new encoder starts with an IDR anyway
 
 

@@ -6,12 +6,15 @@ import asyncio
 import datetime
 import itertools
 import logging
+import random
 import time
 from collections.abc import AsyncIterator, Callable, Sequence
 
 import pytest
 from aiohttp import web
 from conftest import OpenHttp, Serve, StartSim
+from hypothesis import given
+from hypothesis import strategies as st
 
 from bridge.cameras.base import CameraDriver, Dialect, JpegFrame
 from bridge.cameras.hama import VIDEO_PATH, HamaDriver
@@ -71,6 +74,37 @@ def test_rate_meter_ignores_the_pause_of_a_reconnect() -> None:
     for n in range(30):
         meter.arrived(200 + n / 15)
     assert meter.fps == 15.0
+
+
+@given(
+    fps=st.sampled_from([1.0, 5.0, 10.0, 15.0, 25.0]),
+    spread=st.floats(0.0, 0.4),
+    stalls=st.lists(st.integers(0, 199), max_size=2),
+    seed=st.randoms(use_true_random=False),
+)
+def test_rate_meter_holds_the_camera_rate_through_jitter_and_bursts(
+    fps: float, spread: float, stalls: list[int], seed: random.Random
+) -> None:
+    """Arrivals +-40 % around their slot, and stalls of a loaded host after which the held-back
+    pictures arrive together: the measured rate stays the camera's."""
+    meter = RateMeter()
+    arrivals = [(n + seed.uniform(-spread, spread)) / fps for n in range(200)]
+    for stall in stalls:  # pictures held back for 0.3 s arrive at once
+        arrivals[stall:] = [max(t, arrivals[stall] + 0.3) for t in arrivals[stall:]]
+    for n, arrival in enumerate(arrivals):
+        meter.arrived(arrival)
+        if n >= 10 * fps:  # once the window is full
+            assert meter.fps == pytest.approx(fps, rel=0.2)
+
+
+def test_rate_meter_follows_a_camera_that_changes_its_rate() -> None:
+    meter = RateMeter()
+    for n in range(60):
+        meter.arrived(n / 15)
+    assert meter.fps == 15.0
+    for n in range(1, 41):
+        meter.arrived(4 + n / 10)
+    assert meter.fps == 10.0
 
 
 def test_audio_clock_counts_samples_and_resyncs_after_a_gap() -> None:
@@ -254,6 +288,28 @@ def _check_log(records: Sequence[logging.LogRecord], dropping_logger: str) -> No
     assert "65000x65000" in drops[0].getMessage()
 
 
+def _hama_sending(
+    pictures: Sequence[bytes], pauses: Sequence[float], done: asyncio.Event
+) -> web.Application:
+    """A camera on hama's video path that sends ``pictures``, each followed by its pause, then
+    stays connected, sending nothing, until ``done``."""
+
+    async def video(request: web.Request) -> web.StreamResponse:
+        reply = web.StreamResponse(
+            headers={"Content-Type": "multipart/x-mixed-replace; boundary=frame"}
+        )
+        await reply.prepare(request)
+        for jpeg, pause in zip(pictures, pauses, strict=True):
+            await reply.write(b"--frame\r\nContent-Type: image/jpeg\r\n\r\n" + jpeg + b"\r\n")
+            await asyncio.sleep(pause)
+        await done.wait()
+        return reply
+
+    app = web.Application()
+    app.router.add_get(VIDEO_PATH, video)
+    return app
+
+
 async def test_a_camera_claiming_65000x65000_loses_only_those_pictures(
     serve: Serve, caplog: pytest.LogCaptureFixture
 ) -> None:
@@ -263,21 +319,7 @@ async def test_a_camera_claiming_65000x65000_loses_only_those_pictures(
     caplog.set_level(logging.INFO)
     pictures = hostile_pictures()
     done = asyncio.Event()
-
-    async def video(request: web.Request) -> web.StreamResponse:
-        reply = web.StreamResponse(
-            headers={"Content-Type": "multipart/x-mixed-replace; boundary=frame"}
-        )
-        await reply.prepare(request)
-        for jpeg in pictures:
-            await reply.write(b"--frame\r\nContent-Type: image/jpeg\r\n\r\n" + jpeg + b"\r\n")
-            await asyncio.sleep(1 / CAMERA_FPS)  # the camera's own pace
-        await done.wait()  # then it stays connected, sending nothing, until the test ends
-        return reply
-
-    app = web.Application()
-    app.router.add_get(VIDEO_PATH, video)
-    url = await serve(app)
+    url = await serve(_hama_sending(pictures, [1 / CAMERA_FPS] * len(pictures), done))
     async with CameraHttp(url, name="cam") as http:
         media = CameraMedia("cam", HamaDriver(http), audio=None)
         source = FanoutSource(media.stream(Profile.MAIN))
@@ -336,3 +378,35 @@ async def test_the_encoder_drops_what_it_cannot_take_and_carries_on(
             await media.close()
     assert len(units) == GOOD - WARMUP - 1
     _check_log(caplog.records, "bridge.media.source")
+
+
+async def test_a_jittery_camera_never_reopens_the_encoder(
+    serve: Serve, caplog: pytest.LogCaptureFixture
+) -> None:
+    """A 10 fps camera on Wi-Fi, or a loaded host: intervals spread +-40 %, and now and then
+    a 0.4 s stall after which three pictures arrive at once. One encoder all along, and the
+    pictures' media times still advance steadily."""
+    caplog.set_level(logging.INFO)
+    rng = random.Random(7)
+    count = 60
+    pauses = [rng.uniform(0.06, 0.14) for _ in range(count)]
+    for stall in (15, 35, 50):
+        pauses[stall], pauses[stall + 1], pauses[stall + 2] = 0.4, 0.0, 0.0
+    pattern = simulated.TestPattern(320, 240)
+    now = datetime.datetime.now(datetime.UTC)
+    done = asyncio.Event()
+    url = await serve(_hama_sending([pattern.render(n, now) for n in range(count)], pauses, done))
+    async with CameraHttp(url, name="cam") as http:
+        media = CameraMedia("cam", HamaDriver(http), audio=None)
+        source = FanoutSource(media.stream(Profile.MAIN))
+        try:
+            units = await _viewer_units(source, count - WARMUP)
+        finally:
+            done.set()
+            await source.close()
+            await media.close()
+    opened = [r.getMessage() for r in caplog.records if "encoding" in r.getMessage()]
+    assert len(opened) == 1, opened
+    assert len(units) == count - WARMUP
+    times = [u.media_time for u in units]
+    assert all(later > earlier for earlier, later in itertools.pairwise(times))
