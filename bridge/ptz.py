@@ -395,8 +395,8 @@ class PtzHead:
         if self.caps.relative:
             async with self._command():
                 here = self.estimate()
-                await self._driver.relative_move(delta, speed)
-                self._arrived(add(here, delta), delta, speed)
+                made = await self._driver.relative_move(delta, speed)
+                self._arrived(add(here, made), made, speed)
             return
         if self.caps.absolute:
             here = await self.position()

@@ -295,7 +295,10 @@ class CameraDriver:
     async def stop(self) -> None:
         raise self._unsupported("stop a move")
 
-    async def relative_move(self, translation: PtzVector, speed: float | None = None) -> None:
+    async def relative_move(self, translation: PtzVector, speed: float | None = None) -> PtzVector:
+        """Move by ``translation``; returns the translation made (a head that moves in steps
+        rounds it to them), which is how the gateway follows a head that cannot report its
+        position."""
         raise self._unsupported("move relatively")
 
     async def absolute_move(self, position: PtzVector, speed: float | None = None) -> None:

@@ -344,18 +344,21 @@ def direction_command(pan: float, tilt: float) -> Command:
     return _OCTANTS[round(math.atan2(tilt, pan) / (math.pi / 4)) % len(_OCTANTS)]
 
 
-def onestep_moves(translation: PtzVector) -> list[tuple[Command, int]]:
-    """The ``onestep`` (command, whole degrees) moves for a pan/tilt translation, pan first."""
+def onestep_moves(translation: PtzVector) -> tuple[list[tuple[Command, int]], PtzVector]:
+    """The ``onestep`` (command, whole degrees) moves for a pan/tilt translation, pan first,
+    and the translation they actually make after rounding to degrees."""
     moves: list[tuple[Command, int]] = []
+    made = {"pan": 0.0, "tilt": 0.0}
     axes = (
-        (translation.pan, PAN_DEGREES_PER_UNIT, Command.RIGHT, Command.LEFT),
-        (translation.tilt, TILT_DEGREES_PER_UNIT, Command.UP, Command.DOWN),
+        ("pan", translation.pan, PAN_DEGREES_PER_UNIT, Command.RIGHT, Command.LEFT),
+        ("tilt", translation.tilt, TILT_DEGREES_PER_UNIT, Command.UP, Command.DOWN),
     )
-    for amount, per_unit, positive, negative in axes:
+    for axis, amount, per_unit, positive, negative in axes:
         degrees = round(abs(amount) * per_unit)
         if degrees:
             moves.append((positive if amount > 0 else negative, degrees))
-    return moves
+            made[axis] = math.copysign(degrees / per_unit, amount)
+    return moves, PtzVector(made["pan"], made["tilt"])
 
 
 def preset_slot(token: str) -> int:
@@ -636,11 +639,13 @@ class FoscamDriver(CameraDriver):
     async def stop(self) -> None:
         await self._decoder(Command.STOP)
 
-    async def relative_move(self, translation: PtzVector, speed: float | None = None) -> None:
+    async def relative_move(self, translation: PtzVector, speed: float | None = None) -> PtzVector:
         # The motor has one speed; ``speed`` cannot change it.
         self._no_zoom(translation.zoom)
-        for command, degrees in onestep_moves(translation):
+        moves, made = onestep_moves(translation)
+        for command, degrees in moves:
             await self._decoder(command, onestep=1, degree=degrees)
+        return made
 
     async def absolute_move(self, position: PtzVector, speed: float | None = None) -> None:
         self._no_zoom(position.zoom)

@@ -380,12 +380,13 @@ class HamaDriver(CameraDriver):
         for direction in plan_steps(pan_steps, tilt_steps):
             await self._step(direction)
 
-    async def relative_move(self, translation: PtzVector, speed: float | None = None) -> None:
+    async def relative_move(self, translation: PtzVector, speed: float | None = None) -> PtzVector:
         self._no_zoom(translation.zoom)
         await self._halt()
         pan = step_count(translation.pan, nudge=True)
         tilt = step_count(translation.tilt, nudge=True)
         await self._walk(pan, tilt, speed)
+        return PtzVector(pan * STEP, tilt * STEP)
 
     async def absolute_move(self, position: PtzVector, speed: float | None = None) -> None:
         self._no_zoom(position.zoom)

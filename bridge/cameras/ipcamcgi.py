@@ -616,14 +616,15 @@ class IpCamCgiDriver(CameraDriver):
         await self._cancel_motion()
         await self._ptz(position_form(position))
 
-    async def relative_move(self, translation: PtzVector, speed: float | None = None) -> None:
+    async def relative_move(self, translation: PtzVector, speed: float | None = None) -> PtzVector:
         self._reject_zoom(translation.zoom)
         await self._cancel_motion()
         if not (translation.pan or translation.tilt):
-            return
+            return translation
         here = await self.ptz_position()
         target = PtzVector(_clamp(here.pan + translation.pan), _clamp(here.tilt + translation.tilt))
         await self._ptz(position_form(target))
+        return PtzVector(target.pan - here.pan, target.tilt - here.tilt)
 
     async def presets(self) -> Sequence[Preset]:
         raise self._unsupported("list presets (it has no CGI to read them)")

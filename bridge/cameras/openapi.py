@@ -834,18 +834,19 @@ class OpenApiDriver(CameraDriver):
         zoom = unit.zoom_by("Continuous") is not None
         await self._ptz_command(continuous_move_params(PtzVector(), zoom))
 
-    async def relative_move(self, translation: PtzVector, speed: float | None = None) -> None:
+    async def relative_move(self, translation: PtzVector, speed: float | None = None) -> PtzVector:
         unit = self._ptz_unit(self.capabilities.ptz.relative, "move relatively")
         if unit.has("RelativePan", "RelativeTilt"):
             self._require(not translation.zoom or unit.zoom_by("Relative") is not None, "zoom")
             await self._ptz_command(relative_move_params(unit, translation), speed)
-            return
+            return translation
         self._require(not translation.zoom or unit.zoom_by("Absolute") is not None, "zoom")
         here = await self.ptz_position()
         target = PtzVector(
             here.pan + translation.pan, here.tilt + translation.tilt, here.zoom + translation.zoom
         )
         await self.absolute_move(target, speed)
+        return translation
 
     async def absolute_move(self, position: PtzVector, speed: float | None = None) -> None:
         unit = self._ptz_unit(self.capabilities.ptz.absolute, "move to an absolute position")

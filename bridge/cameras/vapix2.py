@@ -858,12 +858,13 @@ class Vapix2Driver(CameraDriver):
     def _continuous_zoom(self) -> bool:
         return "continuouszoommove" in self._ptz_commands
 
-    async def relative_move(self, translation: PtzVector, speed: float | None = None) -> None:
+    async def relative_move(self, translation: PtzVector, speed: float | None = None) -> PtzVector:
         ptz = self.capabilities.ptz
         self._require_ptz(ptz.relative, "move relatively")
         zoom = "rzoom" in self._ptz_commands
         self._require_ptz(zoom or not translation.zoom, "zoom relatively")
         await self._ptz(relative_params(translation, self._limits, zoom), speed)
+        return translation
 
     async def absolute_move(self, position: PtzVector, speed: float | None = None) -> None:
         self._require_ptz(self.capabilities.ptz.absolute, "move to an absolute position")

@@ -262,9 +262,10 @@ def test_velocity_direction_to_motor_command(pan: float, tilt: float, command: i
 
 
 def test_translation_to_onestep_degrees() -> None:
-    moves = onestep_moves(PtzVector(pan=-0.201, tilt=0.5))
+    moves, made = onestep_moves(PtzVector(pan=-0.201, tilt=0.5))
     assert moves == [(Command.LEFT, 30), (Command.UP, 30)]
-    assert onestep_moves(PtzVector(pan=0.001)) == []
+    assert made == PtzVector(pan=-0.2, tilt=0.5)
+    assert onestep_moves(PtzVector(pan=0.001)) == ([], PtzVector())
 
 
 def test_alarm_status_is_one_alarm_at_a_time() -> None:
