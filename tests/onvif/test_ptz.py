@@ -257,6 +257,17 @@ async def test_continuous_move_stops_after_its_timeout(open_ptz: OpenPtz, dialec
     assert not any(r["path"] != "/mjpeg.cgi" for r in await ptz.device.requests())
 
 
+async def test_a_newer_move_outlives_the_older_ones_timeout(open_ptz: OpenPtz) -> None:
+    ptz = await open_ptz("vapix2")
+    short = dt.timedelta(seconds=0.2)
+    await ptz.call("ContinuousMove", Velocity=pan_tilt(0.5, 0.0), Timeout=short)
+    await ptz.call("ContinuousMove", Velocity=pan_tilt(-0.5, 0.0))  # the default 10 s timeout
+    await asyncio.sleep(short.total_seconds() + 0.3)  # the first move's timer would have fired
+    assert (await ptz.device.state())["ptz_velocity"]["pan"] == -0.5
+    assert (await ptz.call("GetStatus")).MoveStatus.PanTilt == "MOVING"
+    await ptz.call("Stop")
+
+
 @dialects
 async def test_stop_ends_a_continuous_move(open_ptz: OpenPtz, dialect: str) -> None:
     ptz = await open_ptz(dialect)
