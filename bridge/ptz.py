@@ -44,6 +44,9 @@ MIN_TIMED_MOVE = 0.5
 # Where a native move's distance is unknown (a preset stored elsewhere), assume it crosses
 # half the travel of each axis.
 UNKNOWN_DISTANCE = PtzVector(1.0, 1.0, 0.5)
+# A head that reports its position has arrived when it is this close to the target (its
+# reports are rounded to its own units: whole degrees on some).
+ARRIVED = 0.01
 
 
 class Refusal(enum.StrEnum):
@@ -258,6 +261,8 @@ class PtzHead:
         self._timer: asyncio.Task[None] | None = None
         self._motion = _Motion(STILL, STILL, clock())
         self._busy_until = (0.0, 0.0)  # pan/tilt and zoom: when a native move should be done
+        self._target: PtzVector | None = None  # where the native move in flight leads, if known
+        self._reported: PtzVector | None = None  # the camera's last word since that move began
         self._stop_at = 0.0  # when the running continuous move's timer stops it
         self._home = STILL
         self._stored: dict[str, _Stored] = {}
@@ -290,7 +295,10 @@ class PtzHead:
         self._motion = _Motion(clamp(position), velocity, self._clock())
 
     def _busy_for(self, delta: PtzVector | None, speed: float | None) -> None:
-        """Mark the head moving for as long as a native move by ``delta`` takes."""
+        """Mark the head moving for as long as a native move by ``delta`` takes (a head that
+        reports its position may say it arrived sooner)."""
+        self._target = None if delta is None else self._motion.origin
+        self._reported = None
         distance = UNKNOWN_DISTANCE if delta is None else delta
         now = self._clock()
         pan_tilt = travel_time(replace(distance, zoom=0.0), self.geometry, speed)
@@ -300,13 +308,24 @@ class PtzHead:
     async def status(self) -> PtzStatus:
         """Position and move status. The position is the camera's where it reports one, else
         the gateway's estimate (never unknown: trackers build their requests from it)."""
-        pan_tilt, zoom = self._moving()
         if self.caps.position:
             position = await self._driver.ptz_position()
-            if not self.moving:
+            if self._arrived_by_report(position):
+                self._busy_until = (0.0, 0.0)
+            self._reported = position
+            pan_tilt, zoom = self._moving()
+            if not (pan_tilt or zoom):
                 self._settle(position)
             return PtzStatus(position, True, pan_tilt, zoom)
+        pan_tilt, zoom = self._moving()
         return PtzStatus(self.estimate(), False, pan_tilt, zoom)
+
+    def _arrived_by_report(self, position: PtzVector) -> bool:
+        """Whether the camera's report ends the native move in flight: it is at the target,
+        or (the target unknown) where its previous report since the move began had it."""
+        if self._target is not None:
+            return _near(position, self._target)
+        return self._reported is not None and _near(position, self._reported)
 
     async def position(self) -> PtzVector:
         return (await self.status()).position
@@ -522,6 +541,10 @@ class PtzHead:
             await self._driver.goto_preset(token)
             target = self.stored_position(token)
             self._arrived(target, None if target is None else difference(here, target), speed)
+
+
+def _near(a: PtzVector, b: PtzVector) -> bool:
+    return max(abs(a.pan - b.pan), abs(a.tilt - b.tilt), abs(a.zoom - b.zoom)) <= ARRIVED
 
 
 def difference(start: PtzVector, end: PtzVector) -> PtzVector:

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import datetime as dt
+import time
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from typing import Any
@@ -19,7 +20,7 @@ from gateway_devices import (
     open_device_fixture,  # noqa: F401 (a fixture)
 )
 
-from bridge.cameras.base import PtzCapabilities
+from bridge.cameras.base import PtzCapabilities, PtzVector
 from bridge.onvif.context import PTZ_CONFIG, PTZ_NODE
 from bridge.onvif.ptz import DEFAULT_TIMEOUT, POSITION, SPEED, TIMEOUT_RANGE, VELOCITY
 from bridge.onvif.soap import Service
@@ -28,6 +29,7 @@ from bridge.simulator.foscam import FoscamSimulator
 from bridge.simulator.hama import HamaSimulator
 from bridge.simulator.ipcamcgi import IpCamCgiSimulator
 from bridge.simulator.openapi import OpenApiSimulator
+from bridge.simulator.vapix2 import Preset as Vapix2Preset
 from bridge.simulator.vapix2 import Vapix2Simulator
 
 PROFILE = "main"
@@ -266,6 +268,22 @@ async def test_a_newer_move_outlives_the_older_ones_timeout(open_ptz: OpenPtz) -
     assert (await ptz.device.state())["ptz_velocity"]["pan"] == -0.5
     assert (await ptz.call("GetStatus")).MoveStatus.PanTilt == "MOVING"
     await ptz.call("Stop")
+
+
+async def test_a_head_that_reports_its_position_is_idle_once_it_stands_still(
+    open_ptz: OpenPtz,
+) -> None:
+    ptz = await open_ptz("vapix2")
+    camera = ptz.device.sim.camera
+    assert isinstance(camera, Vapix2Simulator)
+    # A preset someone stored on the camera itself: the gateway does not know where it leads,
+    # so it cannot time the move (it would assume half the travel: 4 s on this head).
+    camera.settings.presets[5] = Vapix2Preset("porch", PtzVector(0.5, 0.2))
+    started = time.monotonic()
+    await ptz.call("GotoPreset", PresetToken="5")
+    status = await ptz.settled()  # IDLE once two reports agree: the head stands still
+    assert time.monotonic() - started < 2.0
+    assert_near(status.Position, 0.5, 0.2)
 
 
 @dialects

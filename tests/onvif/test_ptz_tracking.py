@@ -173,12 +173,14 @@ async def test_frigate_autotracking_moves_the_picture_by_the_fraction_asked(
     assert moved == pytest.approx((0.5, -0.4), abs=spec.tolerance), spec.how
     state = await device.state()
     assert state["ptz_velocity"] == {"pan": 0.0, "tilt": 0.0, "zoom": 0.0}  # IDLE is true
-    # MOVING is reported for at least the time the head needs at its rate.
-    needed = max(
-        abs(moved[0]) * head["fov"][0] / 2 / device.driver.ptz_geometry.pan_rate,
-        abs(moved[1]) * head["fov"][1] / 2 / device.driver.ptz_geometry.tilt_rate,
-    )
-    assert took >= needed * 0.9
+    if not device.driver.capabilities.ptz.position:
+        # A head that cannot say it arrived is MOVING for the time it needs at its rate (one
+        # that reports its position is IDLE once it reports the target: the emulator's at once).
+        needed = max(
+            abs(moved[0]) * head["fov"][0] / 2 / device.driver.ptz_geometry.pan_rate,
+            abs(moved[1]) * head["fov"][1] / 2 / device.driver.ptz_geometry.tilt_rate,
+        )
+        assert took >= needed * 0.9
     status = await tracker.status()
     assert status.Position.PanTilt.space == POSITION.pan_tilt
     assert status.Position.PanTilt.x == pytest.approx(after_pan, abs=0.02)
