@@ -144,10 +144,11 @@ DEFAULT_TILT_RANGE = (-180.0, 180.0)
 DEFAULT_ZOOM_RANGE = (1.0, 9999.0)
 DEFAULT_PRESET_SLOTS = 20
 # What a unit that claims a PTZ head but lists no commands is taken to have: the continuous
-# moves and server presets every VAPIX 2 PTZ driver answers (moves to positions need ranges
-# it did not give).
+# moves, steps, home and server presets every VAPIX 2 PTZ driver answers (moves to positions
+# need ranges it did not give).
 ASSUMED_PTZ_COMMANDS = {
     "continuouspantiltmove": "[-100-100],[-100-100]",
+    "move": "{home|up|down|left|right|upleft|upright|downleft|downright}",
     "gotoserverpresetno": f"[1-{DEFAULT_PRESET_SLOTS}]",
 }
 # The AXIS 213 PTZ of the family: a 47 x 35 degree picture at the wide end of a 26x lens; its

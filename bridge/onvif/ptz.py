@@ -344,16 +344,15 @@ async def _call(action: str, call: Awaitable[_T]) -> _T:
 # -- the service ----------------------------------------------------------------------------
 
 
-def service_capabilities(device: DeviceContext) -> dict[str, Any]:
-    """tptz:Capabilities: GetStatus always carries a MoveStatus and a Position (the camera's,
-    else the gateway's estimate)."""
-    return {
-        "EFlip": False,
-        "Reverse": False,
-        "GetCompatibleConfigurations": False,
-        "MoveStatus": True,
-        "StatusPosition": True,
-    }
+# tptz:Capabilities: GetStatus always carries a MoveStatus and a Position (the camera's, else
+# the gateway's estimate), whatever the camera.
+SERVICE_CAPABILITIES = {
+    "EFlip": False,
+    "Reverse": False,
+    "GetCompatibleConfigurations": False,
+    "MoveStatus": True,
+    "StatusPosition": True,
+}
 
 
 def _config(request: OnvifRequest, key: str) -> None:
@@ -401,7 +400,7 @@ class _PtzService:
         return {name: handler for name, handler in wanted.items() if handler is not None}
 
     async def get_service_capabilities(self, request: OnvifRequest) -> Mapping[str, Any]:
-        return {"Capabilities": service_capabilities(self._device)}
+        return {"Capabilities": SERVICE_CAPABILITIES}
 
     async def get_nodes(self, request: OnvifRequest) -> Mapping[str, Any]:
         return {"PTZNode": [ptz_node(self.head)]}
