@@ -220,7 +220,6 @@ class Translation:
 @dataclass(frozen=True, slots=True)
 class PtzStatus:
     position: PtzVector
-    reported: bool  # the camera said so; else the gateway's estimate
     pan_tilt_moving: bool
     zoom_moving: bool
 
@@ -316,9 +315,9 @@ class PtzHead:
             pan_tilt, zoom = self._moving()
             if not (pan_tilt or zoom):
                 self._settle(position)
-            return PtzStatus(position, True, pan_tilt, zoom)
+            return PtzStatus(position, pan_tilt, zoom)
         pan_tilt, zoom = self._moving()
-        return PtzStatus(self.estimate(), False, pan_tilt, zoom)
+        return PtzStatus(self.estimate(), pan_tilt, zoom)
 
     def _arrived_by_report(self, position: PtzVector) -> bool:
         """Whether the camera's report ends the native move in flight: it is at the target,

@@ -432,8 +432,8 @@ class _PtzService:
             move_status["Zoom"] = "MOVING" if status.zoom_moving else "IDLE"
         return {
             "PTZStatus": {
-                # The camera's position where it reports one (status.reported), else where the
-                # gateway's record of the moves made puts it: trackers need one either way.
+                # The camera's position where it reports one, else where the gateway's record
+                # of the moves made puts it (an estimate): trackers need one either way.
                 "Position": vector_values(status.position, POSITION, self.offer.zoom),
                 "MoveStatus": move_status,
                 "UtcTime": dt.datetime.now(dt.UTC),
