@@ -41,6 +41,7 @@ from bridge.onvif.server import device_app
 from bridge.onvif.services import device_operations
 from bridge.onvif.soap import Service, catalog
 from bridge.onvif.users import Account, UserAccounts, UserLevel
+from bridge.ptz import PtzHead
 from bridge.rtsp.server import RtspServer
 from bridge.rtsp.stream import FanoutSource, StreamSource
 from bridge.web.app import CameraStatus, FoundCamera, Status, web_app
@@ -64,6 +65,7 @@ class Camera:
     driver: CameraDriver | None = None
     info: DeviceInfo | None = None
     media: CameraMedia | None = None
+    ptz: PtzHead | None = None  # what the gateway keeps for its head, whoever drives it
     # Each profile's RTSP source, built at its first DESCRIBE or SETUP and then shared by all
     # its sessions (each source runs its own encoder); they live as long as ``media``.
     sources: dict[Profile, FanoutSource] = field(default_factory=dict)
@@ -82,6 +84,7 @@ class Camera:
         self.driver = driver
         audio = None if self.config.audio == "off" else self.config.audio
         self.media = CameraMedia(self.config.name, driver, audio=audio, idle_grace=self.idle_grace)
+        self.ptz = PtzHead(driver) if driver.capabilities.ptz.any else None
         self.sources = {}
         self.last_error = ""
 
@@ -125,6 +128,7 @@ class Camera:
             discoverable=identity.discoverable,
             address=config.address,
             location=config.location,
+            ptz=self.ptz,
         )
         app = device_app(
             device_operations(context),
@@ -151,6 +155,8 @@ class Camera:
             await self.onvif.close()  # first, so waiting event pulls answer before the runner stops
         if self._onvif_runner is not None:
             await self._onvif_runner.cleanup()
+        if self.ptz is not None:
+            await self.ptz.close()  # a move still going would otherwise run to its end stop
         for source in self.sources.values():
             await source.close()
         if self.media is not None:

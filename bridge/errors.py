@@ -20,6 +20,7 @@ credential-bearing URL or a library's internal message.
     │   ├── BadResponse              a reply the dialect's document does not allow
     │   ├── UnsupportedOperation     the dialect (or this unit) cannot do what was asked
     │   └── UnknownDevice            identification found no known dialect
+    ├── PtzRefused                   a PTZ request the head cannot take as it stands
     └── OnvifFault                   an ONVIF request answered with a SOAP Fault
         ├── SenderFault              env:Sender, HTTP 400: the request is wrong
         │   ├── WellFormed           ter:WellFormed: not XML, or XML SOAP forbids (DTDs)
@@ -101,6 +102,16 @@ class UnsupportedOperation(CameraError):
 
 class UnknownDevice(CameraError):
     """Identification found no known camera dialect at the address."""
+
+
+class PtzRefused(BridgeError):
+    """A PTZ request the gateway's record of the head refuses (no such preset, a preset name
+    taken, no free preset slot, a preset stored while moving); ``reason`` says which, as
+    :class:`bridge.ptz.Refusal` names it."""
+
+    def __init__(self, message: str, *, reason: str) -> None:
+        self.reason = reason
+        super().__init__(message)
 
 
 class OnvifFault(BridgeError):

@@ -181,6 +181,25 @@ class PtzCapabilities:
 
 
 @dataclass(frozen=True, slots=True)
+class PtzGeometry:
+    """How a head's normalized scales relate to degrees, to its picture and to time.
+
+    Legacy cameras report none of this, so each dialect states its family's values (a unit
+    may refine the travel from the limits it reports). The gateway needs them to move by a
+    fraction of the field of view (what trackers ask for), to time moves on heads that only
+    move continuously, and to estimate where a head that cannot report its position is.
+    """
+
+    pan_degrees: float = 340.0  # what the normalized pan range [-1, 1] spans
+    tilt_degrees: float = 120.0  # ... and the tilt range
+    fov: tuple[float, float] = (50.0, 38.0)  # horizontal, vertical degrees at the widest zoom
+    zoom_ratio: float = 1.0  # optical magnification at zoom 1 (1: the head does not zoom)
+    pan_rate: float = 60.0  # degrees per second of a continuous move at velocity 1
+    tilt_rate: float = 30.0
+    zoom_rate: float = 0.25  # normalized zoom per second at velocity 1
+
+
+@dataclass(frozen=True, slots=True)
 class Capabilities:
     """What this dialect, and this unit as far as it reports, can do."""
 
@@ -210,6 +229,8 @@ class CameraDriver:
     """
 
     dialect: ClassVar[Dialect]
+
+    ptz_geometry: PtzGeometry = PtzGeometry()  # the dialect's; ``connect`` may refine it
 
     def __init__(self, http: CameraHttp) -> None:
         self.http = http
@@ -274,7 +295,10 @@ class CameraDriver:
     async def stop(self) -> None:
         raise self._unsupported("stop a move")
 
-    async def relative_move(self, translation: PtzVector, speed: float | None = None) -> None:
+    async def relative_move(self, translation: PtzVector, speed: float | None = None) -> PtzVector:
+        """Move by ``translation``; returns the translation made (a head that moves in steps
+        rounds it to them), which is how the gateway follows a head that cannot report its
+        position."""
         raise self._unsupported("move relatively")
 
     async def absolute_move(self, position: PtzVector, speed: float | None = None) -> None:

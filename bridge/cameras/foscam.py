@@ -11,9 +11,11 @@ Accounts are visitor, operator or administrator. The firmware answers a CGI abov
 level with the same 401 as a wrong password; the driver reads the caller's level from
 ``check_user.cgi`` on connect, so such a 401 becomes :class:`PermissionDenied`.
 
-Pan/tilt is the built-in motor: one fixed speed, no position feedback, no zoom. Continuous
-moves map to the eight direction commands; relative moves use ``onestep=1&degree=N``; absolute
-moves are relative moves from a position the driver tracks since the last centring. Real units
+Pan/tilt is the built-in motor: one fixed speed, no position feedback, no zoom, presets it
+stores but cannot list. Continuous moves map to the eight direction commands; relative moves
+use ``onestep=1&degree=N``; absolute moves centre the head (the one position it knows) and
+step from there. What the gateway knows beyond that (where the head is, preset names) is its
+PTZ owner's (:mod:`bridge.ptz`), not this driver's. Real units
 differ from the document in ways this driver follows: ``command=1`` is the stop for every
 direction, 4 pans right and 6 pans left, presets are set with 30+2n and recalled with 31+2n.
 """
@@ -49,6 +51,7 @@ from bridge.cameras.base import (
     JpegFrame,
     Preset,
     PtzCapabilities,
+    PtzGeometry,
     PtzVector,
     RelayOutput,
 )
@@ -83,6 +86,14 @@ PARAM_BRIGHTNESS, PARAM_CONTRAST, PARAM_FLIP = 1, 2, 5
 PAN_DEGREES_PER_UNIT = 300.0 / 2
 TILT_DEGREES_PER_UNIT = 120.0 / 2
 PRESET_SLOTS = 16
+# The FI8918W: a 60 x 45 degree picture, and its one motor speed (pan 75, tilt 30 degrees/s).
+PTZ_GEOMETRY = PtzGeometry(
+    pan_degrees=PAN_DEGREES_PER_UNIT * 2,
+    tilt_degrees=TILT_DEGREES_PER_UNIT * 2,
+    fov=(60.0, 45.0),
+    pan_rate=75.0,
+    tilt_rate=30.0,
+)
 
 # Audio inside videostream.asf: 8 kHz mono IMA ADPCM in 256-byte blocks (505 samples each).
 IMA_BLOCK_ALIGN = 256
@@ -447,6 +458,7 @@ class _AsfMedia:
 
 class FoscamDriver(CameraDriver):
     dialect = Dialect.FOSCAM
+    ptz_geometry = PTZ_GEOMETRY
 
     def __init__(self, http: CameraHttp, *, poll_interval: float = DEFAULT_POLL_INTERVAL) -> None:
         super().__init__(http)
@@ -455,9 +467,6 @@ class FoscamDriver(CameraDriver):
         self.poll_interval = min(5.0, max(0.05, poll_interval))
         self._privilege: Privilege | None = None
         self._input_armed: bool | None = None
-        self._position: PtzVector | None = None  # tracked since the last centring
-        self._preset_names: dict[int, str] = {}
-        self._preset_positions: dict[int, PtzVector | None] = {}
 
     # -- identification -----------------------------------------------------------------------
 
@@ -476,7 +485,12 @@ class FoscamDriver(CameraDriver):
     async def connect(self) -> DeviceInfo:
         info = await self.device_info()
         self._privilege = await self._read_privilege()
-        params = await self._camera_params()
+        try:
+            params = await self._camera_params()
+        except (EndpointNotFound, BadResponse) as exc:
+            # Picture settings are optional: a unit that does not tell them is still a camera.
+            log.info("%s", exc)  # exc names the camera
+            params = CameraParams(None, None, None, None, None)
         motion_armed, self._input_armed = await self._alarm_arming()
         resolution = RESOLUTIONS.get(params.resolution) if params.resolution is not None else None
         self.capabilities = Capabilities(
@@ -620,39 +634,26 @@ class FoscamDriver(CameraDriver):
 
     async def continuous_move(self, velocity: PtzVector) -> None:
         self._no_zoom(velocity.zoom)
-        command = direction_command(velocity.pan, velocity.tilt)
-        if command is not Command.STOP:
-            self._position = None
-        await self._decoder(command)
+        await self._decoder(direction_command(velocity.pan, velocity.tilt))
 
     async def stop(self) -> None:
         await self._decoder(Command.STOP)
 
-    async def relative_move(self, translation: PtzVector, speed: float | None = None) -> None:
+    async def relative_move(self, translation: PtzVector, speed: float | None = None) -> PtzVector:
         # The motor has one speed; ``speed`` cannot change it.
         self._no_zoom(translation.zoom)
-        await self._step(translation)
-
-    async def _step(self, translation: PtzVector) -> None:
         moves, made = onestep_moves(translation)
         for command, degrees in moves:
             await self._decoder(command, onestep=1, degree=degrees)
-        if self._position is not None:
-            self._position = PtzVector(
-                min(1.0, max(-1.0, self._position.pan + made.pan)),
-                min(1.0, max(-1.0, self._position.tilt + made.tilt)),
-            )
+        return made
 
     async def absolute_move(self, position: PtzVector, speed: float | None = None) -> None:
         self._no_zoom(position.zoom)
-        if self._position is None:
-            await self.goto_home()  # the only place the head knows: centre
-        here = self._position or PtzVector()
-        await self._step(PtzVector(position.pan - here.pan, position.tilt - here.tilt))
+        await self.goto_home()  # the only place the head knows: centre
+        await self.relative_move(PtzVector(position.pan, position.tilt))
 
     async def goto_home(self) -> None:
         await self._decoder(Command.CENTER)
-        self._position = PtzVector()
 
     def _slot(self, token: str) -> int:
         try:
@@ -663,31 +664,16 @@ class FoscamDriver(CameraDriver):
             ) from exc
 
     async def presets(self) -> Sequence[Preset]:
-        # The firmware cannot say which slots hold a position; all of them can be recalled.
-        return [
-            Preset(str(slot + 1), self._preset_names.get(slot, f"Preset {slot + 1}"))
-            for slot in range(PRESET_SLOTS)
-        ]
+        raise self._unsupported("list presets (it cannot say which slots hold one)")
 
     async def goto_preset(self, token: str) -> None:
-        slot = self._slot(token)
-        await self._decoder(Command.GOTO_PRESET + 2 * slot)
-        self._position = self._preset_positions.get(slot)
+        await self._decoder(Command.GOTO_PRESET + 2 * self._slot(token))
 
     async def set_preset(self, name: str, token: str | None = None) -> str:
         if token is None:
-            free = [slot for slot in range(PRESET_SLOTS) if slot not in self._preset_names]
-            if not free:
-                raise UnsupportedOperation(
-                    f"all {PRESET_SLOTS} preset slots are named; pass a token to overwrite one",
-                    camera=self.http.display_name,
-                )
-            slot = free[0]
-        else:
-            slot = self._slot(token)
+            raise self._unsupported("choose a free preset slot (it cannot list presets)")
+        slot = self._slot(token)
         await self._decoder(Command.SET_PRESET + 2 * slot)
-        self._preset_names[slot] = name or f"Preset {slot + 1}"
-        self._preset_positions[slot] = self._position
         return str(slot + 1)
 
     # -- imaging ------------------------------------------------------------------------------

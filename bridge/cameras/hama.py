@@ -9,9 +9,10 @@ What the dialect offers, and how the driver fills the gaps:
   GSM 06.10 frames (``/camera-cgi/audio/receive.cgi``). Talk is advertised by the unit but has no
   documented transmit CGI, so there is no audio out.
 - PTZ has only single steps in eight directions plus ``center``. Continuous moves repeat a step
-  until stopped, relative moves send a number of steps, absolute moves go to the centre and
-  step from there. The camera cannot report its position or list its presets, so presets are
-  listed from what this driver stored, and mirror/flip from what it last set.
+  until stopped (:mod:`bridge.cameras.stepping`), relative moves send a number of steps,
+  absolute moves go to the centre and step from there. The camera cannot report its position
+  or list its presets, so presets are listed from what this driver stored, and mirror/flip
+  from what it last set.
 - Settings go through the web UI's form handler (``/form/enet``), which answers with a redirect
   back to the page named in ``enet_source``.
 - There are no picture controls besides mirror/flip, no I/O, no motion detection, no clock and no
@@ -20,12 +21,11 @@ What the dialect offers, and how the driver fills the gaps:
 
 from __future__ import annotations
 
-import asyncio
 import logging
 import math
 import time
 from collections.abc import AsyncIterator, Mapping, Sequence
-from contextlib import suppress
+from functools import partial
 from typing import ClassVar
 
 from bridge.cameras.base import (
@@ -41,14 +41,15 @@ from bridge.cameras.base import (
     JpegFrame,
     Preset,
     PtzCapabilities,
+    PtzGeometry,
     PtzVector,
 )
 from bridge.cameras.fields import normalize_mac, parse_int, parse_resolution, printable
 from bridge.cameras.http import CameraHttp, Params, StreamReply
 from bridge.cameras.mjpeg import fetch_jpeg, mjpeg_frames
+from bridge.cameras.stepping import SteppedMove
 from bridge.errors import (
     BadResponse,
-    CameraError,
     CameraUnreachable,
     EndpointNotFound,
 )
@@ -98,6 +99,15 @@ _DIRECTIONS: dict[tuple[int, int], str] = {
 }
 HOME_COMMAND = "center"
 
+# The family's head, as far as its steps tell: 350 x 120 degrees of travel, a 50 x 38 degree
+# picture, and a step repeated every FASTEST_STEP_INTERVAL at velocity 1.
+PTZ_GEOMETRY = PtzGeometry(
+    pan_degrees=350.0,
+    tilt_degrees=120.0,
+    fov=(50.0, 38.0),
+    pan_rate=STEP / FASTEST_STEP_INTERVAL * 350.0 / 2,
+    tilt_rate=STEP / FASTEST_STEP_INTERVAL * 120.0 / 2,
+)
 PTZ_CAPABILITIES = PtzCapabilities(
     continuous=True,
     relative=True,
@@ -252,10 +262,11 @@ def step_interval(velocity: PtzVector) -> float:
 
 class HamaDriver(CameraDriver):
     dialect: ClassVar[Dialect] = Dialect.HAMA
+    ptz_geometry = PTZ_GEOMETRY
 
     def __init__(self, http: CameraHttp) -> None:
         super().__init__(http)
-        self._motion: asyncio.Task[None] | None = None
+        self._steps = SteppedMove(http.display_name)
         # The camera cannot read these back; they hold what this driver last wrote.
         self._preset_names: dict[int, str] = {}
         self._orientation = ImagingSettings()
@@ -345,21 +356,10 @@ class HamaDriver(CameraDriver):
 
     async def _halt(self) -> None:
         """End a running continuous move (every new move replaces it)."""
-        task, self._motion = self._motion, None
-        if task is not None and not task.done():
-            task.cancel()
-            with suppress(asyncio.CancelledError):
-                await task
+        await self._steps.stop()
 
-    async def _repeat(self, direction: str, interval: float) -> None:
-        # A full travel's worth of steps reaches the end stop whatever the start, so the move
-        # ends by itself even if nobody calls stop().
-        try:
-            for _ in range(FULL_TRAVEL_STEPS - 1):
-                await asyncio.sleep(interval)
-                await self._step(direction)
-        except CameraError as exc:
-            log.warning("%s: continuous move ended early: %s", self.http.display_name, exc)
+    async def close(self) -> None:
+        await self._halt()
 
     async def continuous_move(self, velocity: PtzVector) -> None:
         self._no_zoom(velocity.zoom)
@@ -367,9 +367,8 @@ class HamaDriver(CameraDriver):
         direction = direction_of(velocity.pan, velocity.tilt)
         if direction is None:
             return  # a zero velocity is a stop
-        await self._step(direction)  # the first step reports errors to the caller
-        self._motion = asyncio.create_task(
-            self._repeat(direction, step_interval(velocity)), name="hama-continuous-move"
+        await self._steps.start(
+            partial(self._step, direction), step_interval(velocity), FULL_TRAVEL_STEPS
         )
 
     async def stop(self) -> None:
@@ -381,12 +380,13 @@ class HamaDriver(CameraDriver):
         for direction in plan_steps(pan_steps, tilt_steps):
             await self._step(direction)
 
-    async def relative_move(self, translation: PtzVector, speed: float | None = None) -> None:
+    async def relative_move(self, translation: PtzVector, speed: float | None = None) -> PtzVector:
         self._no_zoom(translation.zoom)
         await self._halt()
         pan = step_count(translation.pan, nudge=True)
         tilt = step_count(translation.tilt, nudge=True)
         await self._walk(pan, tilt, speed)
+        return PtzVector(pan * STEP, tilt * STEP)
 
     async def absolute_move(self, position: PtzVector, speed: float | None = None) -> None:
         self._no_zoom(position.zoom)

@@ -27,10 +27,10 @@ import datetime
 import logging
 import math
 import re
-import time
-from collections.abc import AsyncGenerator, Callable, Mapping, Sequence
+from collections.abc import AsyncGenerator, Awaitable, Callable, Mapping, Sequence
 from contextlib import aclosing, suppress
 from dataclasses import dataclass
+from functools import partial
 from typing import TypeVar
 
 from bridge.cameras.base import (
@@ -46,6 +46,7 @@ from bridge.cameras.base import (
     JpegFrame,
     Preset,
     PtzCapabilities,
+    PtzGeometry,
     PtzVector,
     RelayOutput,
 )
@@ -53,7 +54,8 @@ from bridge.cameras.fields import MAX_IO_PORTS, local_to_utc, normalize_mac, par
 from bridge.cameras.http import CameraHttp
 from bridge.cameras.mjpeg import fetch_jpeg, mjpeg_frames
 from bridge.cameras.multipart import Part
-from bridge.errors import BadResponse, CameraError, EndpointNotFound, UnsupportedOperation
+from bridge.cameras.stepping import SteppedMove
+from bridge.errors import BadResponse, EndpointNotFound, UnsupportedOperation
 
 log = logging.getLogger(__name__)
 _T = TypeVar("_T")
@@ -69,10 +71,18 @@ PRESET_SLOTS = 24
 PRESET_NAME_MAX = 12  # the firmware keeps at most 12 characters
 VENDOR_IMAGING_MIN, VENDOR_IMAGING_MAX = 1, 128
 
-# Repeating single steps: one step per interval, and never beyond the limit even if nobody
-# says stop (a gateway that lost its client must not leave the head spinning).
+# Repeating single steps: one step per interval, until stopped (the gateway's PTZ owner times
+# every move) or a full travel's worth of steps leaves the head at its end stop.
 STEP_INTERVAL = 0.2
-CONTINUOUS_MOVE_LIMIT = 60.0
+# The CAS-3xx head: the document's travel, a 45 x 34 degree picture, and its largest step
+# repeated every STEP_INTERVAL at velocity 1.
+PTZ_GEOMETRY = PtzGeometry(
+    pan_degrees=PAN_MAX,
+    tilt_degrees=TILT_MAX,
+    fov=(45.0, 34.0),
+    pan_rate=STEP_MAX_DEGREES / STEP_INTERVAL,
+    tilt_rate=STEP_MAX_DEGREES / STEP_INTERVAL,
+)
 # Seconds of frames read for one that carries the Date line's state; a frame comes within a
 # second, so this only ends the wait on a camera that never sends one.
 STATUS_WAIT = 10.0
@@ -451,10 +461,11 @@ def status_events(
 
 class IpCamCgiDriver(CameraDriver):
     dialect = Dialect.IPCAMCGI
+    ptz_geometry = PTZ_GEOMETRY
 
     def __init__(self, http: CameraHttp) -> None:
         super().__init__(http)
-        self._motion: asyncio.Task[None] | None = None
+        self._steps = SteppedMove(http.display_name)
 
     @classmethod
     def matches_fingerprint(cls, server: str, realm: str) -> bool:
@@ -480,10 +491,12 @@ class IpCamCgiDriver(CameraDriver):
 
     async def connect(self) -> DeviceInfo:
         info = await self.device_info()
-        image = await self._image_config()
-        io = await self._read(IO_CGI, parse_io_status)
+        # A unit without picture settings or trigger outputs (or one whose reply lacks them)
+        # is still a camera: it only goes without those.
+        image = await self._optional(self._image_config())
+        io = await self._optional(self._read(IO_CGI, parse_io_status))
         self.capabilities = Capabilities(
-            resolution=image.resolution,
+            resolution=None if image is None else image.resolution,
             ptz=PtzCapabilities(
                 continuous=True,
                 relative=True,
@@ -492,8 +505,8 @@ class IpCamCgiDriver(CameraDriver):
                 home=True,
                 position=True,
             ),
-            imaging=image.fields,
-            relay_outputs=len(io.triggers),
+            imaging=frozenset() if image is None else image.fields,
+            relay_outputs=0 if io is None else len(io.triggers),
             digital_inputs=1,
             motion_events=True,
             input_events=True,
@@ -503,6 +516,15 @@ class IpCamCgiDriver(CameraDriver):
             factory_default=True,
         )
         return info
+
+    async def _optional(self, read: Awaitable[_T]) -> _T | None:
+        """A reply that only tells of an optional feature; None when the unit has no such
+        CGI or its reply tells nothing usable."""
+        try:
+            return await read
+        except (EndpointNotFound, BadResponse) as exc:
+            log.info("%s", exc)  # exc names the camera
+            return None
 
     async def device_info(self) -> DeviceInfo:
         try:
@@ -562,24 +584,11 @@ class IpCamCgiDriver(CameraDriver):
         await self.http.post_form(PTZ_CGI, form)
 
     async def _cancel_motion(self) -> None:
-        task, self._motion = self._motion, None
-        if task is not None:
-            task.cancel()
-            with suppress(asyncio.CancelledError):
-                await task
+        await self._steps.stop()
 
     async def _step(self, forms: Sequence[Mapping[str, str]]) -> None:
         for form in forms:
             await self._ptz(form)
-
-    async def _keep_stepping(self, forms: Sequence[Mapping[str, str]]) -> None:
-        deadline = time.monotonic() + CONTINUOUS_MOVE_LIMIT
-        try:
-            while time.monotonic() < deadline:
-                await asyncio.sleep(STEP_INTERVAL)
-                await self._step(forms)
-        except CameraError as exc:
-            log.warning("continuous move stopped: %s", exc)  # exc names the camera
 
     async def continuous_move(self, velocity: PtzVector) -> None:
         self._reject_zoom(velocity.zoom)
@@ -587,9 +596,10 @@ class IpCamCgiDriver(CameraDriver):
         await self._cancel_motion()
         if not forms:
             return
-        # The first step goes out now so that a refused move fails the caller.
-        await self._step(forms)
-        self._motion = asyncio.create_task(self._keep_stepping(forms))
+        degrees = min(int(form["PanSingleMoveDegree"]) for form in forms)
+        await self._steps.start(
+            partial(self._step, forms), STEP_INTERVAL, math.ceil(PAN_MAX / degrees)
+        )
 
     async def stop(self) -> None:
         await self._cancel_motion()
@@ -606,14 +616,15 @@ class IpCamCgiDriver(CameraDriver):
         await self._cancel_motion()
         await self._ptz(position_form(position))
 
-    async def relative_move(self, translation: PtzVector, speed: float | None = None) -> None:
+    async def relative_move(self, translation: PtzVector, speed: float | None = None) -> PtzVector:
         self._reject_zoom(translation.zoom)
         await self._cancel_motion()
         if not (translation.pan or translation.tilt):
-            return
+            return translation
         here = await self.ptz_position()
         target = PtzVector(_clamp(here.pan + translation.pan), _clamp(here.tilt + translation.tilt))
         await self._ptz(position_form(target))
+        return PtzVector(target.pan - here.pan, target.tilt - here.tilt)
 
     async def presets(self) -> Sequence[Preset]:
         raise self._unsupported("list presets (it has no CGI to read them)")

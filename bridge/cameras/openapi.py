@@ -30,7 +30,7 @@ from collections.abc import (
     Mapping,
     Sequence,
 )
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Final
 
 from bridge.cameras.base import (
@@ -49,6 +49,7 @@ from bridge.cameras.base import (
     JpegFrame,
     Preset,
     PtzCapabilities,
+    PtzGeometry,
     PtzVector,
     RelayOutput,
 )
@@ -89,6 +90,23 @@ CONNECT_GROUPS: Final = ("Brand", "Properties", "Network", "Image.I0", "PTZ", "A
 EVENT_QUEUE_SIZE: Final = 64
 VENDOR_VELOCITY: Final = 100  # continuous moves take -100..100 per axis
 VENDOR_SPEED_MAX: Final = 100  # speed=1..100
+# What a head that does not report them is taken to have: the family's travel in degrees,
+# its preset slots, and the moves every unit of it accepts.
+DEFAULT_PAN_LIMITS: Final = (-170.0, 170.0)
+DEFAULT_TILT_LIMITS: Final = (-90.0, 90.0)
+DEFAULT_PRESET_SLOTS: Final = 16
+ASSUMED_PTZ_SUPPORT: Final = frozenset({"ContinuousPan", "ContinuousTilt", "ServerPreset"})
+# The NC-5212PTZ of the family: a 52 x 40 degree picture at the wide end of a 10x lens; at
+# velocity 100 its head turns 85 / 45 degrees and its lens crosses half its range a second.
+PTZ_GEOMETRY: Final = PtzGeometry(
+    pan_degrees=DEFAULT_PAN_LIMITS[1] - DEFAULT_PAN_LIMITS[0],
+    tilt_degrees=DEFAULT_TILT_LIMITS[1] - DEFAULT_TILT_LIMITS[0],
+    fov=(52.0, 40.0),
+    zoom_ratio=10.0,
+    pan_rate=85.0,
+    tilt_rate=45.0,
+    zoom_rate=0.5,
+)
 
 MAC_KEYS: Final = ("Network.eth0.MACAddress", "Network.Interface.I0.Active.MACAddress")
 TIMEZONE_KEY: Final = "Time.TimeZone"
@@ -398,14 +416,16 @@ def _axis_scale(params: ParamList, axis: str, norm_low: float) -> AxisScale | No
 
 @dataclass(frozen=True, slots=True)
 class PtzUnit:
-    """The unit's PTZ head: its ``PTZ.Limit.L1`` ranges and which ``PTZ.Support.S1`` kinds of
-    move it accepts (``ContinuousPan``, ``RelativeZoom``, ``ServerPreset`` ...)."""
+    """The unit's PTZ head: its ``PTZ.Limit.L1`` ranges (the family's when it reports none:
+    ``limits``) and which ``PTZ.Support.S1`` kinds of move it accepts (``ContinuousPan``,
+    ``RelativeZoom``, ``ServerPreset`` ...)."""
 
     pan: AxisScale
     tilt: AxisScale
     zoom: AxisScale | None
     support: frozenset[str]
     max_presets: int = 0
+    limits: bool = True  # the unit reported its pan/tilt limits
 
     def has(self, *kinds: str) -> bool:
         return all(kind in self.support for kind in kinds)
@@ -416,7 +436,9 @@ class PtzUnit:
 
     @property
     def capabilities(self) -> PtzCapabilities:
-        absolute = self.has("AbsolutePan", "AbsoluteTilt")
+        """Positions (absolute moves, reports) are normalized by the limits, so they need
+        them; relative moves in degrees and continuous ones in percent need none."""
+        absolute = self.limits and self.has("AbsolutePan", "AbsoluteTilt")
         presets = self.max_presets if self.has("ServerPreset") else 0
         return PtzCapabilities(
             continuous=self.has("ContinuousPan", "ContinuousTilt"),
@@ -442,22 +464,26 @@ def _count(params: ParamList, name: str, most: int) -> int:
 
 
 def ptz_unit_from_params(params: ParamList) -> PtzUnit | None:
-    """None when the unit has no PTZ head, or reports no pan/tilt limits to scale by."""
+    """None when the unit has no PTZ head. A head that under-reports still moves: without
+    limits it is scaled by the family's travel (and makes no moves to positions), without a
+    support list it is taken to have continuous moves and presets, without a preset count the
+    family's."""
     if not _flag(params, "Properties.PTZ.PTZ"):
         return None
     pan, tilt = _axis_scale(params, "Pan", -1.0), _axis_scale(params, "Tilt", -1.0)
-    if pan is None or tilt is None:
-        return None
     prefix = "PTZ.Support.S1."
-    support = frozenset(
-        name.removeprefix(prefix)
-        for name, value in params.values.items()
-        if name.startswith(prefix) and parse_bool(value)
-    )
+    listed = {name.removeprefix(prefix): value for name, value in params.values.items()
+              if name.startswith(prefix)}  # fmt: skip
+    support = frozenset(kind for kind, value in listed.items() if parse_bool(value))
+    presets = _count(params, f"{PRESET_GROUP}.MaxPresets", MAX_PRESETS)
     return PtzUnit(
-        pan, tilt, _axis_scale(params, "Zoom", 0.0), support,
-        _count(params, f"{PRESET_GROUP}.MaxPresets", MAX_PRESETS),
-    )  # fmt: skip
+        pan or AxisScale(*DEFAULT_PAN_LIMITS),
+        tilt or AxisScale(*DEFAULT_TILT_LIMITS),
+        _axis_scale(params, "Zoom", 0.0),
+        support if listed else ASSUMED_PTZ_SUPPORT,
+        presets or DEFAULT_PRESET_SLOTS,
+        limits=pan is not None and tilt is not None,
+    )
 
 
 @dataclass(frozen=True, slots=True)
@@ -628,7 +654,10 @@ def profile_from_params(params: ParamList) -> UnitProfile:
         _flag(params, "Properties.Audio.Audio")
         and parse_bool(params.get("Audio.A0.Enabled", "yes")) is not False
     )
-    audio = _AUDIO_ENCODINGS.get(params.get("Audio.A0.AudioEncoding").lower()) if audio_on else None
+    # A unit that does not say its encoding sends the family's default, G.711 (and every
+    # reply names its type, which is what the stream is decoded by).
+    encoding = params.get("Audio.A0.AudioEncoding").lower() or "g711"
+    audio = _AUDIO_ENCODINGS.get(encoding) if audio_on else None
     talk = audio if params.get("Audio.DuplexMode").lower() in ("full", "half") else None
     inputs = tuple(range(1, _count(params, "Input.NbrOfInputs", MAX_IO_PORTS) + 1))
     outputs = tuple(range(1, _count(params, "Output.NbrOfOutputs", MAX_IO_PORTS) + 1))
@@ -662,6 +691,7 @@ class OpenApiDriver(CameraDriver):
     parameter tree decides which operations it has."""
 
     dialect = Dialect.OPENAPI
+    ptz_geometry = PTZ_GEOMETRY
 
     def __init__(self, http: CameraHttp) -> None:
         super().__init__(http)
@@ -721,6 +751,13 @@ class OpenApiDriver(CameraDriver):
         params = await self._list(*CONNECT_GROUPS)
         self._profile = profile_from_params(params)
         self.capabilities = self._profile.capabilities
+        unit = self._profile.ptz
+        if unit is not None:
+            self.ptz_geometry = replace(
+                PTZ_GEOMETRY,
+                pan_degrees=unit.pan.high - unit.pan.low,
+                tilt_degrees=unit.tilt.high - unit.tilt.low,
+            )
         return device_info_from_params(params)
 
     async def device_info(self) -> DeviceInfo:
@@ -797,18 +834,19 @@ class OpenApiDriver(CameraDriver):
         zoom = unit.zoom_by("Continuous") is not None
         await self._ptz_command(continuous_move_params(PtzVector(), zoom))
 
-    async def relative_move(self, translation: PtzVector, speed: float | None = None) -> None:
+    async def relative_move(self, translation: PtzVector, speed: float | None = None) -> PtzVector:
         unit = self._ptz_unit(self.capabilities.ptz.relative, "move relatively")
         if unit.has("RelativePan", "RelativeTilt"):
             self._require(not translation.zoom or unit.zoom_by("Relative") is not None, "zoom")
             await self._ptz_command(relative_move_params(unit, translation), speed)
-            return
+            return translation
         self._require(not translation.zoom or unit.zoom_by("Absolute") is not None, "zoom")
         here = await self.ptz_position()
         target = PtzVector(
             here.pan + translation.pan, here.tilt + translation.tilt, here.zoom + translation.zoom
         )
         await self.absolute_move(target, speed)
+        return translation
 
     async def absolute_move(self, position: PtzVector, speed: float | None = None) -> None:
         unit = self._ptz_unit(self.capabilities.ptz.absolute, "move to an absolute position")

@@ -2,7 +2,10 @@
 
 The dialect's document (seed 004) puts every CGI at the server root, not under ``/axis-cgi``:
 ``/param.cgi``, ``/jpg/image.jpg``, ``/mjpg/video.mjpg``, ``/com/ptz.cgi``, ``/io/input.cgi``,
-``/motion/motiondata.cgi``, ``/audio/receive.cgi``, ``/date.cgi`` and so on.
+``/motion/motiondata.cgi``, ``/audio/receive.cgi``, ``/date.cgi`` and so on. Real Axis units
+serve the same API under ``/axis-cgi/`` (:data:`AXIS_CGI_PATHS`): when the seed's
+``param.cgi`` answers 404 the driver tries Axis's, and uses the layout that answered for every
+CGI from then on.
 
 What the unit can do is learnt in :meth:`Vapix2Driver.connect` from three replies: the
 parameter tree (``param.cgi?action=list``), the picture size (``imagesize.cgi``) and, on PTZ
@@ -21,7 +24,7 @@ import logging
 import re
 import time
 from collections.abc import AsyncGenerator, AsyncIterable, AsyncIterator, Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 from bridge.cameras.base import (
     AudioChunk,
@@ -39,6 +42,7 @@ from bridge.cameras.base import (
     JpegFrame,
     Preset,
     PtzCapabilities,
+    PtzGeometry,
     PtzVector,
     RelayOutput,
 )
@@ -75,6 +79,24 @@ OUTPUT_CGI = "/io/output.cgi"
 MOTION_CGI = "/motion/motiondata.cgi"
 AUDIO_RECEIVE_CGI = "/audio/receive.cgi"
 AUDIO_TRANSMIT_CGI = "/audio/transmit.cgi"
+# Where Axis firmware of the VAPIX 2 era serves each of them (admin, view and operator CGIs
+# in their own folders, pictures from .cgi scripts).
+AXIS_CGI_PATHS = {
+    PARAM_CGI: "/axis-cgi/admin/param.cgi",
+    DATE_CGI: "/axis-cgi/admin/date.cgi",
+    RESTART_CGI: "/axis-cgi/admin/restart.cgi",
+    FACTORY_DEFAULT_CGI: "/axis-cgi/admin/factorydefault.cgi",
+    IMAGESIZE_CGI: "/axis-cgi/view/imagesize.cgi",
+    SNAPSHOT_PATH: "/axis-cgi/jpg/image.cgi",
+    VIDEO_PATH: "/axis-cgi/mjpg/video.cgi",
+    PTZ_CGI: "/axis-cgi/com/ptz.cgi",
+    PTZCONFIG_CGI: "/axis-cgi/com/ptzconfig.cgi",
+    INPUT_CGI: "/axis-cgi/io/input.cgi",
+    OUTPUT_CGI: "/axis-cgi/io/output.cgi",
+    MOTION_CGI: "/axis-cgi/motion/motiondata.cgi",
+    AUDIO_RECEIVE_CGI: "/axis-cgi/audio/receive.cgi",
+    AUDIO_TRANSMIT_CGI: "/axis-cgi/audio/transmit.cgi",
+}
 
 # The groups connect() reads in one param.cgi request (the CGI takes a comma-separated list).
 CONNECT_GROUPS = (
@@ -121,6 +143,26 @@ DEFAULT_PAN_RANGE = (-180.0, 180.0)
 DEFAULT_TILT_RANGE = (-180.0, 180.0)
 DEFAULT_ZOOM_RANGE = (1.0, 9999.0)
 DEFAULT_PRESET_SLOTS = 20
+# What a unit that claims a PTZ head but lists no commands is taken to have: the continuous
+# moves, steps, home and server presets every VAPIX 2 PTZ driver answers (moves to positions
+# need ranges it did not give).
+ASSUMED_PTZ_COMMANDS = {
+    "continuouspantiltmove": "[-100-100],[-100-100]",
+    "move": "{home|up|down|left|right|upleft|upright|downleft|downright}",
+    "gotoserverpresetno": f"[1-{DEFAULT_PRESET_SLOTS}]",
+}
+# The AXIS 213 PTZ of the family: a 47 x 35 degree picture at the wide end of a 26x lens; its
+# head turns 42.5 / 12.5 degrees a second at velocity 100 and the default speed 50 (the travel
+# comes from the unit's ranges).
+PTZ_GEOMETRY = PtzGeometry(
+    pan_degrees=360.0,
+    tilt_degrees=360.0,
+    fov=(47.0, 35.0),
+    zoom_ratio=26.0,
+    pan_rate=42.5,
+    tilt_rate=12.5,
+    zoom_rate=0.25,
+)
 VENDOR_VELOCITY_MAX = 100  # continuouspantiltmove / continuouszoommove take -100..100
 VENDOR_SPEED_RANGE = (1, 100)
 MAX_UTC_OFFSET = datetime.timedelta(hours=14)  # Kiribati; anything beyond is garbage
@@ -403,6 +445,7 @@ class PtzLimits:
     pan: tuple[float, float] = DEFAULT_PAN_RANGE
     tilt: tuple[float, float] = DEFAULT_TILT_RANGE
     zoom: tuple[float, float] = DEFAULT_ZOOM_RANGE
+    known: bool = False  # the unit gave its pan and tilt ranges (else the document's)
 
     @classmethod
     def from_info(cls, commands: Mapping[str, str]) -> PtzLimits:
@@ -410,6 +453,7 @@ class PtzLimits:
             pan=spec_range(commands.get("pan"), DEFAULT_PAN_RANGE),
             tilt=spec_range(commands.get("tilt"), DEFAULT_TILT_RANGE),
             zoom=spec_range(commands.get("zoom"), DEFAULT_ZOOM_RANGE),
+            known=all(_RANGE.search(commands.get(axis, "")) for axis in ("pan", "tilt")),
         )
 
 
@@ -429,21 +473,25 @@ def _width(span: tuple[float, float]) -> float:
 
 
 def ptz_capabilities_from_info(commands: Mapping[str, str]) -> PtzCapabilities:
+    """What the head can do, from its command list. Positions (absolute moves, reports) are
+    normalized by the unit's ranges, so they need them; relative moves are in degrees and
+    continuous ones in percent, which need none."""
     has = commands.__contains__
     presets = 0
     if has("gotoserverpresetno"):
         slots = spec_range(commands["gotoserverpresetno"], (1, DEFAULT_PRESET_SLOTS))[1]
         presets = max(0, min(MAX_PRESETS, int(slots)))
+    ranges = PtzLimits.from_info(commands).known
     return PtzCapabilities(
         continuous=has("continuouspantiltmove"),
         relative=has("rpan") and has("rtilt"),
-        absolute=has("pan") and has("tilt"),
+        absolute=has("pan") and has("tilt") and ranges,
         zoom=has("continuouszoommove") or has("zoom") or has("rzoom"),
         presets=presets,
         home="home" in spec_options(commands.get("move")),
         set_home=presets > 0,
         speed=has("speed"),
-        position="position" in spec_options(commands.get("query")),
+        position=ranges and "position" in spec_options(commands.get("query")),
     )
 
 
@@ -604,12 +652,14 @@ _END = object()  # an event source has finished
 
 class Vapix2Driver(CameraDriver):
     dialect = Dialect.VAPIX2
+    ptz_geometry = PTZ_GEOMETRY
 
     def __init__(self, http: CameraHttp) -> None:
         super().__init__(http)
         self._limits = PtzLimits()
         self._ptz_commands: dict[str, str] = {}
         self._utc_offset = datetime.timedelta(0)
+        self._axis_cgi: bool | None = None  # serves /axis-cgi/ paths; None: not known yet
 
     # -- identification -------------------------------------------------------------------
 
@@ -620,12 +670,16 @@ class Vapix2Driver(CameraDriver):
 
     @classmethod
     async def detect(cls, http: CameraHttp) -> bool:
-        try:
-            text = await http.get_text(PARAM_CGI, {"action": "list", "group": "Brand"})
-        except (EndpointNotFound, BadResponse):
-            return False
-        reply = parse_param_list(text)
-        return any(name.startswith("Brand.") for name in reply.values)
+        query = {"action": "list", "group": "Brand"}
+        for path in (PARAM_CGI, AXIS_CGI_PATHS[PARAM_CGI]):
+            try:
+                text = await http.get_text(path, query)
+            except EndpointNotFound:
+                continue
+            except BadResponse:
+                return False
+            return any(name.startswith("Brand.") for name in parse_param_list(text).values)
+        return False
 
     async def connect(self) -> DeviceInfo:
         values = await self._list_params(CONNECT_GROUPS)
@@ -636,6 +690,11 @@ class Vapix2Driver(CameraDriver):
             await self._ptz_info() if is_yes(values.get("Properties.PTZ.PTZ")) else {}
         )
         self._limits = PtzLimits.from_info(self._ptz_commands)
+        self.ptz_geometry = replace(
+            PTZ_GEOMETRY,
+            pan_degrees=_width(self._limits.pan),
+            tilt_degrees=_width(self._limits.tilt),
+        )
         zone = values.get("Time.TimeZone", "GMT")
         offset = timezone_offset(zone)
         if offset is None:
@@ -671,20 +730,40 @@ class Vapix2Driver(CameraDriver):
     def _name(self) -> str:
         return self.http.display_name
 
+    def _path(self, cgi: str) -> str:
+        """Where this unit serves one of the seed's CGIs."""
+        return AXIS_CGI_PATHS[cgi] if self._axis_cgi else cgi
+
+    async def _get_text(self, cgi: str, params: Mapping[str, str]) -> str:
+        """GET one of the seed's CGIs where this unit serves it; until that is known, at the
+        seed's path and then at Axis's, and remember which answered."""
+        if self._axis_cgi is not None:
+            return await self.http.get_text(self._path(cgi), params)
+        try:
+            text = await self.http.get_text(cgi, params)
+        except EndpointNotFound:
+            text = await self.http.get_text(AXIS_CGI_PATHS[cgi], params)
+            self._axis_cgi = True
+        else:
+            self._axis_cgi = False
+        return text
+
     async def _ptz_info(self) -> dict[str, str]:
         try:
-            return parse_ptz_info(await self.http.get_text(PTZ_CGI, {"info": "1"}))
+            text = await self._get_text(PTZ_CGI, {"info": "1"})
         except EndpointNotFound:  # PTZ-capable unit with no PTZ driver installed
             return {}
+        # A unit that says it has a head but lists none of its commands still moves.
+        return parse_ptz_info(text) or dict(ASSUMED_PTZ_COMMANDS)
 
     async def _image_size(self) -> tuple[int, int] | None:
         try:
-            return parse_image_size(await self.http.get_text(IMAGESIZE_CGI, {"camera": "1"}))
+            return parse_image_size(await self._get_text(IMAGESIZE_CGI, {"camera": "1"}))
         except EndpointNotFound:
             return None
 
     async def _list_params(self, groups: Sequence[str]) -> dict[str, str]:
-        text = await self.http.get_text(PARAM_CGI, {"action": "list", "group": ",".join(groups)})
+        text = await self._get_text(PARAM_CGI, {"action": "list", "group": ",".join(groups)})
         reply = parse_param_list(text)
         if not reply.values and reply.errors:
             error = printable(reply.errors[0], 120)
@@ -693,7 +772,7 @@ class Vapix2Driver(CameraDriver):
 
     async def _command(self, path: str, params: Mapping[str, str]) -> str:
         """A CGI that answers 200/204 and reports failure in its text."""
-        text = await self.http.get_text(path, params)
+        text = await self._get_text(path, params)
         error = reply_error(text)
         if error is not None:
             raise BadResponse(f"{path} failed: {printable(error, 120)}", camera=self._name)
@@ -702,10 +781,10 @@ class Vapix2Driver(CameraDriver):
     # -- media ----------------------------------------------------------------------------
 
     async def snapshot(self) -> bytes:
-        return await fetch_jpeg(self.http, SNAPSHOT_PATH)
+        return await fetch_jpeg(self.http, self._path(SNAPSHOT_PATH))
 
     def video_frames(self) -> AsyncIterator[JpegFrame]:
-        return mjpeg_frames(self.http, VIDEO_PATH)
+        return mjpeg_frames(self.http, self._path(VIDEO_PATH))
 
     def audio_chunks(self) -> AsyncIterator[AudioChunk]:
         if self.capabilities.audio_in is None:
@@ -714,7 +793,7 @@ class Vapix2Driver(CameraDriver):
 
     async def _audio_chunks(self) -> AsyncIterator[AudioChunk]:
         # The camera's Audiod.HttpMessageType decides single or multipart; both are read.
-        async with self.http.stream(AUDIO_RECEIVE_CGI) as reply:
+        async with self.http.stream(self._path(AUDIO_RECEIVE_CGI)) as reply:
             if reply.content_type.lower().startswith("multipart/"):
                 async for part, arrived in reply.parts():
                     if part.body:
@@ -749,7 +828,7 @@ class Vapix2Driver(CameraDriver):
 
         await self.http.request(
             "POST",
-            AUDIO_TRANSMIT_CGI,
+            self._path(AUDIO_TRANSMIT_CGI),
             data=body(),
             headers={"Content-Type": TALK_CONTENT_TYPE, "Cache-Control": "no-cache"},
         )
@@ -780,12 +859,13 @@ class Vapix2Driver(CameraDriver):
     def _continuous_zoom(self) -> bool:
         return "continuouszoommove" in self._ptz_commands
 
-    async def relative_move(self, translation: PtzVector, speed: float | None = None) -> None:
+    async def relative_move(self, translation: PtzVector, speed: float | None = None) -> PtzVector:
         ptz = self.capabilities.ptz
         self._require_ptz(ptz.relative, "move relatively")
         zoom = "rzoom" in self._ptz_commands
         self._require_ptz(zoom or not translation.zoom, "zoom relatively")
         await self._ptz(relative_params(translation, self._limits, zoom), speed)
+        return translation
 
     async def absolute_move(self, position: PtzVector, speed: float | None = None) -> None:
         self._require_ptz(self.capabilities.ptz.absolute, "move to an absolute position")
@@ -861,7 +941,7 @@ class Vapix2Driver(CameraDriver):
         if count <= 0:
             raise self._unsupported(f"report {what}")
         ports = ",".join(str(n) for n in range(1, count + 1))
-        return parse_port_check(await self.http.get_text(path, {"check": ports}))
+        return parse_port_check(await self._get_text(path, {"check": ports}))
 
     async def relay_outputs(self) -> Sequence[RelayOutput]:
         count = self.capabilities.relay_outputs
@@ -892,7 +972,7 @@ class Vapix2Driver(CameraDriver):
         count = self.capabilities.digital_inputs
         ports = ",".join(str(n) for n in range(1, count + 1))
         last: dict[str, bool] = {}
-        async with self.http.stream(INPUT_CGI, {"monitor": ports}) as reply:
+        async with self.http.stream(self._path(INPUT_CGI), {"monitor": ports}) as reply:
             async for part, _ in reply.parts():
                 for number, active in parse_io_monitor(part.body):
                     token = monitor_port_token(number, count)
@@ -904,7 +984,7 @@ class Vapix2Driver(CameraDriver):
 
     async def _motion_events(self) -> AsyncGenerator[CameraEvent, None]:
         active: bool | None = None
-        async with self.http.stream(MOTION_CGI) as reply:
+        async with self.http.stream(self._path(MOTION_CGI)) as reply:
             if reply.status == 204:  # no motion windows (any more): nothing to report
                 return
             async for part, _ in reply.parts():
@@ -920,17 +1000,17 @@ class Vapix2Driver(CameraDriver):
     # -- system ---------------------------------------------------------------------------
 
     async def get_datetime(self) -> datetime.datetime:
-        local = parse_camera_date(await self.http.get_text(DATE_CGI, {"action": "get"}))
+        local = parse_camera_date(await self._get_text(DATE_CGI, {"action": "get"}))
         return local_to_utc(local, self._utc_offset)
 
     async def set_datetime(self, value: datetime.datetime) -> None:
         await self._command(DATE_CGI, date_set_params(value))
 
     async def reboot(self) -> None:
-        await self.http.get(RESTART_CGI)
+        await self.http.get(self._path(RESTART_CGI))
 
     async def factory_default(self) -> None:
-        await self.http.get(FACTORY_DEFAULT_CGI)
+        await self.http.get(self._path(FACTORY_DEFAULT_CGI))
 
 
 async def _merge(

@@ -18,6 +18,7 @@ from urllib.parse import urlsplit
 from bridge.cameras.base import CameraDriver, DeviceInfo
 from bridge.media.source import CameraMedia, Profile
 from bridge.onvif.soap import OnvifRequest, Service
+from bridge.ptz import PtzHead
 
 # Tokens shared by the services (a VMS passes them from one service to another). The media
 # profiles and video encoder configurations take the RTSP profile names: main, sub, jpeg.
@@ -63,6 +64,8 @@ class DeviceContext:
     location: str = ""  # its onvif://www.onvif.org/location/ scope, if any
     # Told when the scopes or the discovery mode changed (to save them and announce it).
     on_discovery_change: Callable[[], Awaitable[None]] | None = None
+    # What the gateway keeps for the camera's PTZ head (the camera's, not this device's).
+    ptz: PtzHead | None = None
     # Background work of the services (event subscriptions ...), stopped with the device.
     closers: list[Callable[[], Awaitable[None]]] = field(default_factory=list)
 

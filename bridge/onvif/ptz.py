@@ -1,57 +1,47 @@
 """ONVIF PTZ service (ver20): one node and one configuration for a camera that can move.
 
 ONVIF's generic spaces are the driver's normalized scales (pan/tilt in [-1, 1], zoom position
-in [0, 1], speed in [0, 1]), so vectors pass through unchanged. The node lists only the spaces
-of the moves its camera can make, and operations it cannot make are not registered, so they
-answer ter:ActionNotSupported; a camera that cannot move gets no PTZ service at all.
+in [0, 1], speed in [0, 1]), so vectors pass through unchanged; the FOV translation spaces
+(what trackers such as Frigate move in) are turned into them by the head's geometry. The node
+lists only the spaces of the moves the gateway can make for its camera, and operations it
+cannot make are not registered, so they answer ter:ActionNotSupported; a camera that cannot
+move gets no PTZ service at all.
 
-Legacy cameras report little, so the service remembers what it did: a continuous move stops
-after its Timeout (the camera would go on to its end stop), the position of a camera that does
-not report it is tracked from the moves issued here, and a camera that cannot list its presets
-lists those stored through this device.
+What the gateway keeps for the head (the move in flight and its timer, the estimated
+position, presets the camera cannot list) is :class:`bridge.ptz.PtzHead`'s, shared with
+whatever else drives the camera; this module translates SOAP to it and its refusals to faults.
 """
 
 from __future__ import annotations
 
-import asyncio
 import datetime as dt
-import itertools
-import logging
 import math
-import time
-from collections.abc import AsyncIterator, Mapping
-from contextlib import asynccontextmanager, suppress
+from collections.abc import Awaitable, Iterator, Mapping
+from contextlib import contextmanager
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, TypeVar
 
-from bridge.cameras.base import CameraDriver, Preset, PtzCapabilities, PtzVector
-from bridge.errors import (
-    ActionFailed,
-    ActionNotSupported,
-    CameraError,
-    InvalidArgVal,
-    NoConfig,
-)
+from bridge.cameras.base import PtzVector
+from bridge.errors import ActionFailed, InvalidArgVal, NoConfig, PtzRefused
 from bridge.onvif.camera_calls import camera_call
 from bridge.onvif.context import PTZ_CONFIG, PTZ_NODE, DeviceContext
 from bridge.onvif.profiles import Kind, profile_store
 from bridge.onvif.soap import Handler, OnvifRequest, Operations, Service
-
-log = logging.getLogger(__name__)
+from bridge.ptz import PtzHead, PtzOffer, Refusal, Translation
 
 _SPACES = "http://www.onvif.org/ver10/tptz"
 
 DEFAULT_TIMEOUT = dt.timedelta(seconds=10)
 TIMEOUT_RANGE = (dt.timedelta(milliseconds=100), dt.timedelta(minutes=1))
 _NAME = "PTZ"
-_STILL = PtzVector()
+_T = TypeVar("_T")
 Range = tuple[float, float]
 
 
 @dataclass(frozen=True, slots=True)
 class Space:
-    """One kind of ONVIF generic space: its pan/tilt and zoom URIs and ranges, and the
-    ter: subcode a value outside them gets."""
+    """One kind of ONVIF space: its pan/tilt and zoom URIs and ranges, and the ter: subcode a
+    value outside them gets."""
 
     pan_tilt: str
     zoom: str
@@ -72,6 +62,17 @@ TRANSLATION = Space(
     f"{_SPACES}/ZoomSpaces/TranslationGenericSpace",
     (-1.0, 1.0),
     (-1.0, 1.0),
+    "InvalidTranslation",
+)
+# Moves by a fraction of the picture: (1, 1) is its upper right corner. The spec proposes an
+# unbounded range; the picture's edge is the bound offered, as trackers scale [-1, 1] onto the
+# range they are given. The zoom space takes a factor on the magnification (1 leaves it), its
+# range is set per head by its lens (:func:`fov_zoom_range`).
+FOV = Space(
+    f"{_SPACES}/PanTiltSpaces/TranslationSpaceFov",
+    f"{_SPACES}/ZoomSpaces/TranslationSpaceFov",
+    (-1.0, 1.0),
+    (0.0, 1.0),
     "InvalidTranslation",
 )
 VELOCITY = Space(
@@ -101,22 +102,29 @@ def _space_1d(uri: str, bounds: Range) -> dict[str, Any]:
     return {"URI": uri, "XRange": _range(bounds)}
 
 
-def ptz_spaces(caps: PtzCapabilities) -> dict[str, Any]:
-    """tt:PTZSpaces: the generic spaces of the moves the camera can make."""
+def fov_zoom_range(head: PtzHead) -> Range:
+    """Factors the zoom FOV space takes: from the widest zoom to the lens's magnification."""
+    return (0.0, head.geometry.zoom_ratio)
+
+
+def ptz_spaces(head: PtzHead) -> dict[str, Any]:
+    """tt:PTZSpaces: the spaces of the moves the gateway makes for the head (a relative move in
+    the picture's field of view wherever it makes relative moves)."""
+    offer = head.offer
     spaces: dict[str, Any] = {}
     for supported, space, kind in (
-        (caps.absolute, POSITION, ("AbsolutePanTiltPositionSpace", "AbsoluteZoomPositionSpace")),
+        (offer.absolute, POSITION, ("AbsolutePanTiltPositionSpace", "AbsoluteZoomPositionSpace")),
         (
-            caps.relative,
+            offer.relative,
             TRANSLATION,
             ("RelativePanTiltTranslationSpace", "RelativeZoomTranslationSpace"),
         ),
         (
-            caps.continuous,
+            offer.continuous,
             VELOCITY,
             ("ContinuousPanTiltVelocitySpace", "ContinuousZoomVelocitySpace"),
         ),
-        (caps.speed, SPEED, ("PanTiltSpeedSpace", "ZoomSpeedSpace")),
+        (offer.speed, SPEED, ("PanTiltSpeedSpace", "ZoomSpeedSpace")),
     ):
         if not supported:
             continue
@@ -124,8 +132,14 @@ def ptz_spaces(caps: PtzCapabilities) -> dict[str, Any]:
         if space is not SPEED:  # a speed is a magnitude: one range
             pan_tilt["YRange"] = _range(space.pan_tilt_range)
         spaces[kind[0]] = [pan_tilt]
-        if caps.zoom:
+        if offer.zoom:
             spaces[kind[1]] = [_space_1d(space.zoom, space.zoom_range)]
+    if offer.relative:
+        spaces["RelativePanTiltTranslationSpace"].append(
+            {**_space_1d(FOV.pan_tilt, FOV.pan_tilt_range), "YRange": _range(FOV.pan_tilt_range)}
+        )
+        if offer.zoom_fov:
+            spaces["RelativeZoomTranslationSpace"].append(_space_1d(FOV.zoom, fov_zoom_range(head)))
     return spaces
 
 
@@ -139,25 +153,27 @@ def vector_values(vector: PtzVector, space: Space, zoom: bool) -> dict[str, Any]
     return values
 
 
-def ptz_node(caps: PtzCapabilities) -> dict[str, Any]:
+def ptz_node(head: PtzHead) -> dict[str, Any]:
+    offer = head.offer
     node: dict[str, Any] = {
         "token": PTZ_NODE,
         "Name": _NAME,
-        "SupportedPTZSpaces": ptz_spaces(caps),
-        "MaximumNumberOfPresets": caps.presets,
-        "HomeSupported": caps.home,
+        "SupportedPTZSpaces": ptz_spaces(head),
+        "MaximumNumberOfPresets": offer.presets,
+        "HomeSupported": offer.home,
     }
-    if caps.home:
-        node["FixedHomePosition"] = not caps.set_home
+    if offer.home:
+        node["FixedHomePosition"] = not offer.set_home
     return node
 
 
 def ptz_configuration(device: DeviceContext) -> dict[str, Any] | None:
     """The device's tt:PTZConfiguration, as media profiles embed it; None when the camera
     cannot move."""
-    caps = device.driver.capabilities.ptz
-    if not caps.any:
+    head = device.ptz
+    if head is None or not head.offer.any:
         return None
+    offer = head.offer
     config: dict[str, Any] = {
         "token": PTZ_CONFIG,
         "Name": _NAME,
@@ -166,28 +182,28 @@ def ptz_configuration(device: DeviceContext) -> dict[str, Any] | None:
     }
     for supported, space, keys in (
         (
-            caps.absolute,
+            offer.absolute,
             POSITION,
             ("DefaultAbsolutePantTiltPositionSpace", "DefaultAbsoluteZoomPositionSpace"),
         ),
         (
-            caps.relative,
+            offer.relative,
             TRANSLATION,
             ("DefaultRelativePanTiltTranslationSpace", "DefaultRelativeZoomTranslationSpace"),
         ),
         (
-            caps.continuous,
+            offer.continuous,
             VELOCITY,
             ("DefaultContinuousPanTiltVelocitySpace", "DefaultContinuousZoomVelocitySpace"),
         ),
     ):
         if supported:
             config[keys[0]] = space.pan_tilt
-            if caps.zoom:
+            if offer.zoom:
                 config[keys[1]] = space.zoom
-    if caps.speed:
-        config["DefaultPTZSpeed"] = vector_values(PtzVector(1.0, 1.0, 1.0), SPEED, caps.zoom)
-    if caps.continuous:
+    if offer.speed:
+        config["DefaultPTZSpeed"] = vector_values(PtzVector(1.0, 1.0, 1.0), SPEED, offer.zoom)
+    if offer.continuous:
         config["DefaultPTZTimeout"] = DEFAULT_TIMEOUT
     return config
 
@@ -209,50 +225,82 @@ class Requested:
 
 
 def _numbers(
-    value: Mapping[str, Any] | None, axes: tuple[str, ...], uri: str, bounds: Range, invalid: str
-) -> tuple[float, ...] | None:
+    value: Mapping[str, Any] | None,
+    axes: tuple[str, ...],
+    spaces: Mapping[str, Range],
+    invalid: str,
+) -> tuple[str, tuple[float, ...]] | None:
+    """The space (the first of ``spaces`` when none is named) and the range-checked numbers
+    of a tt:Vector2D or tt:Vector1D; None when it was left out."""
     if value is None:
         return None
-    space = value.get("space")
-    if space is not None and space != uri:
-        raise InvalidArgVal(f"Space {space} is not supported", subcode="SpaceNotSupported")
+    uri = value.get("space") or next(iter(spaces))
+    if uri not in spaces:
+        raise InvalidArgVal(f"Space {uri} is not supported", subcode="SpaceNotSupported")
+    low, high = spaces[uri]
     numbers = tuple(float(value[axis]) for axis in axes)
-    if not all(math.isfinite(n) and bounds[0] <= n <= bounds[1] for n in numbers):
-        raise InvalidArgVal(f"Values must be within {bounds[0]}..{bounds[1]}", subcode=invalid)
-    return numbers
+    if not all(math.isfinite(n) and low <= n <= high for n in numbers):
+        raise InvalidArgVal(f"Values must be within {low}..{high}", subcode=invalid)
+    return uri, numbers
+
+
+def _zoom_refused(zoom: bool, value: float, still: float) -> None:
+    """A camera without zoom takes a zoom that leaves the lens alone (clients send one with
+    every move) and refuses any other."""
+    if not zoom and value != still:
+        raise InvalidArgVal("The camera cannot zoom", subcode="SpaceNotSupported")
 
 
 def parse_vector(value: Mapping[str, Any] | None, space: Space, zoom: bool) -> Requested:
-    """A request's vector in ``space`` (its default when no space is named), range-checked.
-
-    A camera without zoom takes a zero zoom (clients send one with every move) and refuses
-    any other.
-    """
+    """A request's vector in ``space`` (its default when no space is named), range-checked."""
     value = value or {}
     pan_tilt = _numbers(
-        value.get("PanTilt"), ("x", "y"), space.pan_tilt, space.pan_tilt_range, space.invalid
+        value.get("PanTilt"), ("x", "y"), {space.pan_tilt: space.pan_tilt_range}, space.invalid
     )
-    zoom_value = _numbers(value.get("Zoom"), ("x",), space.zoom, space.zoom_range, space.invalid)
-    if zoom_value is not None and not zoom:
-        if zoom_value[0]:
-            raise InvalidArgVal("The camera cannot zoom", subcode="SpaceNotSupported")
-        zoom_value = None
+    zoom_value = _numbers(value.get("Zoom"), ("x",), {space.zoom: space.zoom_range}, space.invalid)
+    if zoom_value is not None:
+        _zoom_refused(zoom, zoom_value[1][0], 0.0)
     return Requested(
-        None if pan_tilt is None else (pan_tilt[0], pan_tilt[1]),
-        None if zoom_value is None else zoom_value[0],
+        None if pan_tilt is None else (pan_tilt[1][0], pan_tilt[1][1]),
+        None if zoom_value is None or not zoom else zoom_value[1][0],
     )
 
 
-def parse_speed(value: Mapping[str, Any] | None, caps: PtzCapabilities) -> float | None:
+def parse_translation(value: Mapping[str, Any] | None, head: PtzHead) -> Translation:
+    """A RelativeMove's translation: pan/tilt in the generic or the FOV space, zoom in the
+    generic one or (on a lens whose ratio is known) the FOV one."""
+    value = value or {}
+    pan_tilt = _numbers(
+        value.get("PanTilt"),
+        ("x", "y"),
+        {TRANSLATION.pan_tilt: TRANSLATION.pan_tilt_range, FOV.pan_tilt: FOV.pan_tilt_range},
+        TRANSLATION.invalid,
+    )
+    zoom_spaces = {TRANSLATION.zoom: TRANSLATION.zoom_range}
+    if head.offer.zoom_fov or not head.offer.zoom:  # a still lens: either space's "stay"
+        zoom_spaces[FOV.zoom] = fov_zoom_range(head) if head.offer.zoom_fov else (1.0, 1.0)
+    zoom = _numbers(value.get("Zoom"), ("x",), zoom_spaces, TRANSLATION.invalid)
+    zoom_factor = zoom is not None and zoom[0] == FOV.zoom
+    if zoom is not None:
+        _zoom_refused(head.offer.zoom, zoom[1][0], 1.0 if zoom_factor else 0.0)
+    return Translation(
+        pan_tilt=None if pan_tilt is None else (pan_tilt[1][0], pan_tilt[1][1]),
+        pan_tilt_fov=pan_tilt is not None and pan_tilt[0] == FOV.pan_tilt,
+        zoom=None if zoom is None or not head.offer.zoom else zoom[1][0],
+        zoom_factor=zoom_factor,
+    )
+
+
+def parse_speed(value: Mapping[str, Any] | None, offer: PtzOffer) -> float | None:
     """The one speed a driver takes (pan/tilt's, else zoom's); None for the camera's own,
     which is all a camera without speed control has. A zero speed cannot move: also None.
     A zoom speed is only range-checked on a camera that does not zoom (clients send one)."""
     requested = parse_vector(value, SPEED, zoom=True)
-    if not caps.speed:
+    if not offer.speed:
         return None
     if requested.pan_tilt is not None:
         return requested.pan_tilt[0] or None
-    return (requested.zoom if caps.zoom else None) or None
+    return (requested.zoom if offer.zoom else None) or None
 
 
 def parse_timeout(value: object) -> float:
@@ -268,225 +316,43 @@ def parse_timeout(value: object) -> float:
     return value.total_seconds()
 
 
-def _clamp(vector: PtzVector) -> PtzVector:
-    def clamp(value: float, low: float) -> float:
-        return min(1.0, max(low, value))
-
-    return PtzVector(clamp(vector.pan, -1.0), clamp(vector.tilt, -1.0), clamp(vector.zoom, 0.0))
-
-
-def _require(presets: list[Preset], token: str) -> None:
-    if all(preset.token != token for preset in presets):
-        raise InvalidArgVal(f"No preset {token!r}", subcode="NoToken")
+# What each refusal of the head is as a fault.
+_REFUSALS: dict[Refusal, tuple[type[InvalidArgVal | ActionFailed], str]] = {
+    Refusal.NO_PRESET: (InvalidArgVal, "NoToken"),
+    Refusal.PRESET_EXISTS: (InvalidArgVal, "PresetExist"),
+    Refusal.NO_PRESET_ROOM: (ActionFailed, "TooManyPresets"),
+    Refusal.MOVING: (ActionFailed, "MovingPTZ"),
+}
 
 
-# -- the head -------------------------------------------------------------------------------
+@contextmanager
+def _head_call(action: str) -> Iterator[None]:
+    """The head's refusals and the camera's errors as the faults ONVIF names for them."""
+    try:
+        with camera_call(action):
+            yield
+    except PtzRefused as exc:
+        fault, subcode = _REFUSALS[Refusal(exc.reason)]
+        raise fault(str(exc), subcode=subcode) from exc
 
 
-@dataclass(frozen=True, slots=True)
-class _Stored:
-    name: str
-    position: PtzVector | None  # where the head was when it was stored, when known
-
-
-class PtzHead:
-    """One camera's PTZ as its ONVIF device drives it: moves in flight, position, presets.
-
-    Commands are serialized, so the stop a Timeout sends never overtakes a newer move.
-    """
-
-    def __init__(self, driver: CameraDriver) -> None:
-        self._driver = driver
-        self.caps = driver.capabilities.ptz
-        self._lock = asyncio.Lock()
-        self._velocity = _STILL
-        self._stop_at = 0.0
-        self._stop_timer: asyncio.Task[None] | None = None
-        # Legacy heads centre themselves at power-up, so tracking starts at home.
-        self._tracked: PtzVector | None = _STILL
-        self._home: PtzVector | None = _STILL
-        self._stored: dict[str, _Stored] = {}
-
-    @property
-    def moving(self) -> bool:
-        return self._velocity != _STILL
-
-    @asynccontextmanager
-    async def _command(self, action: str, *, moves: bool = True) -> AsyncIterator[None]:
-        """Run a command alone; one that ``moves`` the head supersedes a continuous move,
-        and so the stop its timeout would send."""
-        if moves and self._stop_timer is not None:
-            self._stop_timer.cancel()
-        async with self._lock:
-            with camera_call(action):
-                yield
-
-    async def _halt(self, when: str) -> None:
-        async with self._lock:
-            try:
-                await self._driver.stop()
-            except CameraError as exc:
-                log.warning("PTZ stop %s failed: %s", when, exc)
-            self._velocity = _STILL
-
-    async def _stop_after(self, seconds: float) -> None:
-        await asyncio.sleep(seconds)
-        await self._halt("after the move's timeout")
-
-    async def close(self) -> None:
-        """The device is going away: a move still going is stopped now, as the camera would
-        otherwise go on to its end stop."""
-        if self._stop_timer is not None:
-            self._stop_timer.cancel()
-            with suppress(asyncio.CancelledError):
-                await self._stop_timer
-        if self.moving:
-            await self._halt("on closing")
-
-    async def position(self) -> PtzVector | None:
-        """Where the head is: as the camera reports it, else as tracked (None: unknown)."""
-        if not self.caps.position:
-            return self._tracked
-        with camera_call("report its position"):
-            return await self._driver.ptz_position()
-
-    async def continuous_move(self, velocity: Requested, stop_after: float) -> None:
-        target = velocity.over(self._velocity)
-        async with self._command("move continuously"):
-            await self._driver.continuous_move(target)
-            self._velocity = target
-            if self.moving:
-                self._tracked = None
-                self._stop_at = time.monotonic() + stop_after
-                self._stop_timer = asyncio.create_task(self._stop_after(stop_after))
-
-    async def stop(self, pan_tilt: bool, zoom: bool) -> None:
-        v = self._velocity
-        keep = PtzVector(
-            0.0 if pan_tilt else v.pan, 0.0 if pan_tilt else v.tilt, 0.0 if zoom else v.zoom
-        )
-        if keep != _STILL:  # the axes not stopped go on until the move's own timeout
-            remaining = max(0.0, self._stop_at - time.monotonic())
-            await self.continuous_move(Requested((keep.pan, keep.tilt), keep.zoom), remaining)
-            return
-        async with self._command("stop"):
-            await self._driver.stop()
-            self._velocity = _STILL
-
-    async def relative_move(self, translation: Requested, speed: float | None) -> None:
-        delta = translation.over(_STILL)
-        async with self._command("move relatively"):
-            await self._driver.relative_move(delta, speed)
-            self._velocity = _STILL
-            if self._tracked is not None:
-                here = self._tracked
-                self._tracked = _clamp(
-                    PtzVector(here.pan + delta.pan, here.tilt + delta.tilt, here.zoom + delta.zoom)
-                )
-
-    async def absolute_move(self, position: Requested, speed: float | None) -> None:
-        here = _STILL
-        if position.pan_tilt is None or (self.caps.zoom and position.zoom is None):
-            known = await self.position()
-            if known is None:
-                raise InvalidArgVal(
-                    "The position is unknown: give every axis", subcode="InvalidPosition"
-                )
-            here = known
-        target = position.over(here)
-        async with self._command("move to a position"):
-            await self._driver.absolute_move(target, speed)
-            self._velocity = _STILL
-            self._tracked = target
-
-    async def presets(self) -> tuple[list[Preset], bool]:
-        """The presets, and whether the camera listed them (else: those stored here)."""
-        try:
-            with camera_call("list presets"):
-                return list(await self._driver.presets()), True
-        except ActionNotSupported:
-            return [Preset(token, stored.name) for token, stored in self._stored.items()], False
-
-    def stored_position(self, token: str) -> PtzVector | None:
-        stored = self._stored.get(token)
-        return None if stored is None else stored.position
-
-    async def _existing(self, token: str) -> None:
-        presets, _ = await self.presets()
-        _require(presets, token)
-
-    def _free_slot(self) -> str:
-        """A slot for a new preset on a camera that cannot list them: its slots are numbered
-        from 1, and those stored here are taken."""
-        for slot in range(1, self.caps.presets + 1):
-            if str(slot) not in self._stored:
-                return str(slot)
-        raise ActionFailed("No room for another preset", subcode="TooManyPresets")
-
-    async def set_preset(self, name: str | None, token: str | None) -> str:
-        presets, listable = await self.presets()
-        if token is not None:
-            _require(presets, token)
-        taken = {preset.name for preset in presets if preset.token != token}
-        if not name:
-            name = next(f"Preset {n}" for n in itertools.count(1) if f"Preset {n}" not in taken)
-        elif name in taken:
-            raise InvalidArgVal(f"A preset is already named {name!r}", subcode="PresetExist")
-        if self.moving:
-            raise ActionFailed("A preset cannot be stored while moving", subcode="MovingPTZ")
-        if token is None and not listable:
-            token = self._free_slot()
-        position = await self.position()
-        async with self._command("store a preset", moves=False):
-            token = await self._driver.set_preset(name, token)
-        self._stored[token] = _Stored(name, position)
-        return token
-
-    async def remove_preset(self, token: str) -> None:
-        await self._existing(token)
-        async with self._command("remove a preset", moves=False):
-            await self._driver.remove_preset(token)
-        self._stored.pop(token, None)
-
-    async def goto_preset(self, token: str, speed: float | None) -> None:
-        await self._existing(token)
-        async with self._command("go to a preset"):
-            if speed is not None:
-                await self._driver.set_ptz_speed(speed)
-            await self._driver.goto_preset(token)
-            self._velocity = _STILL
-            self._tracked = self.stored_position(token)
-
-    async def goto_home(self, speed: float | None) -> None:
-        async with self._command("go to its home position"):
-            if speed is not None:
-                await self._driver.set_ptz_speed(speed)
-            await self._driver.goto_home()
-            self._velocity = _STILL
-            self._tracked = self._home
-
-    async def set_home(self) -> None:
-        if self.moving:
-            raise ActionFailed("Home cannot be stored while moving", subcode="MovingPTZ")
-        position = await self.position()
-        async with self._command("store a home position", moves=False):
-            await self._driver.set_home()
-        self._home = position
+async def _call(action: str, call: Awaitable[_T]) -> _T:
+    with _head_call(action):
+        return await call
 
 
 # -- the service ----------------------------------------------------------------------------
 
 
-def service_capabilities(device: DeviceContext) -> dict[str, Any]:
-    """tptz:Capabilities: MoveStatus always, Position where the camera reports it (a tracked
-    one is not always known)."""
-    return {
-        "EFlip": False,
-        "Reverse": False,
-        "GetCompatibleConfigurations": False,
-        "MoveStatus": True,
-        "StatusPosition": device.driver.capabilities.ptz.position,
-    }
+# tptz:Capabilities: GetStatus always carries a MoveStatus and a Position (the camera's, else
+# the gateway's estimate), whatever the camera.
+SERVICE_CAPABILITIES = {
+    "EFlip": False,
+    "Reverse": False,
+    "GetCompatibleConfigurations": False,
+    "MoveStatus": True,
+    "StatusPosition": True,
+}
 
 
 def _config(request: OnvifRequest, key: str) -> None:
@@ -495,9 +361,9 @@ def _config(request: OnvifRequest, key: str) -> None:
 
 
 class _PtzService:
-    def __init__(self, device: DeviceContext) -> None:
-        self.head = PtzHead(device.driver)
-        self.caps = self.head.caps
+    def __init__(self, device: DeviceContext, head: PtzHead) -> None:
+        self.head = head
+        self.offer = head.offer
         self._device = device
 
     def _profile(self, request: OnvifRequest) -> None:
@@ -507,8 +373,8 @@ class _PtzService:
             raise InvalidArgVal("The profile has no PTZ configuration", subcode="NoPTZProfile")
 
     def operations(self) -> dict[str, Handler]:
-        """Handler of each operation this camera can do."""
-        caps = self.caps
+        """Handler of each operation the gateway can do for this camera."""
+        offer = self.offer
         wanted: dict[str, Handler | None] = {
             "GetServiceCapabilities": self.get_service_capabilities,
             "GetNodes": self.get_nodes,
@@ -518,13 +384,13 @@ class _PtzService:
             "GetConfigurationOptions": self.get_configuration_options,
             "GetStatus": self.get_status,
             "Stop": self.stop,
-            "ContinuousMove": self.continuous_move if caps.continuous else None,
-            "RelativeMove": self.relative_move if caps.relative else None,
-            "AbsoluteMove": self.absolute_move if caps.absolute else None,
-            "GotoHomePosition": self.goto_home_position if caps.home else None,
-            "SetHomePosition": self.set_home_position if caps.set_home else None,
+            "ContinuousMove": self.continuous_move if offer.continuous else None,
+            "RelativeMove": self.relative_move if offer.relative else None,
+            "AbsoluteMove": self.absolute_move if offer.absolute else None,
+            "GotoHomePosition": self.goto_home_position if offer.home else None,
+            "SetHomePosition": self.set_home_position if offer.set_home else None,
         }
-        if caps.presets:
+        if offer.presets:
             wanted |= {
                 "GetPresets": self.get_presets,
                 "SetPreset": self.set_preset,
@@ -534,15 +400,15 @@ class _PtzService:
         return {name: handler for name, handler in wanted.items() if handler is not None}
 
     async def get_service_capabilities(self, request: OnvifRequest) -> Mapping[str, Any]:
-        return {"Capabilities": service_capabilities(self._device)}
+        return {"Capabilities": SERVICE_CAPABILITIES}
 
     async def get_nodes(self, request: OnvifRequest) -> Mapping[str, Any]:
-        return {"PTZNode": [ptz_node(self.caps)]}
+        return {"PTZNode": [ptz_node(self.head)]}
 
     async def get_node(self, request: OnvifRequest) -> Mapping[str, Any]:
         if request.params["NodeToken"] != PTZ_NODE:
             raise InvalidArgVal("No such PTZ node", subcode="NoEntity")
-        return {"PTZNode": ptz_node(self.caps)}
+        return {"PTZNode": ptz_node(self.head)}
 
     async def get_configurations(self, request: OnvifRequest) -> Mapping[str, Any]:
         return {"PTZConfiguration": [ptz_configuration(self._device)]}
@@ -554,86 +420,96 @@ class _PtzService:
     async def get_configuration_options(self, request: OnvifRequest) -> Mapping[str, Any]:
         _config(request, "ConfigurationToken")
         low, high = TIMEOUT_RANGE
-        options = {"Spaces": ptz_spaces(self.caps), "PTZTimeout": {"Min": low, "Max": high}}
+        options = {"Spaces": ptz_spaces(self.head), "PTZTimeout": {"Min": low, "Max": high}}
         return {"PTZConfigurationOptions": options}
 
     async def get_status(self, request: OnvifRequest) -> Mapping[str, Any]:
         self._profile(request)
-        position = await self.head.position()
-        state = "MOVING" if self.head.moving else "IDLE"
-        status: dict[str, Any] = {
-            "MoveStatus": {"PanTilt": state, "Zoom": state}
-            if self.caps.zoom
-            else {"PanTilt": state},
-            "UtcTime": dt.datetime.now(dt.UTC),
+        status = await _call("report its position", self.head.status())
+        pan_tilt = "MOVING" if status.pan_tilt_moving else "IDLE"
+        move_status = {"PanTilt": pan_tilt}
+        if self.offer.zoom:
+            move_status["Zoom"] = "MOVING" if status.zoom_moving else "IDLE"
+        return {
+            "PTZStatus": {
+                # The camera's position where it reports one, else where the gateway's record
+                # of the moves made puts it (an estimate): trackers need one either way.
+                "Position": vector_values(status.position, POSITION, self.offer.zoom),
+                "MoveStatus": move_status,
+                "UtcTime": dt.datetime.now(dt.UTC),
+            }
         }
-        if position is not None:
-            status["Position"] = vector_values(position, POSITION, self.caps.zoom)
-        return {"PTZStatus": status}
 
     async def continuous_move(self, request: OnvifRequest) -> None:
         self._profile(request)
-        velocity = parse_vector(request.params["Velocity"], VELOCITY, self.caps.zoom)
-        await self.head.continuous_move(velocity, parse_timeout(request.params.get("Timeout")))
+        velocity = parse_vector(request.params["Velocity"], VELOCITY, self.offer.zoom)
+        stop_after = parse_timeout(request.params.get("Timeout"))
+        target = velocity.over(self.head.velocity)
+        await _call("move continuously", self.head.continuous_move(target, stop_after))
 
     async def stop(self, request: OnvifRequest) -> None:
         self._profile(request)
         params = request.params
-        await self.head.stop(params.get("PanTilt") is not False, params.get("Zoom") is not False)
+        stop = self.head.stop(params.get("PanTilt") is not False, params.get("Zoom") is not False)
+        await _call("stop", stop)
 
     async def relative_move(self, request: OnvifRequest) -> None:
         self._profile(request)
-        translation = parse_vector(request.params["Translation"], TRANSLATION, self.caps.zoom)
-        await self.head.relative_move(
-            translation, parse_speed(request.params.get("Speed"), self.caps)
-        )
+        translation = parse_translation(request.params["Translation"], self.head)
+        speed = parse_speed(request.params.get("Speed"), self.offer)
+        await _call("move relatively", self.head.translate(translation, speed))
 
     async def absolute_move(self, request: OnvifRequest) -> None:
         self._profile(request)
-        position = parse_vector(request.params["Position"], POSITION, self.caps.zoom)
-        await self.head.absolute_move(position, parse_speed(request.params.get("Speed"), self.caps))
+        position = parse_vector(request.params["Position"], POSITION, self.offer.zoom)
+        speed = parse_speed(request.params.get("Speed"), self.offer)
+        with _head_call("move to a position"):
+            here = await self.head.position()
+            await self.head.absolute_move(position.over(here), speed)
 
     async def get_presets(self, request: OnvifRequest) -> Mapping[str, Any]:
         self._profile(request)
-        presets, _ = await self.head.presets()
+        presets, _ = await _call("list presets", self.head.presets())
         values = []
         for preset in presets:
             value: dict[str, Any] = {"token": preset.token, "Name": preset.name}
             position = self.head.stored_position(preset.token)
             if position is not None:
-                value["PTZPosition"] = vector_values(position, POSITION, self.caps.zoom)
+                value["PTZPosition"] = vector_values(position, POSITION, self.offer.zoom)
             values.append(value)
         return {"Preset": values}
 
     async def set_preset(self, request: OnvifRequest) -> Mapping[str, Any]:
         self._profile(request)
         params = request.params
-        token = await self.head.set_preset(params.get("PresetName"), params.get("PresetToken"))
-        return {"PresetToken": token}
+        store = self.head.set_preset(params.get("PresetName"), params.get("PresetToken"))
+        return {"PresetToken": await _call("store a preset", store)}
 
     async def remove_preset(self, request: OnvifRequest) -> None:
         self._profile(request)
-        await self.head.remove_preset(request.params["PresetToken"])
+        await _call("remove a preset", self.head.remove_preset(request.params["PresetToken"]))
 
     async def goto_preset(self, request: OnvifRequest) -> None:
         self._profile(request)
-        speed = parse_speed(request.params.get("Speed"), self.caps)
-        await self.head.goto_preset(request.params["PresetToken"], speed)
+        speed = parse_speed(request.params.get("Speed"), self.offer)
+        token = request.params["PresetToken"]
+        await _call("go to a preset", self.head.goto_preset(token, speed))
 
     async def goto_home_position(self, request: OnvifRequest) -> None:
         self._profile(request)
-        await self.head.goto_home(parse_speed(request.params.get("Speed"), self.caps))
+        speed = parse_speed(request.params.get("Speed"), self.offer)
+        await _call("go to its home position", self.head.goto_home(speed))
 
     async def set_home_position(self, request: OnvifRequest) -> None:
         self._profile(request)
-        await self.head.set_home()
+        await _call("store a home position", self.head.set_home())
 
 
 def register(operations: Operations, device: DeviceContext) -> None:
-    """Add the PTZ handlers for a camera that can move; nothing for one that cannot."""
-    if not device.driver.capabilities.ptz.any:
+    """Add the PTZ handlers for a camera that can move; nothing for one that cannot. The head
+    is the camera's (the gateway stops it when the camera goes), not this service's."""
+    head = device.ptz
+    if head is None or not head.offer.any:
         return
-    service = _PtzService(device)
-    for name, handler in service.operations().items():
+    for name, handler in _PtzService(device, head).operations().items():
         operations.add(Service.PTZ, name, handler)
-    device.closers.append(service.head.close)

@@ -32,7 +32,7 @@ from typing import Any, ClassVar
 from aiohttp import web
 from aiohttp.http import HttpVersion10
 
-from bridge.cameras.base import AudioCodec, PtzVector
+from bridge.cameras.base import AudioCodec, PtzGeometry, PtzVector
 from bridge.httpauth import DigestAuthority, basic_credentials
 from bridge.simulator import announce
 from bridge.simulator.faults import Fault, FaultMode, Faults, reset_transport
@@ -76,26 +76,29 @@ def _clamp(value: float, low: float = -1.0, high: float = 1.0) -> float:
 class PtzMechanics:
     """A pan/tilt/zoom head in normalized units that moves at a velocity until told to stop.
 
-    ``speed`` is the full-scale travel per second at velocity 1: a move across the whole
-    range at top speed takes 2/speed seconds, like a slow legacy pan/tilt motor.
+    ``geometry`` is what the emulated unit is in the world: its travel and lens, which tests
+    measure moves by (the rendered picture shows movement, not to scale), and how fast it
+    turns at velocity 1 and top ``speed`` (the fraction of its top speed it is set to).
     """
 
     pan: float = 0.0
     tilt: float = 0.0
     zoom: float = 0.0
     velocity: PtzVector = field(default_factory=PtzVector)
-    speed: float = 0.5
+    geometry: PtzGeometry = field(default_factory=PtzGeometry)
+    speed: float = 1.0
     _since: float = field(default_factory=time.monotonic)
 
     def _settle(self) -> None:
         now = time.monotonic()
         dt = now - self._since
         self._since = now
-        v = self.velocity
+        v, head = self.velocity, self.geometry
         if v.pan or v.tilt or v.zoom:
-            self.pan = _clamp(self.pan + v.pan * self.speed * dt)
-            self.tilt = _clamp(self.tilt + v.tilt * self.speed * dt)
-            self.zoom = _clamp(self.zoom + v.zoom * self.speed * dt, 0.0, 1.0)
+            scale = self.speed * dt
+            self.pan = _clamp(self.pan + v.pan * head.pan_rate * 2 / head.pan_degrees * scale)
+            self.tilt = _clamp(self.tilt + v.tilt * head.tilt_rate * 2 / head.tilt_degrees * scale)
+            self.zoom = _clamp(self.zoom + v.zoom * head.zoom_rate * scale, 0.0, 1.0)
 
     def position(self) -> PtzVector:
         self._settle()
@@ -127,8 +130,8 @@ class SimState:
     objects and use these normalized ones for what the picture and the events show.
     """
 
-    def __init__(self, relays: int = 1, inputs: int = 1) -> None:
-        self.ptz = PtzMechanics()
+    def __init__(self, relays: int = 1, inputs: int = 1, head: PtzGeometry | None = None) -> None:
+        self.ptz = PtzMechanics(geometry=head or PtzGeometry())
         self.mirror = False
         self.flip = False
         self.relays = [False] * relays
@@ -171,6 +174,7 @@ class SimState:
         return {
             "ptz": asdict(position),
             "ptz_velocity": asdict(self.ptz.velocity),
+            "ptz_geometry": asdict(self.ptz.geometry),
             "mirror": self.mirror,
             "flip": self.flip,
             "relays": self.relays,
@@ -298,10 +302,11 @@ class SimulatedCamera:
     relay_count: ClassVar[int] = 1
     input_count: ClassVar[int] = 1
     presence: ClassVar[Presence | None] = None  # None: it announced itself by no standard
+    head: ClassVar[PtzGeometry] = PtzGeometry()  # its PTZ head's travel, lens and rates
 
     def __init__(self, options: SimOptions | None = None) -> None:
         self.options = options or SimOptions()
-        self.state = SimState(relays=self.relay_count, inputs=self.input_count)
+        self.state = SimState(relays=self.relay_count, inputs=self.input_count, head=self.head)
         self.video = FrameHub(self.options, self.state)
         self.requests: deque[RecordedRequest] = deque(maxlen=REQUEST_LOG_SIZE)
         self.digest = DigestAuthority(self.realm)

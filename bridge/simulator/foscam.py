@@ -30,7 +30,7 @@ from typing import TypeVar
 
 from aiohttp import web
 
-from bridge.cameras.base import AudioCodec, PtzVector
+from bridge.cameras.base import AudioCodec, PtzGeometry, PtzVector
 from bridge.simulator.core import (
     AudioHub,
     FrameHub,
@@ -198,6 +198,14 @@ class FoscamSimulator(SimulatedCamera):
     http10 = True
     relay_count = 1
     input_count = 1
+    # An FI8918W: a 60 x 45 degree picture, one motor speed (75 / 30 degrees a second).
+    head = PtzGeometry(
+        PAN_DEGREES_PER_UNIT * 2,
+        TILT_DEGREES_PER_UNIT * 2,
+        (60.0, 45.0),
+        pan_rate=75.0,
+        tilt_rate=30.0,
+    )
 
     sys_ver = "11.37.2.49"
     app_ver = "2.0.10.10"

@@ -22,7 +22,7 @@ from dataclasses import dataclass, field
 
 from aiohttp import web
 
-from bridge.cameras.base import AudioCodec, PtzVector
+from bridge.cameras.base import AudioCodec, PtzGeometry, PtzVector
 from bridge.simulator.core import (
     AudioHub,
     Presence,
@@ -134,6 +134,8 @@ class HamaSimulator(SimulatedCamera):
     http10 = True
     relay_count = 0
     input_count = 0
+    # 350 x 120 degrees of travel (STEP_SIZE of it per step), a 50 x 38 degree picture.
+    head = PtzGeometry(350.0, 120.0, (50.0, 38.0))
 
     def __init__(self, options: SimOptions | None = None) -> None:
         super().__init__(options)

@@ -33,7 +33,7 @@ from dataclasses import dataclass, field
 
 from aiohttp import web
 
-from bridge.cameras.base import PtzVector
+from bridge.cameras.base import PtzGeometry, PtzVector
 from bridge.simulator.core import (
     Presence,
     SimAuth,
@@ -240,6 +240,8 @@ class IpCamCgiSimulator(SimulatedCamera):
     http10 = True
     relay_count = 2  # Trigger1, Trigger2
     input_count = 1
+    # The document's travel and a 45 x 34 degree picture (it moves in single steps only).
+    head = PtzGeometry(PAN_RANGE, TILT_RANGE, (45.0, 34.0))
 
     def __init__(self, options: SimOptions | None = None) -> None:
         super().__init__(options)

@@ -25,7 +25,7 @@ from typing import Final
 
 from aiohttp import web
 
-from bridge.cameras.base import AudioCodec, PtzVector
+from bridge.cameras.base import AudioCodec, PtzGeometry, PtzVector
 from bridge.simulator.core import (
     AudioHub,
     Presence,
@@ -210,10 +210,15 @@ class IpFilter:
 
 
 class OpenApiUnit:
-    """The camera's own view of itself: its parameter tree and vendor-unit state."""
+    """The camera's own view of itself: its parameter tree and vendor-unit state.
+    ``ptz_limits``: whether the tree lists the head's limits (some units do not)."""
 
-    def __init__(self, options: SimOptions, inputs: int, outputs: int) -> None:
+    def __init__(
+        self, options: SimOptions, inputs: int, outputs: int, *, ptz_limits: bool = True
+    ) -> None:
         self.specs = _param_specs(options, inputs, outputs)
+        if not ptz_limits:
+            self.specs = {k: v for k, v in self.specs.items() if not k.startswith("PTZ.Limit.")}
         self.values = {name: spec.default for name, spec in self.specs.items()}
         self.presets: dict[int, StoredPreset] = {}
         self.home: int | None = None
@@ -380,10 +385,20 @@ class OpenApiSimulator(SimulatedCamera):
     http10 = True
     relay_count = 1
     input_count = 2
+    # Its limits' travel, a 52 x 40 degree picture at the wide end of a 10x lens, and a head
+    # that turns 85 / 45 degrees a second at velocity 100 (its lens: half its range).
+    head = PtzGeometry(
+        _PAN_LIMITS[1] - _PAN_LIMITS[0], _TILT_LIMITS[1] - _TILT_LIMITS[0], (52.0, 40.0), 10.0,
+        pan_rate=85.0, tilt_rate=45.0, zoom_rate=0.5,
+    )  # fmt: skip
 
-    def __init__(self, options: SimOptions | None = None) -> None:
+    def __init__(self, options: SimOptions | None = None, *, ptz_limits: bool = True) -> None:
+        """``ptz_limits``: whether its parameter tree reports the head's limits (it moves over
+        the same travel either way)."""
         super().__init__(options)
-        self.unit = OpenApiUnit(self.options, self.input_count, self.relay_count)
+        self.unit = OpenApiUnit(
+            self.options, self.input_count, self.relay_count, ptz_limits=ptz_limits
+        )
         self._output_programs: dict[int, asyncio.Task[None]] = {}
 
     def build_app(self) -> web.Application:

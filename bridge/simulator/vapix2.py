@@ -28,13 +28,14 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import datetime
+import enum
 import re
 from collections.abc import AsyncGenerator, Awaitable, Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 
 from aiohttp import web
 
-from bridge.cameras.base import AudioCodec, PtzVector
+from bridge.cameras.base import AudioCodec, PtzGeometry, PtzVector
 from bridge.cameras.multipart import MultipartParser, boundary_from_content_type
 from bridge.httpauth import DigestAuthority
 from bridge.simulator.core import (
@@ -69,7 +70,6 @@ MOVE_STEPS = {  # move=<direction> -> (pan, tilt) step signs
 }
 STEP_DEGREES = 5.0  # move=up|down|... on an absolute-positioning head
 PRESET_SLOTS = 20
-FULL_SPEED = 0.5  # PtzMechanics full-scale travel per second at speed=100
 DEFAULT_SPEED = 50
 MAX_PULSE_STEPS = 32  # output.cgi action sequence length accepted
 MAX_EVENT_CLIENTS = 8  # motiondata.cgi answers 503 past this many
@@ -107,6 +107,28 @@ DATE_FIELDS = {
     "second": (0, 59),
 }
 
+
+class PtzInfo(enum.StrEnum):
+    """What ``ptz.cgi?info=1`` answers: every command with its range, as the document shows;
+    the names alone (a unit that does not tell its limits); or nothing at all."""
+
+    FULL = "full"
+    BARE = "bare"
+    EMPTY = "empty"
+
+
+# Where Axis firmware of the era serves the document's CGIs (a unit built so serves nothing at
+# the root); the others keep their path under /axis-cgi.
+AXIS_CGI_PATHS = {
+    "/param.cgi": "/axis-cgi/admin/param.cgi",
+    "/date.cgi": "/axis-cgi/admin/date.cgi",
+    "/restart.cgi": "/axis-cgi/admin/restart.cgi",
+    "/factorydefault.cgi": "/axis-cgi/admin/factorydefault.cgi",
+    "/imagesize.cgi": "/axis-cgi/view/imagesize.cgi",
+    "/jpg/image.jpg": "/axis-cgi/jpg/image.cgi",
+    "/mjpg/video.mjpg": "/axis-cgi/mjpg/video.cgi",
+}
+
 PTZ_INFO = (
     "Available commands:\r\n"
     "{camera=[1-1]}\r\n"
@@ -126,6 +148,15 @@ PTZ_INFO = (
     "{horizontal_reverse={0|1}}\r\n"
     "{vertical_reverse={0|1}}\r\n"
 )
+
+_RANGED = re.compile(r"\{(pan|tilt|zoom)=\[[^\]]*\]\}")
+
+
+def ptz_info(kind: PtzInfo) -> str:
+    if kind is PtzInfo.EMPTY:
+        return ""
+    return PTZ_INFO if kind is PtzInfo.FULL else _RANGED.sub(r"{\1}", PTZ_INFO)
+
 
 MOTION_TEMPLATE = {
     "Name": "DefaultWindow",
@@ -400,17 +431,33 @@ class Vapix2Simulator(SimulatedCamera):
     http10 = True
     relay_count = 1
     input_count = 2
+    # An AXIS 213 PTZ: its ranges' travel, a 47 x 35 degree picture at the wide end of a 26x
+    # lens, a head that turns 85 / 25 degrees a second at velocity 100 and speed=100.
+    head = PtzGeometry(
+        PAN_RANGE[1] - PAN_RANGE[0], TILT_RANGE[1] - TILT_RANGE[0], (47.0, 35.0), 26.0,
+        pan_rate=85.0, tilt_rate=25.0, zoom_rate=0.5,
+    )  # fmt: skip
 
-    def __init__(self, options: SimOptions | None = None) -> None:
+    def __init__(
+        self,
+        options: SimOptions | None = None,
+        *,
+        ptz_info: PtzInfo = PtzInfo.FULL,
+        axis_cgi: bool = False,
+    ) -> None:
+        """``ptz_info``: what ``ptz.cgi?info=1`` tells; ``axis_cgi``: serve the CGIs only where
+        Axis units do (:data:`AXIS_CGI_PATHS`, else under ``/axis-cgi``)."""
         super().__init__(options)
+        self.ptz_info = ptz_info
+        self.axis_cgi = axis_cgi
         self.digest = DigestAuthority(f"{self.realm}_{self.options.mac.replace(':', '').upper()}")
         self.settings = Vapix2Settings(self.options)
-        self.state.ptz.speed = FULL_SPEED * self.settings.speed / 100
+        self.state.ptz.speed = self.settings.speed / 100
         self._pulses: set[asyncio.Task[None]] = set()
         self._event_clients = 0
 
     def routes(self) -> Iterable[web.RouteDef]:
-        return [
+        routes = [
             web.route("*", "/param.cgi", self._handle(self._param)),
             web.get("/date.cgi", self._handle(self._date)),
             web.get("/restart.cgi", self._handle(self._restart)),
@@ -430,6 +477,14 @@ class Vapix2Simulator(SimulatedCamera):
             web.get("/audio/receive.cgi", self._handle(self._audio_receive)),
             web.post("/audio/transmit.cgi", self._handle(self._audio_transmit)),
         ]
+        if not self.axis_cgi:
+            return routes
+        return [
+            web.route(route.method, AXIS_CGI_PATHS.get(route.path, f"/axis-cgi{route.path}"),
+                      route.handler)
+            for route in routes
+            if "{" not in route.path and route.path not in ("/image.cgi", "/mjpg/video.cgi")
+        ]  # fmt: skip
 
     def build_app(self) -> web.Application:
         app = super().build_app()
@@ -473,7 +528,7 @@ class Vapix2Simulator(SimulatedCamera):
         self.state.flip = params["Image.I0.Appearance.FlipEnabled"] == "yes"
         encoding = params["AudioSource.A0.AudioEncoding"]
         params["AudioSource.A0.BitRate"] = str(AUDIO_ENCODINGS[encoding][2])
-        self.state.ptz.speed = FULL_SPEED * self.settings.speed / 100
+        self.state.ptz.speed = self.settings.speed / 100
 
     def _check_resolution(self, args: Mapping[str, str]) -> tuple[int, int]:
         """The size a ``resolution=`` asks for; this unit renders only its configured one."""
@@ -640,7 +695,7 @@ class Vapix2Simulator(SimulatedCamera):
 
     async def _ptz(self, request: web.Request, args: Mapping[str, str]) -> web.Response:
         if "info" in args:
-            return _text(PTZ_INFO)
+            return _text(ptz_info(self.ptz_info))
         query = args.get("query")
         if query is not None:
             return _text(self._ptz_query(query))

@@ -701,7 +701,7 @@ async def test_relative_move_is_onestep_degrees(rig: Rig) -> None:
     assert position.tilt == pytest.approx(-0.1)
 
 
-async def test_absolute_move_centres_once_then_steps(rig: Rig) -> None:
+async def test_absolute_move_centres_then_steps(rig: Rig) -> None:
     rig.camera.state.ptz.go_to(PtzVector(pan=-0.7, tilt=0.7))  # unknown to the driver
     await rig.driver.absolute_move(PtzVector(pan=0.5, tilt=0.25))
     assert rig.sent() == [
@@ -710,8 +710,13 @@ async def test_absolute_move_centres_once_then_steps(rig: Rig) -> None:
         decoder(0, onestep=1, degree=15),
     ]
     assert rig.camera.state.ptz.position() == pytest.approx(PtzVector(pan=0.5, tilt=0.25))
+    # Centre is the one position the head knows, so every absolute move starts there.
     await rig.driver.absolute_move(PtzVector(pan=-0.5, tilt=0.25))
-    assert rig.sent() == [decoder(6, onestep=1, degree=150)]
+    assert rig.sent() == [
+        decoder(25),
+        decoder(6, onestep=1, degree=75),
+        decoder(0, onestep=1, degree=15),
+    ]
     assert rig.camera.state.ptz.position() == pytest.approx(PtzVector(pan=-0.5, tilt=0.25))
 
 
@@ -721,7 +726,7 @@ async def test_home_and_presets(rig: Rig) -> None:
     await rig.driver.goto_home()
     assert ptz.position() == PtzVector()
     await rig.driver.relative_move(PtzVector(pan=0.2))
-    assert await rig.driver.set_preset("door") == "1"
+    assert await rig.driver.set_preset("door", token="1") == "1"
     await rig.driver.relative_move(PtzVector(pan=0.4))
     assert await rig.driver.set_preset("window", token="16") == "16"
     await rig.driver.goto_preset("1")
@@ -734,12 +739,11 @@ async def test_home_and_presets(rig: Rig) -> None:
         decoder(60),
         decoder(31),
     ]
-    presets = {p.token: p.name for p in await rig.driver.presets()}
-    assert len(presets) == 16
-    assert (presets["1"], presets["16"], presets["2"]) == ("door", "window", "Preset 2")
-    # The driver knows where preset 1 is, so an absolute move needs no centring.
-    await rig.driver.absolute_move(PtzVector())
-    assert rig.sent() == [decoder(6, onestep=1, degree=30)]
+    # It cannot say which slots hold a preset: the gateway keeps their names, and picks slots.
+    with pytest.raises(UnsupportedOperation, match="list presets"):
+        await rig.driver.presets()
+    with pytest.raises(UnsupportedOperation, match="free preset slot"):
+        await rig.driver.set_preset("hall")
     with pytest.raises(UnsupportedOperation, match="no preset"):
         await rig.driver.goto_preset("17")
     assert rig.sent() == []
