@@ -33,6 +33,7 @@ from bridge.errors import AuthenticationFailed, BridgeError, CameraError, Camera
 from bridge.httpauth import Authenticator
 from bridge.identity import DeviceIdentities, DeviceIdentity
 from bridge.logs import register_secret
+from bridge.media.motion import MotionSettings, camera_events
 from bridge.media.source import CameraMedia, Profile
 from bridge.onvif.context import DeviceContext, GatewayPorts, endpoint_reference
 from bridge.onvif.device import all_scopes, serial_number
@@ -114,6 +115,15 @@ class Camera:
         assert self.info is not None
         assert self.media is not None
         config = self.config
+        motion = config.motion
+        camera_motion, pixel_motion = motion.sources(self.driver.capabilities.motion_events)
+        events = camera_events(
+            self.driver,
+            self.media.frames,
+            camera_motion=camera_motion,
+            pixels=MotionSettings(motion.sensitivity, motion.min_area) if pixel_motion else None,
+            name=config.name,
+        )
         context = DeviceContext(
             config.name,
             self.driver,
@@ -122,6 +132,7 @@ class Camera:
             ports,
             gateway.advertise_host,
             users,
+            events,
             endpoint=identity.endpoint,
             serial=identity.serial,
             scopes=list(identity.scopes),

@@ -15,6 +15,11 @@ each running camera (time to first frame on a running camera), the remaining vie
 after a settling second a window of ``seconds`` is measured. Then every viewer leaves and the
 gateway must release every camera (no CPU, no upstream connection) after its idle grace.
 
+Motion detection (for cameras without their own) is measured twice: its decode-and-judge loop
+on the same pictures (reduced and full-size decoding), beside the transcoding loop, as a
+camera's share of a core; and, for the first size, up to ``MOTION_CAMERAS`` watched cameras
+without and with their detectors running (ABBA), as the gateway's own CPU.
+
 Progress goes to stderr; the result is one JSON document on stdout.
 """
 
@@ -41,8 +46,16 @@ from dataclasses import dataclass, field
 from typing import Any, Protocol
 from urllib.parse import urljoin
 
-from bridge.app import Gateway
-from bridge.config import Config
+from bridge.app import Camera, Gateway
+from bridge.cameras.base import CameraEvent
+from bridge.config import Config, MotionConfig
+from bridge.media.motion import (
+    ANALYSIS_FPS,
+    LumaDecoder,
+    MotionDetector,
+    MotionSettings,
+    PixelMotion,
+)
 from bridge.media.source import PROFILE_GRACE, PROFILE_LIMITS, Profile, encoder_settings
 from bridge.media.transcode import (
     CLOCK_RATE,
@@ -75,6 +88,7 @@ LATENCY_P99_MS = 30.0
 FIRST_FRAME_MS = 200.0
 VIEWER_COST_PERCENT = 5.0
 IDLE_CPU_PERCENT = 0.5  # the whole idle gateway, timers and all
+MOTION_CAMERAS = 10  # cameras watched with and without motion detection (at most)
 
 Json = dict[str, Any]
 
@@ -98,6 +112,7 @@ class BenchOptions:
     fps: float = 15.0
     baseline_seconds: float = 3.0
     viewer_scaling: bool = True  # 1 vs 10 viewers of one camera of the first size
+    motion: bool = True  # watched cameras with and without motion detection, first size
 
 
 def parse_size(text: str) -> tuple[tuple[int, int], tuple[int, ...] | None]:
@@ -203,6 +218,35 @@ def pyav_loop(
         "frames": frames,
         "fps": round(frames / wall, 1),
         "cpu_s_per_frame": cpu / frames,
+    }
+
+
+def motion_loop(pictures: Sequence[bytes], seconds: float, *, reduced: bool) -> Json:
+    """Motion detection on the camera's pictures in a tight loop: each picture decoded to the
+    detector's small luma (``reduced``: at 1/4 or 1/8 size while decoding, as the gateway
+    does; else at full size, then reduced) and judged. ``detector_ms`` is the judging alone."""
+    defaults = MotionConfig()
+    decoder = LumaDecoder(reduced=reduced)
+    detector = MotionDetector(MotionSettings(defaults.sensitivity, defaults.min_area))
+    width, height = decoder.size
+    lumas = [decoder.decode(picture) for picture in pictures]
+    began, cpu = time.monotonic(), cpu_seconds()
+    count = 0
+    while time.monotonic() - began < seconds:
+        luma = decoder.decode(pictures[count % len(pictures)])
+        detector.feed(luma, width, height, count / ANALYSIS_FPS)
+        count += 1
+    cpu = cpu_seconds() - cpu
+    judged, judging = 0, time.process_time()
+    while judged < count:
+        detector.feed(lumas[judged % len(lumas)], width, height, (count + judged) / ANALYSIS_FPS)
+        judged += 1
+    judging = time.process_time() - judging
+    return {
+        "decode": "reduced" if reduced else "full size",
+        "pictures": count,
+        "ms_per_picture": round(1000 * cpu / count, 3),
+        "detector_ms": round(1000 * judging / judged, 3),
     }
 
 
@@ -586,6 +630,39 @@ class Counter:
         self._subscription.close()
 
 
+class MotionWatch:
+    """The cameras' event sources iterated as the ONVIF event hub does for a subscribed
+    client: their motion detectors run meanwhile; ``analysed()`` counts their pictures."""
+
+    def __init__(self, cameras: Sequence[Camera]) -> None:
+        self._detectors: list[PixelMotion] = []
+        self._tasks: list[asyncio.Task[None]] = []
+        for camera in cameras:
+            assert camera.onvif is not None
+            events = camera.onvif.events
+            assert events.pixels is not None
+            self._detectors.append(events.pixels)
+            self._tasks.append(asyncio.create_task(self._drain(events.open())))
+
+    @staticmethod
+    async def _drain(events: AsyncIterator[CameraEvent]) -> None:
+        try:
+            async for _ in events:
+                pass
+        finally:
+            aclose = getattr(events, "aclose", None)
+            if aclose is not None:
+                await aclose()
+
+    def analysed(self) -> int:
+        return sum(detector.decoded for detector in self._detectors)
+
+    async def stop(self) -> None:
+        for task in self._tasks:
+            task.cancel()
+        await asyncio.gather(*self._tasks, return_exceptions=True)
+
+
 def gateway_config(urls: Sequence[str]) -> Config:
     credentials = {"username": USER, "password": PASSWORD}
     return Config.model_validate(
@@ -637,10 +714,15 @@ def _first_frames(joins: Sequence[Json], key: str) -> Json:
     return _summary_ms(values) | {"failed": sum(1 for j in joins if j["error"])}
 
 
-async def run_scenario(rig: Rig, cameras: int, viewers: int, seconds: float) -> Json:
+async def run_scenario(
+    rig: Rig, cameras: int, viewers: int, seconds: float, *, motion: bool = False
+) -> Json:
+    """``motion``: the cameras' motion detectors run too, as for a subscribed client."""
     names = rig.names[:cameras]
     urls = [rig.url(name) for name in names]
-    progress(f"  {cameras} camera(s) x {viewers} viewer(s): joining")
+    watch = MotionWatch([rig.gateway.cameras[name] for name in names]) if motion else None
+    with_motion = " with motion detection" if motion else ""
+    progress(f"  {cameras} camera(s) x {viewers} viewer(s){with_motion}: joining")
     cold = await rig.viewers.call("join", urls, 1, False)
     await asyncio.sleep(SETTLE)
     warm = await rig.viewers.call("join", urls, 1, True)
@@ -664,10 +746,14 @@ async def run_scenario(rig: Rig, cameras: int, viewers: int, seconds: float) -> 
     emulator_before, viewer_cpu = await asyncio.gather(
         rig.emulator.call("stats"), rig.viewers.call("mark")
     )
+    analysed = watch.analysed() if watch is not None else 0
     cpu, wall = cpu_seconds(), time.monotonic()
     progress(f"  measuring {seconds:g} s")
     await asyncio.sleep(seconds)
     cpu, wall = cpu_seconds() - cpu, time.monotonic() - wall
+    if watch is not None:
+        analysed = watch.analysed() - analysed
+        await watch.stop()
     received = sum(c[0].count for c in counters)
     transcoded = sum(c[1].count for c in counters)
     server_sent = stats.frames - sent_before
@@ -698,6 +784,8 @@ async def run_scenario(rig: Rig, cameras: int, viewers: int, seconds: float) -> 
     result: Json = {
         "cameras": cameras,
         "viewers_per_camera": viewers,
+        "motion_detection": motion,
+        "motion_pictures_analysed_per_s": round(analysed / wall, 1),
         "seconds": round(wall, 2),
         "frames": {
             "camera_sent": camera_sent,
@@ -779,12 +867,16 @@ async def run_size(plan: SizePlan, options: BenchOptions, viewers: Child, first:
     pictures, render_cost = await asyncio.to_thread(render_pictures, *size, options.fps)
     settings = encoder_settings(size, options.fps, PROFILE_LIMITS[Profile.MAIN])
     seconds = options.baseline_seconds
-    progress(f"{plan.label}: baselines (PyAV 1 and 2 threads, ffmpeg CLI)")
+    progress(f"{plan.label}: baselines (PyAV 1 and 2 threads, ffmpeg CLI, motion detection)")
     baselines: Json = {
         "pyav_1_thread_before": await asyncio.to_thread(pyav_loop, pictures, settings, seconds, 1),
         "pyav_2_threads": await asyncio.to_thread(pyav_loop, pictures, settings, seconds, 2),
         "ffmpeg_cli": await asyncio.to_thread(ffmpeg_cli, pictures, seconds),
     }
+    motion_loops = [
+        await asyncio.to_thread(motion_loop, pictures, seconds, reduced=reduced)
+        for reduced in (True, False)
+    ]
     count = max(plan.cameras)
     sim_options = SimOptions(USER, PASSWORD, plan.width, plan.height, options.fps)
     emulator = Child(emulator_main, count, sim_options, pictures)
@@ -805,6 +897,14 @@ async def run_size(plan: SizePlan, options: BenchOptions, viewers: Child, first:
         if first and options.viewer_scaling:
             progress(f"{plan.label}: one camera, 1 vs 10 viewers (ABBA)")
             scaling = [await run_scenario(rig, 1, m, options.seconds) for m in (1, 10, 10, 1)]
+        motion_runs = None
+        if first and options.motion:
+            watched = min(MOTION_CAMERAS, count)
+            progress(f"{plan.label}: {watched} camera(s), without and with motion (ABBA)")
+            motion_runs = [
+                await run_scenario(rig, watched, 1, options.seconds, motion=on)
+                for on in (False, True, True, False)
+            ]
     finally:
         if gateway is not None:
             await gateway.stop()
@@ -834,6 +934,7 @@ async def run_size(plan: SizePlan, options: BenchOptions, viewers: Child, first:
         "input_jpeg_bytes": round(statistics.mean(len(p) for p in pictures)),
         "emulator_render_ms_per_picture": round(render_cost * 1000, 2),
         "baselines": baselines,
+        "motion_detection": motion_cost(motion_loops, baselines, options.fps, motion_runs),
         "never_watched": never_watched,
         "scenarios": scenarios,
     }
@@ -846,6 +947,39 @@ async def run_size(plan: SizePlan, options: BenchOptions, viewers: Child, first:
             "cpu_percent_10_viewers": round(ten, 2),
             "extra_percent_of_one_core": round(ten - one, 2),
             "runs": scaling,
+        }
+    return result
+
+
+def motion_cost(
+    loops: Sequence[Json], baselines: Json, fps: float, runs: Sequence[Json] | None
+) -> Json:
+    """What motion detection costs a camera, beside what streaming it costs: CPU per analysed
+    picture (reduced and full-size decoding), a camera's share of a core at ANALYSIS_FPS next
+    to its main profile's transcoding at the camera's rate (the bare PyAV loop), and, where
+    measured, the gateway's CPU with watched cameras without and with motion (ABBA)."""
+    reduced, full = loops
+    transcode_ms = 1000 * float(baselines["pyav_1_thread"]["cpu_s_per_frame"])
+    result: Json = {
+        "analysed_fps_per_camera": ANALYSIS_FPS,
+        "ms_per_picture": {"reduced_decode": reduced, "full_size_decode": full},
+        "percent_of_one_core_per_camera": round(reduced["ms_per_picture"] * ANALYSIS_FPS / 10, 2),
+        "full_size_decode_percent_of_one_core": round(
+            full["ms_per_picture"] * ANALYSIS_FPS / 10, 2
+        ),
+        "transcode_percent_of_one_core_per_camera": round(transcode_ms * fps / 10, 2),
+    }
+    if runs:
+        without = statistics.mean(r["gateway_cpu"]["percent_of_one_core"] for r in runs[::3])
+        with_ = statistics.mean(r["gateway_cpu"]["percent_of_one_core"] for r in runs[1:3])
+        cameras = runs[0]["cameras"]
+        result["in_gateway"] = {
+            "cameras": cameras,
+            "order": [r["motion_detection"] for r in runs],
+            "cpu_percent_without": round(without, 2),
+            "cpu_percent_with": round(with_, 2),
+            "extra_percent_of_one_core_per_camera": round((with_ - without) / cameras, 2),
+            "runs": runs,
         }
     return result
 

@@ -125,6 +125,12 @@ def _parser() -> argparse.ArgumentParser:
         default=True,
         help="also compare 1 and 10 viewers of one camera",
     )
+    benchmark.add_argument(
+        "--motion",
+        action=argparse.BooleanOptionalAction,
+        default=True,
+        help="also compare watched cameras without and with motion detection",
+    )
     return parser
 
 
@@ -155,6 +161,7 @@ def _bench_options(args: argparse.Namespace) -> bench.BenchOptions:
         fps=args.fps,
         baseline_seconds=args.baseline_seconds,
         viewer_scaling=args.viewer_scaling,
+        motion=args.motion,
     )
 
 

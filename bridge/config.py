@@ -70,6 +70,25 @@ class GatewayConfig(_Strict):
         return value
 
 
+class MotionConfig(_Strict):
+    """Where a camera's motion events come from. ``auto``: the camera's own motion detection
+    where its CGI has one, else the gateway's, on the camera's pictures; ``camera`` or
+    ``pixels``: only that one; ``off``: no motion events. ``sensitivity`` (1..100) and
+    ``min_area`` (percent of the picture a moving region must cover) tune the gateway's."""
+
+    detect: Literal["auto", "camera", "pixels", "off"] = "auto"
+    sensitivity: int = Field(default=50, ge=1, le=100)
+    # Above the 1 % a camera's OSD clock changes when it ticks over, below a person crossing.
+    min_area: float = Field(default=1.5, gt=0, le=100)
+
+    def sources(self, camera_detects: bool) -> tuple[bool, bool]:
+        """(the camera's own motion, motion from its pictures): which ones to report, for a
+        camera whose CGI does (``camera_detects``) or does not detect motion."""
+        camera = camera_detects and self.detect in ("auto", "camera")
+        pixels = self.detect == "pixels" or (self.detect == "auto" and not camera_detects)
+        return camera, pixels
+
+
 class CameraConfig(_Strict):
     name: str = Field(pattern=r"^[a-z0-9-]+$", max_length=63)
     url: str
@@ -82,6 +101,7 @@ class CameraConfig(_Strict):
     address: str | None = None
     onvif_port: Port | None = None  # default: 80 with an address, else kept in the state file
     location: str = Field(default="", max_length=200)  # its ONVIF location scope, if any
+    motion: MotionConfig = MotionConfig()
 
     @field_validator("address")
     @classmethod

@@ -7,7 +7,7 @@ from pathlib import Path
 import pytest
 
 from bridge.cli import main
-from bridge.config import load_config
+from bridge.config import MotionConfig, load_config
 from bridge.errors import ConfigError
 
 EXAMPLE = Path(__file__).parent.parent / "config" / "bridge.example.yaml"
@@ -25,6 +25,7 @@ def test_example_config_loads_into_typed_values() -> None:
     assert config.gateway.onvif_base_port == 8000
     (camera,) = config.cameras
     assert (camera.name, camera.dialect, camera.url) == ("porch", "auto", "http://192.0.2.10")
+    assert camera.motion == MotionConfig(detect="auto", sensitivity=50, min_area=1.5)
     assert "change-me" not in repr(config)
 
 
@@ -57,6 +58,22 @@ def test_example_config_loads_into_typed_values() -> None:
         (
             "cameras:\n  - {name: a, url: 'http://x', address: 239.1.2.3}\n",
             r"cameras\[0\]\.address: must be a unicast address",
+        ),
+        (
+            "cameras:\n  - {name: a, url: 'http://x', motion: {detect: always}}\n",
+            r"cameras\[0\]\.motion\.detect: Input should be 'auto', 'camera', 'pixels' or 'off'",
+        ),
+        (
+            "cameras:\n  - {name: a, url: 'http://x', motion: {sensitivity: 0}}\n",
+            r"cameras\[0\]\.motion\.sensitivity: Input should be greater than or equal to 1",
+        ),
+        (
+            "cameras:\n  - {name: a, url: 'http://x', motion: {min_area: 120}}\n",
+            r"cameras\[0\]\.motion\.min_area: Input should be less than or equal to 100",
+        ),
+        (
+            "cameras:\n  - {name: a, url: 'http://x', motion: {sensitivty: 80}}\n",
+            r"cameras\[0\]\.motion\.sensitivty: Extra inputs are not permitted",
         ),
         (
             "cameras:\n  - {name: a, url: 'http://x', onvif_port: 8554}\n",
@@ -102,3 +119,23 @@ def test_cameras_on_their_own_addresses_listen_on_port_80_by_default(tmp_path: P
         )
     )
     assert [c.device_port for c in config.cameras] == [80, 80, 8081, None]
+
+
+@pytest.mark.parametrize(
+    ("detect", "camera_detects", "expected"),
+    [
+        ("auto", True, (True, False)),  # the camera's own, where its CGI has it
+        ("auto", False, (False, True)),  # else the pictures'
+        ("camera", True, (True, False)),
+        ("camera", False, (False, False)),
+        ("pixels", True, (False, True)),
+        ("pixels", False, (False, True)),
+        ("off", True, (False, False)),
+        ("off", False, (False, False)),
+    ],
+)
+def test_motion_detect_chooses_where_motion_comes_from(
+    detect: str, camera_detects: bool, expected: tuple[bool, bool]
+) -> None:
+    motion = MotionConfig.model_validate({"detect": detect})
+    assert motion.sources(camera_detects) == expected

@@ -200,7 +200,7 @@ class _Failure(NamedTuple):
     error: Exception
 
 
-async def _merge(*sources: AsyncIterator[T]) -> AsyncIterator[T]:
+async def merge(*sources: AsyncIterator[T]) -> AsyncIterator[T]:
     """Items of several iterators as they come; a failure of any ends the merge with it."""
     queue: asyncio.Queue[T | _Failure] = asyncio.Queue(_MERGE_DEPTH)
 
@@ -530,7 +530,7 @@ class CameraMedia:
     def _with_audio(self, video: AsyncIterator[AccessUnit]) -> AsyncIterator[AccessUnit]:
         if self.audio is None:
             return video
-        return _merge(video, self._audio_feed())
+        return merge(video, self._audio_feed())
 
     def _h264_units(self, track: MediaTrack, encoder: _H264Encoder) -> AsyncIterator[AccessUnit]:
         async def encoded() -> AsyncIterator[AccessUnit]:

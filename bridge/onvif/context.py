@@ -16,6 +16,7 @@ from dataclasses import dataclass, field
 from urllib.parse import urlsplit
 
 from bridge.cameras.base import CameraDriver, DeviceInfo
+from bridge.media.motion import CameraEvents
 from bridge.media.source import CameraMedia, Profile
 from bridge.onvif.soap import OnvifRequest, Service
 from bridge.ptz import PtzHead
@@ -55,6 +56,7 @@ class DeviceContext:
     ports: GatewayPorts
     advertise_host: str  # "auto": the host the client used
     users: MutableMapping[str, str]  # the gateway's users (live: RTSP and web share it)
+    events: CameraEvents  # what its Events service reports: the camera's, or its pictures' motion
     endpoint: str = ""
     serial: str = ""  # the device's serial number, if the gateway keeps one for it
     scopes: list[str] = field(default_factory=list)  # configurable scopes, beyond the fixed ones

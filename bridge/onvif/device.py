@@ -75,7 +75,7 @@ def fixed_scopes(device: DeviceContext) -> list[str]:
     """What the device is probed by (WS-Discovery) and reports in GetScopes: the profiles it
     really meets, its hardware, name, MAC and, where the config sets one, its location."""
     scopes = [f"{SCOPE_PREFIX}Profile/Streaming"]
-    if device.driver.capabilities.motion_events:
+    if device.events.motion:
         # Profile T needs motion alarm events besides H.264 over Media2.
         scopes.append(f"{SCOPE_PREFIX}Profile/T")
     scopes += [

@@ -4,9 +4,11 @@ A push subscription (WS-BaseNotification Subscribe) is a pull point too, of kind
 ``Holding.SUBSCRIPTION``, which the Events service drains into Notify messages: both share the
 queue, filter, termination, Initialized messages first, the upstream and the quotas.
 
-The camera's motion and I/O changes come from one upstream, the driver's ``events()`` behind a
-:class:`~bridge.fanout.Fanout`: it is opened for the first pull point, reconnected when it
-fails, and released once the last pull point is gone. Every (re)opened upstream starts by
+The camera's motion and I/O changes come from one upstream, the camera's event source
+(:class:`~bridge.media.motion.CameraEvents`: the driver's reports, with motion from the camera's
+CGI or from its pictures) behind a :class:`~bridge.fanout.Fanout`: it is opened for the first
+pull point (or subscription), reconnected when it fails, and released once the last one is gone
+(so the pictures are looked at for motion only meanwhile). Every (re)opened upstream starts by
 reading the current state (inputs, relays; motion is taken to be idle), so a property becomes
 known as ``Initialized`` and later reports that change it are ``Changed``; repeated reports of
 the same state are dropped. A new pull point, or a synchronization point, gets the known state
@@ -41,6 +43,7 @@ from typing import Protocol
 from bridge.cameras.base import CameraDriver, CameraEvent, EventKind
 from bridge.errors import UnsupportedOperation
 from bridge.fanout import Fanout
+from bridge.media.motion import CameraEvents
 from bridge.onvif.context import VIDEO_SOURCE, VIDEO_SOURCE_CONFIG
 from bridge.onvif.users import Holding, UserQuotas
 
@@ -136,11 +139,12 @@ class Notification:
         return "true" if self.state else "false"
 
 
-def camera_topics(driver: CameraDriver) -> frozenset[Topic]:
-    """The topics this camera can feed (what it reports events for, and its relays)."""
+def camera_topics(driver: CameraDriver, events: CameraEvents) -> frozenset[Topic]:
+    """The topics this camera can feed (what it reports events for, and its relays); motion
+    where its event source reports it (the camera's CGI or its pictures)."""
     capabilities = driver.capabilities
     topics: set[Topic] = set()
-    if capabilities.motion_events:
+    if events.motion:
         topics.update(_TOPICS_OF_KIND[EventKind.MOTION])
     if capabilities.input_events:
         topics.add(Topic.DIGITAL_INPUT)
@@ -267,14 +271,16 @@ class _Change:
 
 
 class EventHub:
-    """One camera's properties and pull points; ``quotas`` counts what each user holds across
-    the gateway (without one, the hub keeps its own count)."""
+    """One camera's properties and pull points; ``events`` is where its reports come from,
+    ``quotas`` counts what each user holds across the gateway (without one, the hub keeps its
+    own count)."""
 
     def __init__(
         self,
         driver: CameraDriver,
         name: str,
         *,
+        events: CameraEvents,
         max_pull_points: int = MAX_PULL_POINTS,
         max_per_user: int = MAX_PULL_POINTS_PER_USER,
         quotas: UserQuotas | None = None,
@@ -282,6 +288,7 @@ class EventHub:
         idle_grace: float = 10.0,
     ) -> None:
         self._driver = driver
+        self._events = events
         self.max_pull_points = max_pull_points
         self.max_per_user = max_per_user
         self._quotas = quotas if quotas is not None else UserQuotas()
@@ -301,7 +308,7 @@ class EventHub:
 
     @property
     def topics(self) -> frozenset[Topic]:
-        return camera_topics(self._driver)
+        return camera_topics(self._driver, self._events)
 
     def now(self) -> dt.datetime:
         return utcnow()
@@ -426,10 +433,9 @@ class EventHub:
             for event in await self._current_state():
                 if change := self._learn(event):
                     yield change
-            capabilities = self._driver.capabilities
-            if not (capabilities.motion_events or capabilities.input_events):
+            if not (self._events.motion or self._driver.capabilities.input_events):
                 await asyncio.Event().wait()  # the camera reports no changes: just keep the state
-            events = self._driver.events()
+            events = self._events.open()
             try:
                 async for event in events:
                     if change := self._learn(event):
@@ -445,7 +451,7 @@ class EventHub:
         capabilities = driver.capabilities
         now = time.monotonic()
         # Legacy cameras cannot be asked whether they see motion now: idle until reported.
-        events = [CameraEvent(EventKind.MOTION, False, now)] if capabilities.motion_events else []
+        events = [CameraEvent(EventKind.MOTION, False, now)] if self._events.motion else []
         with contextlib.suppress(UnsupportedOperation):
             if capabilities.input_events:
                 events += _known(EventKind.DIGITAL_INPUT, await driver.digital_inputs(), now)

@@ -433,6 +433,7 @@ def register(operations: Operations, device: DeviceContext) -> None:
     hub = EventHub(
         device.driver,
         device.camera,
+        events=device.events,
         quotas=UserAccounts.of(device.users).quotas,
         idle_grace=device.media.frames.idle_grace,
     )

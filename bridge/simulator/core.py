@@ -5,7 +5,8 @@ scheme and whether its firmware speaks HTTP/1.0, and returns its CGI routes. Thi
 
 - the dialect's auth (Basic, Digest or query credentials) in front of every non-public route;
 - a log of every CGI request received, at ``GET /__sim__/requests`` (``DELETE`` clears it);
-- test controls that play the outside world: ``POST /__sim__/motion?active=1&level=80``,
+- test controls that play the outside world: ``POST /__sim__/motion?active=1&level=80``
+  (the dialect's motion detection reports it, and the picture's box moves meanwhile),
   ``POST /__sim__/input?port=1&active=1``, and ``GET /__sim__/state``;
 - misbehaviour on command, for every dialect's streams and snapshots alike:
   ``POST /__sim__/fault?mode=garbage|stall|drip|reset|corrupt|oversized|flap&...``
@@ -192,7 +193,15 @@ class FrameHub:
 
     One render per tick is shared by every subscriber; each subscriber holds at most the newest
     frame, so a slow client skips frames instead of queueing them.
+
+    The scene is calm (only the clock and the frame counter change) until the outside world
+    makes motion (``SimState.motion_active``): then the test pattern's box moves, one step per
+    frame, and stands where it got to once motion ends. That is motion in the picture for a
+    detector that looks at pixels, whatever the dialect's CGI reports.
     """
+
+    # Steps the box has moved before the scene starts: clear of the clock, whatever the size.
+    BOX_START = 30
 
     def __init__(self, options: SimOptions, state: SimState) -> None:
         self._options = options
@@ -202,6 +211,7 @@ class FrameHub:
         self._subscribers: set[asyncio.Queue[bytes]] = set()
         self._task: asyncio.Task[None] | None = None
         self._frame_number = 0
+        self._box_travel = self.BOX_START
         self.latest: bytes | None = None
 
     async def render(self) -> bytes:
@@ -209,6 +219,8 @@ class FrameHub:
         position = state.ptz.position()
         async with self._render_lock:
             self._frame_number += 1
+            if state.motion_active:
+                self._box_travel += 1
             self.latest = await asyncio.to_thread(
                 self._pattern.render,
                 self._frame_number,
@@ -218,6 +230,7 @@ class FrameHub:
                 position.zoom,
                 state.mirror,
                 state.flip,
+                self._box_travel,
             )
             return self.latest
 

@@ -181,9 +181,12 @@ class TestPattern:
                 break
             glyph_height -= 1
         self._glyphs = glyphs
-        self._stroke = stroke
+        # The frame counter, which changes every frame, is half the clock's height, so the
+        # calm scene changes as little as a camera whose OSD shows a clock.
+        self._counter_glyphs = _seven_segment_glyphs(max(9, glyph_height // 2))
         self._clock_at = (margin, margin)
-        self._counter_at = (height - margin - glyph_height, margin)
+        counter_height = self._counter_glyphs["0"].shape[0]
+        self._counter_at = (height - margin - counter_height, margin)
 
         self._encoder = av.CodecContext.create("mjpeg", "w")
         self._encoder.width = width
@@ -212,8 +215,14 @@ class TestPattern:
         zoom: float = 0.0,
         mirror: bool = False,
         flip: bool = False,
+        box_travel: int | None = None,
     ) -> bytes:
-        """One JPEG (FFD8 ... FFD9) of exactly width x height."""
+        """One JPEG (FFD8 ... FFD9) of exactly width x height.
+
+        The box stands where ``box_travel`` frames of movement took it (by default
+        ``frame_number``: it moves every frame); a caller that keeps the count still keeps the
+        box still, a calm scene for a motion detector.
+        """
         if frame_number < 0:
             raise ValueError(f"frame_number must not be negative, not {frame_number}")
         if not (-1.0 <= pan <= 1.0 and -1.0 <= tilt <= 1.0 and 0.0 <= zoom <= 1.0):
@@ -223,10 +232,12 @@ class TestPattern:
             self._background = self._render_background(pan, tilt, zoom, mirror, flip)
             self._view = view
         np.copyto(self._canvas, self._background)
-        self._draw_box(frame_number, mirror, flip)
-        self._draw_text(wallclock.strftime("%H:%M:%S"), self._clock_at)
+        self._draw_box(frame_number if box_travel is None else box_travel, mirror, flip)
+        self._draw_text(wallclock.strftime("%H:%M:%S"), self._clock_at, self._glyphs)
         self._draw_text(
-            f"{frame_number % 10**_COUNTER_DIGITS:0{_COUNTER_DIGITS}d}", self._counter_at
+            f"{frame_number % 10**_COUNTER_DIGITS:0{_COUNTER_DIGITS}d}",
+            self._counter_at,
+            self._counter_glyphs,
         )
 
         frame = av.VideoFrame.from_ndarray(self._canvas.reshape(-1, self._width), "yuvj420p")
@@ -265,12 +276,12 @@ class TestPattern:
         cr[:] = world_cr[rows][:, cols]
         return background
 
-    def _draw_box(self, frame_number: int, mirror: bool, flip: bool) -> None:
+    def _draw_box(self, travel: int, mirror: bool, flip: bool) -> None:
         luma, cb, cr = self._canvas_planes
         size = self._box_size
         # Different speeds across and down, so the box wanders over the whole frame.
-        x = _bounce(frame_number * self._box_speed[0], self._width - size)
-        y = _bounce(frame_number * self._box_speed[1], self._height - size)
+        x = _bounce(travel * self._box_speed[0], self._width - size)
+        y = _bounce(travel * self._box_speed[1], self._height - size)
         if mirror:
             x = self._width - size - x
         if flip:
@@ -281,13 +292,15 @@ class TestPattern:
         cb[chroma] = box_cb
         cr[chroma] = box_cr
 
-    def _draw_text(self, text: str, at: tuple[int, int]) -> None:
+    def _draw_text(
+        self, text: str, at: tuple[int, int], glyphs: dict[str, NDArray[np.bool_]]
+    ) -> None:
         """White digits on a black plate, so they read on any background."""
         luma, cb, cr = self._canvas_planes
         top, left = at
-        gap = self._stroke
-        height = self._glyphs["0"].shape[0]
-        bottom, right = top + height + gap, left + _text_width(self._glyphs, text, gap) + gap
+        gap = glyphs[":"].shape[1] // 2  # the stroke width
+        height = glyphs["0"].shape[0]
+        bottom, right = top + height + gap, left + _text_width(glyphs, text, gap) + gap
         luma[top - gap : bottom, left - gap : right] = _OSD_PAPER
         chroma = (
             slice((top - gap) // 2, (bottom + 1) // 2),
@@ -297,7 +310,7 @@ class TestPattern:
         cr[chroma] = _NEUTRAL_CHROMA
         x = left
         for char in text:
-            glyph = self._glyphs[char]
+            glyph = glyphs[char]
             luma[top : top + height, x : x + glyph.shape[1]][glyph] = _OSD_INK
             x += glyph.shape[1] + gap
 

@@ -45,8 +45,10 @@ PULL_POINT_NS = f"{TEV}/PullPointSubscription"  # where onvif-zeep-async keeps a
 ITEM_FILTER = "http://www.onvif.org/ver10/tev/messageContentFilter/ItemFilter"
 EVENT_DIALECTS = [Dialect.IPCAMCGI, Dialect.OPENAPI, Dialect.FOSCAM, Dialect.VAPIX2]
 ALL_TOPICS = {topic.path for topic in Topic}
-# What each dialect's driver reports (Capabilities.motion_events / input_events / relays).
-TOPICS_OF = {dialect: ALL_TOPICS for dialect in EVENT_DIALECTS} | {Dialect.HAMA: set()}
+# What each dialect's driver reports (Capabilities.motion_events / input_events / relays);
+# hama's CGI has no motion detection: its motion is seen in its pictures.
+MOTION_TOPICS = {Topic.MOTION_ALARM.path, Topic.CELL_MOTION.path}
+TOPICS_OF = {dialect: ALL_TOPICS for dialect in EVENT_DIALECTS} | {Dialect.HAMA: MOTION_TOPICS}
 
 
 class Message(NamedTuple):
@@ -154,6 +156,28 @@ async def viewers(device: Device, count: int) -> list[tuple[str, str]]:
     return accounts
 
 
+def advertised_topics(properties: Any) -> set[str]:
+    """The topics a GetEventPropertiesResponse lists (``tns1:`` paths), each checked to be a
+    property with a boolean or relay state."""
+    advertised = set()
+    topic_set = properties.TopicSet  # the client reads an empty one as None
+    for root in topic_set._value_1 if topic_set is not None else []:
+        for node in root.iter():
+            if node.get(f"{{{WSTOP}}}topic") == "true":
+                chain = [node]
+                while chain[-1] is not root:
+                    chain.append(chain[-1].getparent())
+                path = "/".join(etree.QName(step).localname for step in reversed(chain))
+                advertised.add(f"tns1:{path}")
+                description = node.find(f"{{{TT}}}MessageDescription")
+                assert description is not None
+                assert description.get("IsProperty") == "true"
+                data = description.find(f"{{{TT}}}Data/{{{TT}}}SimpleItemDescription")
+                assert data is not None
+                assert data.get("Type") in ("xs:boolean", "tt:RelayLogicalState")
+    return advertised
+
+
 def seconds_between(start: dt.datetime, end: dt.datetime) -> float:
     return (end - start).total_seconds()
 
@@ -187,23 +211,7 @@ async def test_event_properties_list_what_the_camera_reports(
     assert properties.FixedTopicSet is True
     assert set(properties.TopicExpressionDialect) >= {CONCRETE_SET}
     assert properties.TopicNamespaceLocation
-    advertised = set()
-    topic_set = properties.TopicSet  # the client reads an empty one as None
-    for root in topic_set._value_1 if topic_set is not None else []:
-        for node in root.iter():
-            if node.get(f"{{{WSTOP}}}topic") == "true":
-                chain = [node]
-                while chain[-1] is not root:
-                    chain.append(chain[-1].getparent())
-                path = "/".join(etree.QName(step).localname for step in reversed(chain))
-                advertised.add(f"tns1:{path}")
-                description = node.find(f"{{{TT}}}MessageDescription")
-                assert description is not None
-                assert description.get("IsProperty") == "true"
-                data = description.find(f"{{{TT}}}Data/{{{TT}}}SimpleItemDescription")
-                assert data is not None
-                assert data.get("Type") in ("xs:boolean", "tt:RelayLogicalState")
-    assert advertised == TOPICS_OF[dialect]
+    assert advertised_topics(properties) == TOPICS_OF[dialect]
     capabilities = await events.GetServiceCapabilities()
     assert capabilities.MaxPullPoints == MAX_PULL_POINTS
     assert capabilities.MaxNotificationProducers > 0  # WS-BaseNotification Subscribe is served

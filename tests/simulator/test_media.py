@@ -110,6 +110,15 @@ def test_box_moves_with_the_frame_number(vga: media.TestPattern) -> None:
     assert later[1] > first[1]
 
 
+def test_the_box_stands_where_its_travel_took_it(vga: media.TestPattern) -> None:
+    """A caller that keeps box_travel keeps the box still: only the clock and the counter
+    change, a calm scene for a motion detector."""
+    still = [luma(vga.render(number, NOON, box_travel=30)) for number in (1, 50)]
+    assert mean_difference(still[0][MIDDLE], still[1][MIDDLE]) < 0.2
+    moved = luma(vga.render(51, NOON, box_travel=31))
+    assert mean_difference(still[1][MIDDLE], moved[MIDDLE]) > 1.0
+
+
 def test_quality_sets_the_compression() -> None:
     rough = media.TestPattern(640, 480, quality=20).render(0, NOON)
     fine = media.TestPattern(640, 480, quality=95).render(0, NOON)
