@@ -580,6 +580,7 @@ class AsfMuxer:
         self._audio.codec_context.layout = "mono"
         self._container.start_encoding()
         self._header = self._sink.peek()
+        self._last_stamp: dict[int, int] = {}  # per stream index, in ms
 
     @property
     def header(self) -> bytes:
@@ -617,5 +618,9 @@ class AsfMuxer:
         packet.is_keyframe = keyframe
         packet.stream = stream
         packet.time_base = _ASF_TIME_BASE
-        packet.pts = packet.dts = round(pts_seconds * 1000)
+        # Two pictures in one millisecond (a burst after a stall) would repeat a timestamp,
+        # which the muxer refuses: each stream's stamps keep increasing.
+        stamp = max(round(pts_seconds * 1000), self._last_stamp.get(stream.index, -1) + 1)
+        self._last_stamp[stream.index] = stamp
+        packet.pts = packet.dts = stamp
         self._container.mux(packet)

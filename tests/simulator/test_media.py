@@ -296,6 +296,20 @@ def test_asf_stream_plays_back(tmp_path: Path) -> None:
     assert dominant_frequency(pcm, 8000) == pytest.approx(440, abs=2)
 
 
+def test_asf_pictures_that_arrive_together_are_muxed(tmp_path: Path) -> None:
+    """A burst after a stall: three pictures within one millisecond (the muxer refused the
+    second one with EINVAL and the emulator's stream died with a traceback)."""
+    pattern = media.TestPattern(160, 120)
+    muxer = AsfMuxer(160, 120, fps=10)
+    stream = b"".join(
+        muxer.add_video(pattern.render(n, NOON), pts) for n, pts in enumerate([0.5, 0.5, 0.5004])
+    )
+    path = tmp_path / "burst.asf"
+    path.write_bytes(stream + muxer.close())
+    with av.open(str(path)) as container:
+        assert len(list(container.decode(video=0))) == 3
+
+
 def test_asf_output_after_the_header_is_whole_data_packets() -> None:
     muxer, outputs = mux_two_seconds(320, 240)
     data = b"".join(outputs[:-1])[len(muxer.header) :]
