@@ -11,7 +11,6 @@ source every viewer of that profile shares.
 from __future__ import annotations
 
 import asyncio
-import enum
 import logging
 import random
 import sys
@@ -25,7 +24,7 @@ from pathlib import Path
 
 from aiohttp import web
 
-from bridge.cameras.base import CameraDriver, DeviceInfo, Dialect
+from bridge.cameras.base import CameraDriver, CameraState, DeviceInfo, Dialect
 from bridge.cameras.http import CameraHttp, Credentials
 from bridge.cameras.identify import driver_for, identify
 from bridge.config import CameraConfig, Config, GatewayConfig, load_state_file, load_users_file
@@ -59,13 +58,6 @@ RETRY_INITIAL = 1.0
 SWITCH_INTERVAL = 0.001
 RETRY_MAX = 60.0
 DISCOVERY_INTERVAL = 300.0
-
-
-class CameraState(enum.StrEnum):
-    CONNECTING = "connecting"  # not connected yet, and no attempt failed
-    ONLINE = "online"  # connected; its stream, when watched, delivers
-    OFFLINE = "offline"  # unreachable, or its stream fails and is being retried
-    AUTH_FAILED = "auth failed"  # it refuses the configured credentials
 
 
 @dataclass
@@ -400,7 +392,7 @@ class Gateway:
             cameras.append(
                 CameraCounts(
                     name,
-                    str(camera.state),
+                    camera.state,
                     frames_in=media.frames.items if media is not None else 0,
                     reconnects=camera.reconnects,
                     auth_failures=camera.auth_failures,

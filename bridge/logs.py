@@ -75,8 +75,7 @@ def redact(text: str) -> str:
     text = _AUTHORIZATION.sub(rf"\g<head>\g<scheme>{_MASK}", text)
     text = _BARE_TOKEN.sub(rf"\g<scheme> {_MASK}", text)
     text = _DIGEST_RESPONSE.sub(rf"\g<key>{_MASK}", text)
-    text = _WSSE_PASSWORD.sub(rf"\g<tag>{_MASK}", text)
-    return text
+    return _WSSE_PASSWORD.sub(rf"\g<tag>{_MASK}", text)
 
 
 class RedactingFormatter(logging.Formatter):

@@ -26,7 +26,7 @@ def test_json_lines_parse_and_carry_no_credential() -> None:
     logger.propagate = False
     logger.setLevel(logging.INFO)
     try:
-        logger.warning("camera %s: offline: %s", "porch", f"http://admin:{SECRET}@192.0.2.1/")
+        logger.warning("camera %s: offline: %s", "porch", f"http://operator:{SECRET}@192.0.2.1/")
         logger.info("headers %s", {"Authorization": "Basic YWRtaW46aHVudGVyMg=="})
         try:
             raise ValueError(f"refused pwd={SECRET}")
@@ -42,7 +42,7 @@ def test_json_lines_parse_and_carry_no_credential() -> None:
         assert "YWRtaW46aHVudGVyMg" not in line
     assert entries[0]["level"] == "WARNING"
     assert entries[0]["logger"] == "bridge.test_log_format"
-    assert entries[0]["message"] == "camera porch: offline: http://admin:***@192.0.2.1/"
+    assert entries[0]["message"] == "camera porch: offline: http://operator:***@192.0.2.1/"
     assert entries[0]["time"].endswith("+00:00")
     assert "exception" not in entries[0]
     assert "ValueError: refused pwd=***" in entries[2]["exception"]

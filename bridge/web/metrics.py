@@ -25,6 +25,8 @@ from prometheus_client.core import (
 )
 from prometheus_client.registry import Collector
 
+from bridge.cameras.base import CameraState
+
 
 @dataclass(frozen=True, slots=True)
 class ProfileCounts:
@@ -42,7 +44,7 @@ class ProfileCounts:
 @dataclass(frozen=True, slots=True)
 class CameraCounts:
     name: str
-    state: str  # online, offline, auth failed, connecting
+    state: CameraState
     frames_in: int  # pictures received from the camera
     reconnects: int  # times its stream was reopened after failing
     auth_failures: int  # connection attempts the camera refused for the credentials
@@ -54,9 +56,6 @@ class Snapshot:
     cameras: Sequence[CameraCounts]
     onvif_requests: Mapping[tuple[str, str, str], int]  # (service, operation, fault) -> count
     rtsp_sessions: Mapping[str, int]  # transport (tcp, udp) -> sessions
-
-
-CAMERA_STATES = ("online", "offline", "auth failed", "connecting")
 
 
 class GatewayCollector(Collector):
@@ -102,9 +101,9 @@ class GatewayCollector(Collector):
             labels=profile,
         )
         for cam in snapshot.cameras:
-            up.add_metric([cam.name], 1 if cam.state == "online" else 0)
-            for name in CAMERA_STATES:
-                state.add_metric([cam.name, name], 1 if cam.state == name else 0)
+            up.add_metric([cam.name], 1 if cam.state is CameraState.ONLINE else 0)
+            for name in CameraState:
+                state.add_metric([cam.name, name], 1 if cam.state is name else 0)
             frames_in.add_metric([cam.name], cam.frames_in)
             reconnects.add_metric([cam.name], cam.reconnects)
             auth_failures.add_metric([cam.name], cam.auth_failures)
