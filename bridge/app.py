@@ -178,15 +178,23 @@ class Camera:
 
     def _stream_failing(self, failing: bool) -> None:
         assert self.media is not None
-        if failing:
-            self._set_state(CameraState.OFFLINE, self.media.frames.last_error)
-        else:
+        frames = self.media.frames
+        if not failing:
             self._set_state(CameraState.ONLINE)
+        elif frames.failure is not None and issubclass(frames.failure, AuthenticationFailed):
+            self._refused(frames.last_error)
+        else:
+            self._set_state(CameraState.OFFLINE, frames.last_error)
+
+    def _refused(self, error: str) -> None:
+        self.auth_failures += 1
+        self._set_state(CameraState.AUTH_FAILED, error)
 
     def _set_state(self, state: CameraState, error: str = "") -> None:
         """One log line per change: a camera that stays away is not news every retry."""
         self.last_error = error
         if state is self.state:
+            log.debug("camera %s: still %s: %s", self.config.name, state, error)
             return
         self.state, self.since = state, time.time()
         if state is CameraState.ONLINE:
@@ -224,8 +232,7 @@ class Camera:
                 await then()
             except CameraError as exc:
                 if isinstance(exc, AuthenticationFailed):
-                    self.auth_failures += 1
-                    self._set_state(CameraState.AUTH_FAILED, str(exc))
+                    self._refused(str(exc))
                     delay = RETRY_MAX
                 else:
                     self._set_state(CameraState.OFFLINE, str(exc))

@@ -105,7 +105,11 @@ class Fanout(Generic[T]):
         self.dropped = 0  # items a lagging subscriber lost (metrics)
         self.last_error = ""
         self.failing = False  # the upstream failed and no item came since
-        # Called with the new value of ``failing`` when it changes (a camera's online/offline).
+        # The last failure's type, when a BridgeError (not the exception: its traceback would
+        # keep the failed upstream's frames alive).
+        self.failure: type[BridgeError] | None = None
+        # Called with True on every failure and with False on the first item after one (a
+        # camera's offline/online).
         self.on_failing: Callable[[bool], None] | None = None
         self._failures = ThrottledLog(log)
         self.latest: T | None = None
@@ -158,6 +162,7 @@ class Fanout(Generic[T]):
             upstream = self._open_upstream()
             self.reconnects += self.connects > opened
             self.connects += 1
+            self.failure = None
             try:
                 # One deadline pushed forward per item: asyncio.wait_for would add a task per
                 # frame and, on 3.11, can swallow a cancellation that races a completed item.
@@ -176,6 +181,7 @@ class Fanout(Generic[T]):
                 self.last_error = f"no data for {self.stall_timeout:g} s"
             except BridgeError as exc:
                 self.last_error = str(exc)
+                self.failure = type(exc)
             except Exception as exc:
                 # A driver bug must not end streaming for good: log it and reconnect.
                 log.exception("%s: upstream failed unexpectedly", self.name)
@@ -186,8 +192,7 @@ class Fanout(Generic[T]):
                     with contextlib.suppress(Exception):
                         await aclose()
             delay = next(delays)
-            if not self.failing:
-                self._set_failing(True)
+            self._set_failing(True)
             # A camera that stays away fails again every few seconds: one line per error now
             # and then, not one per retry.
             self._failures.log(

@@ -12,6 +12,7 @@ import pytest
 from conftest import GATEWAY_PASSWORD, GATEWAY_USER, StartGateway, StartSim
 from helpers import basic_authorization
 from prometheus_client.parser import text_string_to_metric_families
+from pydantic import SecretStr
 
 from bridge.app import Gateway
 from bridge.commands import demo_config
@@ -223,3 +224,26 @@ async def test_readyz_follows_the_camera(
         "offline",
         "online",
     ], lines
+
+
+async def test_a_camera_refusing_the_password_shows_as_auth_failed(start_sim: StartSim) -> None:
+    sim = await start_sim(HamaSimulator(SimOptions()))
+    config = demo_config([sim], "127.0.0.1", 0, 0, 0)
+    wrong = [c.model_copy(update={"password": SecretStr("not-the-one")}) for c in config.cameras]
+    gateway = Gateway(config.model_copy(update={"cameras": wrong}))
+    await gateway.start()
+    try:
+        ready = f"http://127.0.0.1:{gateway.web_port}/readyz"
+        async with aiohttp.ClientSession() as http, asyncio.timeout(10):
+            while True:
+                async with http.get(ready) as response:
+                    assert response.status == 503
+                    if await response.text() == "hama: auth failed\n":
+                        break
+                await asyncio.sleep(0.1)
+        samples = await scrape(gateway)
+    finally:
+        await gateway.stop()
+    assert value(samples, "bridge_camera_auth_failures_total", camera="hama") == 1
+    assert value(samples, "bridge_camera_state", camera="hama", state="auth failed") == 1
+    assert value(samples, "bridge_camera_up", camera="hama") == 0
