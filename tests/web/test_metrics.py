@@ -6,6 +6,7 @@ from __future__ import annotations
 import asyncio
 import logging
 from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
 
 import aiohttp
 import pytest
@@ -56,21 +57,42 @@ async def soap(gateway: Gateway, body: str) -> int:
         return r.status
 
 
-@pytest.fixture
-async def viewer(start_sim: StartSim, start_gateway: StartGateway) -> AsyncIterator[Gateway]:
-    """A gateway in front of one hama emulator, its main profile watched by ffmpeg (TCP)."""
-    gateway = await start_gateway(await start_sim(HamaSimulator(SimOptions())))
-    url = f"rtsp://{GATEWAY_USER}:{GATEWAY_PASSWORD}@127.0.0.1:{gateway.rtsp.port}/hama/main"
+@asynccontextmanager
+async def watching(gateway: Gateway, path: str) -> AsyncIterator[None]:
+    """ffmpeg plays ``rtsp://.../<path>`` over TCP for as long as the block runs."""
+    url = f"rtsp://{GATEWAY_USER}:{GATEWAY_PASSWORD}@127.0.0.1:{gateway.rtsp.port}/{path}"
     ffmpeg = await asyncio.create_subprocess_exec(
         "ffmpeg", "-nostdin", "-v", "error", "-rtsp_transport", "tcp", "-i", url,
         "-map", "0:v", "-c", "copy", "-f", "null", "-",
         stdin=asyncio.subprocess.DEVNULL, stderr=asyncio.subprocess.DEVNULL,
     )  # fmt: skip
     try:
-        yield gateway
+        yield
     finally:
         ffmpeg.kill()
         await ffmpeg.wait()
+
+
+@pytest.fixture
+async def viewer(start_sim: StartSim, start_gateway: StartGateway) -> AsyncIterator[Gateway]:
+    """A gateway in front of one hama emulator, its main profile watched by ffmpeg."""
+    gateway = await start_gateway(await start_sim(HamaSimulator(SimOptions())))
+    async with watching(gateway, "hama/main"):
+        yield gateway
+
+
+async def readyz_until(gateway: Gateway, status: int, body: str | None = None) -> str:
+    """Ask ``/readyz`` (no login, like ``/healthz``) until it answers ``status`` (and
+    ``body``), within 10 s; its body."""
+    url = f"http://127.0.0.1:{gateway.web_port}/readyz"
+    async with aiohttp.ClientSession() as http, asyncio.timeout(10):
+        while True:
+            async with http.get(url) as response:
+                text = await response.text()
+                if response.status == status and body in (None, text):
+                    return text
+                assert response.status in (200, 503)
+            await asyncio.sleep(0.1)
 
 
 async def scrape_until(gateway: Gateway, name: str, above: float, **labels: str) -> Samples:
@@ -162,55 +184,25 @@ async def test_readyz_follows_the_camera(
     await gateway.start()
     returned = None
     try:
-        ready = f"http://127.0.0.1:{gateway.web_port}/readyz"
-        camera = gateway.cameras["hama"]
-        async with aiohttp.ClientSession() as http:
-            async with http.get(ready) as response:  # open, like /healthz
-                assert response.status == 503
-                assert (await response.text()).startswith("hama: ")
-            returned = await start_simulator(sim.camera, sim.host, sim.port)
-            async with asyncio.timeout(10):
-                await camera.ready.wait()
-            async with http.get(ready) as response:
-                assert response.status == 200
+        assert (await readyz_until(gateway, 503)).startswith("hama: ")
+        returned = await start_simulator(sim.camera, sim.host, sim.port)
+        async with asyncio.timeout(10):
+            await gateway.cameras["hama"].ready.wait()
+        await readyz_until(gateway, 200, "ready\n")
 
-            # Only a watched camera is pulled: a viewer notices the camera going away.
-            url = (
-                f"rtsp://{GATEWAY_USER}:{GATEWAY_PASSWORD}@127.0.0.1:{gateway.rtsp.port}/hama/jpeg"
-            )
-            ffmpeg = await asyncio.create_subprocess_exec(
-                "ffmpeg", "-nostdin", "-v", "error", "-rtsp_transport", "tcp", "-i", url,
-                "-map", "0:v", "-c", "copy", "-f", "null", "-",
-                stdin=asyncio.subprocess.DEVNULL, stderr=asyncio.subprocess.DEVNULL,
-            )  # fmt: skip
-            try:
-                await scrape_until(
-                    gateway, "bridge_frames_out_total", 0, camera="hama", profile="jpeg"
-                )
-                await returned.stop()
-                async with asyncio.timeout(10):
-                    while True:
-                        async with http.get(ready) as response:
-                            if response.status == 503:
-                                assert await response.text() == "hama: offline\n"
-                                break
-                        await asyncio.sleep(0.1)
-                samples = await scrape(gateway)
-                assert value(samples, "bridge_camera_up", camera="hama") == 0
-                assert value(samples, "bridge_camera_state", camera="hama", state="offline") == 1
-                await asyncio.sleep(1.5)  # the stream is retried meanwhile, and fails again
-                returned = await start_simulator(sim.camera, sim.host, sim.port)
-                async with asyncio.timeout(10):
-                    while True:
-                        async with http.get(ready) as response:
-                            if response.status == 200:
-                                break
-                        await asyncio.sleep(0.1)
-                samples = await scrape(gateway)
-                assert value(samples, "bridge_camera_reconnects_total", camera="hama") >= 1
-            finally:
-                ffmpeg.kill()
-                await ffmpeg.wait()
+        # Only a watched camera is pulled: a viewer notices the camera going away.
+        async with watching(gateway, "hama/jpeg"):
+            await scrape_until(gateway, "bridge_frames_out_total", 0, camera="hama", profile="jpeg")
+            await returned.stop()
+            await readyz_until(gateway, 503, "hama: offline\n")
+            samples = await scrape(gateway)
+            assert value(samples, "bridge_camera_up", camera="hama") == 0
+            assert value(samples, "bridge_camera_state", camera="hama", state="offline") == 1
+            await asyncio.sleep(1.5)  # the stream is retried meanwhile, and fails again
+            returned = await start_simulator(sim.camera, sim.host, sim.port)
+            await readyz_until(gateway, 200, "ready\n")
+            samples = await scrape(gateway)
+            assert value(samples, "bridge_camera_reconnects_total", camera="hama") >= 1
     finally:
         await gateway.stop()
         if returned is not None:
@@ -233,14 +225,7 @@ async def test_a_camera_refusing_the_password_shows_as_auth_failed(start_sim: St
     gateway = Gateway(config.model_copy(update={"cameras": wrong}))
     await gateway.start()
     try:
-        ready = f"http://127.0.0.1:{gateway.web_port}/readyz"
-        async with aiohttp.ClientSession() as http, asyncio.timeout(10):
-            while True:
-                async with http.get(ready) as response:
-                    assert response.status == 503
-                    if await response.text() == "hama: auth failed\n":
-                        break
-                await asyncio.sleep(0.1)
+        await readyz_until(gateway, 503, "hama: auth failed\n")
         samples = await scrape(gateway)
     finally:
         await gateway.stop()
