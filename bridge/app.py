@@ -400,6 +400,7 @@ class Gateway:
                 CameraCounts(
                     name,
                     camera.state,
+                    camera.since,
                     frames_in=media.frames.items if media is not None else 0,
                     reconnects=camera.reconnects,
                     auth_failures=camera.auth_failures,

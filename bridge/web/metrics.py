@@ -45,6 +45,7 @@ class ProfileCounts:
 class CameraCounts:
     name: str
     state: CameraState
+    since: float  # when it entered that state (Unix time)
     frames_in: int  # pictures received from the camera
     reconnects: int  # times its stream was reopened after failing
     auth_failures: int  # connection attempts the camera refused for the credentials
@@ -69,6 +70,11 @@ class GatewayCollector(Collector):
         up = GaugeMetricFamily("bridge_camera_up", "1 while the camera delivers", labels=camera)
         state = GaugeMetricFamily(
             "bridge_camera_state", "1 for the camera's current state", labels=["camera", "state"]
+        )
+        since = GaugeMetricFamily(
+            "bridge_camera_state_since_seconds",
+            "When the camera entered its current state (Unix time)",
+            labels=camera,
         )
         frames_in = CounterMetricFamily(
             "bridge_camera_frames_in", "Pictures received from the camera", labels=camera
@@ -104,6 +110,7 @@ class GatewayCollector(Collector):
             up.add_metric([cam.name], 1 if cam.state is CameraState.ONLINE else 0)
             for name in CameraState:
                 state.add_metric([cam.name, name], 1 if cam.state is name else 0)
+            since.add_metric([cam.name], cam.since)
             frames_in.add_metric([cam.name], cam.frames_in)
             reconnects.add_metric([cam.name], cam.reconnects)
             auth_failures.add_metric([cam.name], cam.auth_failures)
@@ -127,7 +134,7 @@ class GatewayCollector(Collector):
         )
         for transport, count in sorted(snapshot.rtsp_sessions.items()):
             sessions.add_metric([transport], count)
-        yield from (up, state, frames_in, reconnects, auth_failures, frames_out, dropped)
+        yield from (up, state, since, frames_in, reconnects, auth_failures, frames_out, dropped)
         yield from (bytes_out, viewers, encode, onvif, sessions)
 
 

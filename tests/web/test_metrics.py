@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import time
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
@@ -198,6 +199,8 @@ async def test_readyz_follows_the_camera(
             samples = await scrape(gateway)
             assert value(samples, "bridge_camera_up", camera="hama") == 0
             assert value(samples, "bridge_camera_state", camera="hama", state="offline") == 1
+            went = value(samples, "bridge_camera_state_since_seconds", camera="hama")
+            assert time.time() - 10 < went <= time.time()
             await asyncio.sleep(1.5)  # the stream is retried meanwhile, and fails again
             returned = await start_simulator(sim.camera, sim.host, sim.port)
             await readyz_until(gateway, 200, "ready\n")
