@@ -14,6 +14,8 @@ import asyncio
 import logging
 import random
 import sys
+import time
+from collections import Counter
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass, field, replace
 from functools import partial
@@ -22,7 +24,7 @@ from pathlib import Path
 
 from aiohttp import web
 
-from bridge.cameras.base import CameraDriver, DeviceInfo, Dialect
+from bridge.cameras.base import CameraDriver, CameraState, DeviceInfo, Dialect
 from bridge.cameras.http import CameraHttp, Credentials
 from bridge.cameras.identify import driver_for, identify
 from bridge.config import CameraConfig, Config, GatewayConfig, load_state_file, load_users_file
@@ -38,14 +40,16 @@ from bridge.media.source import CameraMedia, Profile
 from bridge.onvif.context import DeviceContext, GatewayPorts, endpoint_reference
 from bridge.onvif.device import all_scopes, serial_number
 from bridge.onvif.security import UsernameTokenVerifier
-from bridge.onvif.server import device_app
+from bridge.onvif.server import RequestCounts, device_app
 from bridge.onvif.services import device_operations
 from bridge.onvif.soap import Service, catalog
 from bridge.onvif.users import Account, UserAccounts, UserLevel
 from bridge.ptz import PtzHead
 from bridge.rtsp.server import RtspServer
+from bridge.rtsp.session import State
 from bridge.rtsp.stream import FanoutSource, StreamSource
 from bridge.web.app import CameraStatus, FoundCamera, Status, web_app
+from bridge.web.metrics import CameraCounts, ProfileCounts, Snapshot, metrics_registry
 
 log = logging.getLogger(__name__)
 
@@ -58,7 +62,12 @@ DISCOVERY_INTERVAL = 300.0
 
 @dataclass
 class Camera:
-    """One configured camera and, once connected, its driver."""
+    """One configured camera and, once connected, its driver.
+
+    Its :class:`CameraState` changes when connecting fails or succeeds and when its stream
+    fails or comes back (only a watched camera is pulled, so an unwatched one stays as it was
+    last seen); each change is one log line, and ``since`` says when (Unix time).
+    """
 
     config: CameraConfig
     http: CameraHttp
@@ -73,6 +82,9 @@ class Camera:
     onvif: DeviceContext | None = None
     last_error: str = ""
     ready: asyncio.Event = field(default_factory=asyncio.Event)
+    state: CameraState = CameraState.CONNECTING
+    since: float = field(default_factory=time.time)
+    auth_failures: int = 0  # connection attempts the camera refused for the credentials
     _onvif_runner: web.AppRunner | None = None
 
     async def connect(self) -> None:
@@ -85,6 +97,7 @@ class Camera:
         self.driver = driver
         audio = None if self.config.audio == "off" else self.config.audio
         self.media = CameraMedia(self.config.name, driver, audio=audio, idle_grace=self.idle_grace)
+        self.media.frames.on_failing = self._stream_failing
         self.ptz = PtzHead(driver) if driver.capabilities.ptz.any else None
         self.sources = {}
         self.last_error = ""
@@ -106,11 +119,12 @@ class Camera:
         routes: Sequence[web.RouteDef] = (),
         *,
         tokens: UsernameTokenVerifier,
+        requests: RequestCounts,
     ) -> None:
         """Start this camera's virtual ONVIF device (once connected): on its own address if
         it has one, else on the gateway's, on the port its identity holds (``routes``: more
         that its HTTP server answers; ``tokens``: the gateway's WS-Security verifier, shared
-        by every device)."""
+        by every device; ``requests``: the gateway's count of ONVIF requests answered)."""
         assert self.driver is not None
         assert self.info is not None
         assert self.media is not None
@@ -146,6 +160,7 @@ class Camera:
             users,
             tokens=tokens,
             validate_responses=gateway.onvif_validate_responses,
+            requests=requests,
         )
         app.add_routes(routes)
         host = config.address or gateway.listen_host
@@ -160,6 +175,37 @@ class Camera:
         context.ports = replace(ports, onvif=runner.addresses[0][1])
         self.onvif, self._onvif_runner = context, runner
         log.info("camera %s: ONVIF device on port %d", self.config.name, context.ports.onvif)
+
+    def _stream_failing(self, failing: bool) -> None:
+        assert self.media is not None
+        frames = self.media.frames
+        if not failing:
+            self._set_state(CameraState.ONLINE)
+        elif frames.failure is not None and issubclass(frames.failure, AuthenticationFailed):
+            self._refused(frames.last_error)
+        else:
+            self._set_state(CameraState.OFFLINE, frames.last_error)
+
+    def _refused(self, error: str) -> None:
+        self.auth_failures += 1
+        self._set_state(CameraState.AUTH_FAILED, error)
+
+    def _set_state(self, state: CameraState, error: str = "") -> None:
+        """One log line per change: a camera that stays away is not news every retry."""
+        self.last_error = error
+        if state is self.state:
+            log.debug("camera %s: still %s: %s", self.config.name, state, error)
+            return
+        self.state, self.since = state, time.time()
+        if state is CameraState.ONLINE:
+            log.info("camera %s: online", self.config.name)
+        else:
+            log.warning("camera %s: %s: %s", self.config.name, state, error)
+
+    @property
+    def reconnects(self) -> int:
+        """Times its stream was reopened after failing (not after an idle release)."""
+        return self.media.frames.reconnects if self.media is not None else 0
 
     async def close(self) -> None:
         if self.onvif is not None:
@@ -185,10 +231,11 @@ class Camera:
                 await self.connect()
                 await then()
             except CameraError as exc:
-                self.last_error = str(exc)
-                log.warning("camera %s not ready: %s", self.config.name, exc)
                 if isinstance(exc, AuthenticationFailed):
+                    self._refused(str(exc))
                     delay = RETRY_MAX
+                else:
+                    self._set_state(CameraState.OFFLINE, str(exc))
             else:
                 assert self.info is not None
                 log.info(
@@ -199,6 +246,7 @@ class Camera:
                     self.info.firmware,
                     self.driver.dialect if self.driver else "?",
                 )
+                self._set_state(CameraState.ONLINE)
                 self.ready.set()
                 return
             await asyncio.sleep(delay * random.uniform(0.8, 1.2))
@@ -255,8 +303,15 @@ class Gateway:
         self.rtsp = RtspServer(
             self._stream, host=gateway.listen_host, port=gateway.rtsp_port, users=self.users
         )
+        self.onvif_requests: RequestCounts = Counter()
         self._web = web.AppRunner(
-            web_app(self._snapshot, Authenticator(self.users, "bridge"), self._status),
+            web_app(
+                self._snapshot,
+                Authenticator(self.users, "bridge"),
+                self._status,
+                metrics=metrics_registry(self._metrics),
+                readiness=self._not_ready,
+            ),
             access_log=None,
             shutdown_timeout=2.0,
         )
@@ -308,6 +363,52 @@ class Gateway:
             )
         found = [FoundCamera(f.url, f.dialect, f.model) for f in self.discovered]
         return Status(cameras, found)
+
+    def _not_ready(self) -> list[str]:
+        """For ``/readyz``: every camera that is not online, with its state (not its error,
+        which may name addresses: /readyz needs no login)."""
+        return [
+            f"{name}: {camera.state}"
+            for name, camera in self.cameras.items()
+            if camera.state is not CameraState.ONLINE
+        ]
+
+    def _metrics(self) -> Snapshot:
+        """What ``/metrics`` shows, read from the counters each layer keeps."""
+        sessions = self.rtsp.sessions.values()
+        watching = Counter(s.path for s in sessions if s.state is State.PLAYING)
+        cameras = []
+        for name, camera in self.cameras.items():
+            profiles = []
+            media = camera.media
+            for profile in Profile:
+                path = f"{name}/{profile}"
+                delivered = self.rtsp.delivered.get(path)
+                spent = media.encoding.get(profile) if media is not None else None
+                profiles.append(
+                    ProfileCounts(
+                        str(profile),
+                        frames_out=delivered.frames if delivered else 0,
+                        frames_dropped=delivered.dropped if delivered else 0,
+                        bytes_out=delivered.bytes if delivered else 0,
+                        viewers=watching[path],
+                        encoded_frames=spent.frames if spent else 0,
+                        encode_seconds=spent.seconds if spent else 0.0,
+                    )
+                )
+            cameras.append(
+                CameraCounts(
+                    name,
+                    camera.state,
+                    camera.since,
+                    frames_in=media.frames.items if media is not None else 0,
+                    reconnects=camera.reconnects,
+                    auth_failures=camera.auth_failures,
+                    profiles=profiles,
+                )
+            )
+        transports = Counter("tcp" if s.interleaved else "udp" for s in sessions)
+        return Snapshot(cameras, dict(self.onvif_requests), transports)
 
     async def start(self) -> None:
         gateway = self.config.gateway
@@ -394,7 +495,13 @@ class Gateway:
         routes = [web.get(DESCRIPTION_PATH, announcer.describe(config.name))] if announcer else []
         try:
             await camera.serve_onvif(
-                identity, ports, gateway, self.users, routes, tokens=self.onvif_tokens
+                identity,
+                ports,
+                gateway,
+                self.users,
+                routes,
+                tokens=self.onvif_tokens,
+                requests=self.onvif_requests,
             )
         except OSError as exc:
             # The camera still streams over RTSP; only its ONVIF device is missing.

@@ -16,12 +16,18 @@ from bridge import __version__, bench, commands
 from bridge.cameras.base import Dialect
 from bridge.discovery import lan
 from bridge.errors import BridgeError, ConfigError
-from bridge.logs import register_secret, setup_logging
+from bridge.logs import LOG_FORMATS, register_secret, setup_logging
 from bridge.simulator.core import SimOptions
 
 EXIT_OK = 0
 EXIT_ERROR = 1
 EXIT_USAGE = 2
+
+
+def _log_format(parser: argparse.ArgumentParser, default: str) -> None:
+    parser.add_argument(
+        "--log-format", choices=LOG_FORMATS, default=default, help="json: a JSON object a line"
+    )
 
 
 def _parser() -> argparse.ArgumentParser:
@@ -30,10 +36,12 @@ def _parser() -> argparse.ArgumentParser:
     )
     parser.add_argument("--version", action="version", version=f"bridge {__version__}")
     parser.add_argument("-v", "--verbose", action="store_true", help="debug logging")
+    _log_format(parser, "text")
     sub = parser.add_subparsers(dest="command", required=True)
 
     run = sub.add_parser("run", help="run the gateway for the cameras in a config file")
     run.add_argument("--config", "-c", type=Path, required=True)
+    _log_format(run, argparse.SUPPRESS)  # also after "run"; the default is the top level's
 
     demo = sub.add_parser("demo", help="run one emulated camera of each dialect and the gateway")
     demo.add_argument("--host", default="127.0.0.1", help="where the emulated cameras listen")
@@ -167,7 +175,7 @@ def _bench_options(args: argparse.Namespace) -> bench.BenchOptions:
 
 def main(argv: Sequence[str] | None = None) -> int:
     args = _parser().parse_args(argv)
-    setup_logging(logging.DEBUG if args.verbose else logging.INFO)
+    setup_logging(logging.DEBUG if args.verbose else logging.INFO, json=args.log_format == "json")
     for secret in (getattr(args, "password", None),):
         if secret:
             register_secret(secret)

@@ -25,6 +25,7 @@ from dataclasses import dataclass
 from typing import Generic, TypeVar
 
 from bridge.errors import BridgeError
+from bridge.ratelimit import ThrottledLog
 
 log = logging.getLogger(__name__)
 
@@ -57,6 +58,7 @@ class Subscription(Generic[T]):
         if self._queue.full():
             self._queue.get_nowait()
             self.dropped += 1
+            self._fanout.dropped += 1
         self._queue.put_nowait(item)
 
     async def get(self) -> T:
@@ -98,7 +100,18 @@ class Fanout(Generic[T]):
         self._task: asyncio.Task[None] | None = None
         self._idle_timer: asyncio.TimerHandle | None = None
         self.connects = 0  # how many times the upstream was opened
+        self.reconnects = 0  # ... of them after it failed (not after an idle release)
+        self.items = 0  # items the upstream delivered (metrics)
+        self.dropped = 0  # items a lagging subscriber lost (metrics)
         self.last_error = ""
+        self.failing = False  # the upstream failed and no item came since
+        # The last failure's type, when a BridgeError (not the exception: its traceback would
+        # keep the failed upstream's frames alive).
+        self.failure: type[BridgeError] | None = None
+        # Called with True on every failure and with False on the first item after one (a
+        # camera's offline/online).
+        self.on_failing: Callable[[bool], None] | None = None
+        self._failures = ThrottledLog(log)
         self.latest: T | None = None
 
     @property
@@ -144,9 +157,12 @@ class Fanout(Generic[T]):
     async def _pump(self) -> None:
         delays = self._backoff.delays()
         loop = asyncio.get_running_loop()
+        opened = self.connects
         while True:
             upstream = self._open_upstream()
+            self.reconnects += self.connects > opened
             self.connects += 1
+            self.failure = None
             try:
                 # One deadline pushed forward per item: asyncio.wait_for would add a task per
                 # frame and, on 3.11, can swallow a cancellation that races a completed item.
@@ -154,6 +170,9 @@ class Fanout(Generic[T]):
                     async for item in upstream:
                         deadline.reschedule(loop.time() + self.stall_timeout)
                         self.latest = item
+                        self.items += 1
+                        if self.failing:
+                            self._set_failing(False)
                         for subscriber in self._subscribers:
                             subscriber.offer(item)
                         delays = self._backoff.delays()  # a working stream resets the backoff
@@ -162,6 +181,7 @@ class Fanout(Generic[T]):
                 self.last_error = f"no data for {self.stall_timeout:g} s"
             except BridgeError as exc:
                 self.last_error = str(exc)
+                self.failure = type(exc)
             except Exception as exc:
                 # A driver bug must not end streaming for good: log it and reconnect.
                 log.exception("%s: upstream failed unexpectedly", self.name)
@@ -172,5 +192,20 @@ class Fanout(Generic[T]):
                     with contextlib.suppress(Exception):
                         await aclose()
             delay = next(delays)
-            log.warning("%s: %s; reconnecting in %.1f s", self.name, self.last_error, delay)
+            self._set_failing(True)
+            # A camera that stays away fails again every few seconds: one line per error now
+            # and then, not one per retry.
+            self._failures.log(
+                logging.WARNING,
+                "upstream",
+                "%s: %s; reconnecting in %.1f s",
+                self.name,
+                self.last_error,
+                delay,
+            )
             await asyncio.sleep(delay)
+
+    def _set_failing(self, failing: bool) -> None:
+        self.failing = failing
+        if self.on_failing is not None:
+            self.on_failing(failing)

@@ -25,9 +25,11 @@ Here each becomes one INFO line naming the client and the kind of error, at most
 
 from __future__ import annotations
 
+import json as jsonlib
 import logging
 import re
 import sys
+from datetime import UTC, datetime
 
 from aiohttp.http_exceptions import HttpProcessingError
 
@@ -63,21 +65,42 @@ def register_secret(secret: str) -> None:
 
 
 def redact(text: str) -> str:
-    # URLs first: a password in one may hold anything, "Authorization:" included.
+    # Known secrets first, whole: a pattern below could mask only the part before a quote or
+    # an "&" in one and leave the rest readable.
+    for secret in sorted(_SECRETS, key=len, reverse=True):
+        text = text.replace(secret, _MASK)
+    # URLs next: a password in one may hold anything, "Authorization:" included.
     text = _URL_USERINFO.sub(rf"\g<scheme>\g<user>:{_MASK}@", text)
     text = _QUERY_SECRET.sub(rf"\g<key>={_MASK}", text)
     text = _AUTHORIZATION.sub(rf"\g<head>\g<scheme>{_MASK}", text)
     text = _BARE_TOKEN.sub(rf"\g<scheme> {_MASK}", text)
     text = _DIGEST_RESPONSE.sub(rf"\g<key>{_MASK}", text)
-    text = _WSSE_PASSWORD.sub(rf"\g<tag>{_MASK}", text)
-    for secret in sorted(_SECRETS, key=len, reverse=True):
-        text = text.replace(secret, _MASK)
-    return text
+    return _WSSE_PASSWORD.sub(rf"\g<tag>{_MASK}", text)
 
 
 class RedactingFormatter(logging.Formatter):
     def format(self, record: logging.LogRecord) -> str:
         return redact(super().format(record))
+
+
+class JsonFormatter(logging.Formatter):
+    """One JSON object per line for log shippers: ``time`` (UTC, ISO 8601), ``level``,
+    ``logger``, ``message`` and, when there is one, ``exception``. Each value is masked as text
+    lines are, before it is JSON-escaped (escaping would hide a secret holding a quote or a
+    backslash from the mask)."""
+
+    def format(self, record: logging.LogRecord) -> str:
+        entry = {
+            "time": datetime.fromtimestamp(record.created, UTC).isoformat(timespec="milliseconds"),
+            "level": record.levelname,
+            "logger": record.name,
+            "message": record.getMessage(),
+        }
+        if record.exc_info:
+            entry["exception"] = self.formatException(record.exc_info)
+        if record.stack_info:
+            entry["stack"] = self.formatStack(record.stack_info)
+        return jsonlib.dumps({key: redact(value) for key, value in entry.items()})
 
 
 class MalformedHttpRequests(logging.Filter):
@@ -103,9 +126,17 @@ class MalformedHttpRequests(logging.Filter):
         return False
 
 
-def setup_logging(level: int = logging.INFO) -> None:
+LOG_FORMATS = ("text", "json")
+
+
+def setup_logging(level: int = logging.INFO, *, json: bool = False) -> None:
+    """Log to stderr, as text lines or (``json``) one JSON object per line; masked either way."""
     handler = logging.StreamHandler(sys.stderr)
-    handler.setFormatter(RedactingFormatter("%(asctime)s %(levelname)-7s %(name)s: %(message)s"))
+    handler.setFormatter(
+        JsonFormatter()
+        if json
+        else RedactingFormatter("%(asctime)s %(levelname)-7s %(name)s: %(message)s")
+    )
     root = logging.getLogger()
     root.handlers[:] = [handler]
     root.setLevel(level)

@@ -60,6 +60,8 @@ async def test_slow_subscriber_drops_old_items_without_delaying_others() -> None
     assert received == list(range(received[0], received[0] + 40))  # no gap for the fast one
     assert slow.dropped >= 30  # the one that never read lost items, holding at most 2
     assert slow._queue.qsize() <= 2
+    assert fanout.dropped == slow.dropped + fast.dropped  # what /metrics reads
+    assert fanout.items >= 40
     slow.close()
     fast.close()
     await fanout.close()
@@ -68,11 +70,16 @@ async def test_slow_subscriber_drops_old_items_without_delaying_others() -> None
 async def test_upstream_failure_reconnects_and_subscribers_keep_receiving() -> None:
     source = Counter(fail_after=5)
     fanout = Fanout(source.stream, name="t", backoff=FAST_RETRY)
+    changes: list[bool] = []
+    fanout.on_failing = changes.append
     async with fanout.subscribe() as sub:
         items = [await asyncio.wait_for(sub.get(), 2) for _ in range(12)]
     assert source.opened >= 3
     assert items == sorted(items)
     assert fanout.last_error.endswith("camera went away")
+    # each failure is told, and so is each first item after one (a camera offline, online)
+    assert changes[:4] == [True, False, True, False]
+    assert fanout.reconnects == source.opened - 1
     await fanout.close()
 
 

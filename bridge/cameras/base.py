@@ -33,6 +33,15 @@ class Dialect(enum.StrEnum):
     VAPIX2 = "vapix2"
 
 
+class CameraState(enum.StrEnum):
+    """How the gateway sees a configured camera (status page, metrics, /readyz, logs)."""
+
+    CONNECTING = "connecting"  # not connected yet, and no attempt failed
+    ONLINE = "online"  # connected; its stream, when watched, delivers
+    OFFLINE = "offline"  # unreachable, or its stream fails and is being retried
+    AUTH_FAILED = "auth failed"  # it refuses the configured credentials
+
+
 class AudioCodec(enum.StrEnum):
     """Camera audio codecs; the values are FFmpeg/PyAV decoder names."""
 

@@ -43,6 +43,7 @@ from bridge.media.transcode import (
     CLOCK_RATE,
     EncodedAccessUnit,
     EncoderSettings,
+    EncoderTime,
     EncoderWorker,
     TimestampSmoother,
     h264_level,
@@ -239,8 +240,10 @@ class _H264Encoder:
         profile: Profile,
         limits: Callable[[], VideoLimits],
         meter: RateMeter,
+        spent: EncoderTime,
     ):
         self._name = f"{camera}/{profile}"
+        self._spent = spent
         self._limits = limits
         self._limits_in_use = limits()
         self._meter = meter
@@ -348,7 +351,7 @@ class _H264Encoder:
             settings.fps,
             settings.bitrate // 1000,
         )
-        self._worker = EncoderWorker(settings, name=self._name)
+        self._worker = EncoderWorker(settings, name=self._name, spent=self._spent)
         self._smoother = TimestampSmoother(settings.fps)
         self._source = (size, fps)
         self._origin = now
@@ -394,6 +397,7 @@ class CameraMedia:
                 backoff=backoff,
             )
         self._limits = dict(PROFILE_LIMITS)
+        self.encoding: dict[Profile, EncoderTime] = {}  # each H.264 profile's encoders, summed
 
     @property
     def fps(self) -> float | None:
@@ -446,7 +450,13 @@ class CameraMedia:
                 return self._jpeg_units(video)
 
         else:
-            encoder = _H264Encoder(self.name, profile, lambda: self._limits[profile], self._rate)
+            encoder = _H264Encoder(
+                self.name,
+                profile,
+                lambda: self._limits[profile],
+                self._rate,
+                self.encoding.setdefault(profile, EncoderTime()),
+            )
             request_keyframe = encoder.request_keyframe
 
             def open_upstream() -> AsyncIterator[AccessUnit]:

@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import asyncio
 import concurrent.futures
+import time
 from dataclasses import dataclass
 from fractions import Fraction
 from typing import Literal
@@ -325,6 +326,15 @@ class TimestampSmoother:
         return round(pts)
 
 
+@dataclass(slots=True)
+class EncoderTime:
+    """Pictures encoded and the encoder thread's CPU time for them (decode, scale, encode),
+    summed over every encoder a profile opened: its metrics' time per frame."""
+
+    frames: int = 0
+    seconds: float = 0.0
+
+
 class EncoderWorker:
     """Runs a :class:`VideoTranscoder` on its own thread, for use from the event loop.
 
@@ -332,8 +342,11 @@ class EncoderWorker:
     hands the bytes over.
     """
 
-    def __init__(self, settings: EncoderSettings, *, name: str = "encoder") -> None:
+    def __init__(
+        self, settings: EncoderSettings, *, name: str = "encoder", spent: EncoderTime | None = None
+    ) -> None:
         self._transcoder = VideoTranscoder(settings)
+        self._spent = EncoderTime() if spent is None else spent
         self._executor = concurrent.futures.ThreadPoolExecutor(
             max_workers=1, thread_name_prefix=name
         )
@@ -346,9 +359,16 @@ class EncoderWorker:
         self, jpeg: bytes, pts_90k: int, force_idr: bool = False
     ) -> EncodedAccessUnit | None:
         loop = asyncio.get_running_loop()
-        return await loop.run_in_executor(
-            self._executor, self._transcoder.encode, jpeg, pts_90k, force_idr
-        )
+        return await loop.run_in_executor(self._executor, self._encode, jpeg, pts_90k, force_idr)
+
+    def _encode(self, jpeg: bytes, pts_90k: int, force_idr: bool) -> EncodedAccessUnit | None:
+        """On the worker thread: its own CPU clock, so waiting for the GIL does not count."""
+        started = time.thread_time()
+        try:
+            return self._transcoder.encode(jpeg, pts_90k, force_idr)
+        finally:
+            self._spent.frames += 1
+            self._spent.seconds += time.thread_time() - started
 
     def close(self) -> None:
         """Stop the thread; a picture being encoded finishes, queued ones are dropped. The

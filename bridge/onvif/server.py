@@ -23,6 +23,7 @@ tokens are checked by one verifier per gateway, shared by all its devices.
 from __future__ import annotations
 
 import logging
+from collections import Counter
 from collections.abc import Mapping, MutableMapping
 from typing import Any
 
@@ -65,6 +66,9 @@ log = logging.getLogger(__name__)
 NONCE_LIFETIME = 60.0
 _READ_CHUNK = 64 * 1024
 _NO_ONE = DigestVerdict(None)
+# (service, operation, fault) -> requests answered; names from the WSDL catalog and the fault
+# tree only, so a client cannot make up labels. "-" for a request whose operation is unknown.
+RequestCounts = Counter[tuple[str, str, str]]
 
 
 class _Challenge(Exception):
@@ -94,7 +98,9 @@ class _Endpoint:
         max_request_bytes: int,
         tokens: UsernameTokenVerifier,
         validate_responses: bool,
+        requests: RequestCounts | None,
     ) -> None:
+        self._requests = requests
         self._operations = operations
         self._accounts = accounts
         self._digest = DigestAuthority(realm, nonce_lifetime=NONCE_LIFETIME, replay_proof=True)
@@ -107,6 +113,16 @@ class _Endpoint:
         )
 
     async def handle(self, request: web.Request) -> web.Response:
+        response, operation, fault = await self._answer(request)
+        if self._requests is not None:
+            name = ("-", "-") if operation is None else (operation.service.name, operation.name)
+            self._requests[(*name, fault)] += 1
+        return response
+
+    async def _answer(self, request: web.Request) -> tuple[web.Response, Operation | None, str]:
+        """The response, the operation asked for (once known) and the fault answered ("none"
+        for success): the ``ter:`` subcode, else the SOAP fault code."""
+        operation: Operation | None = None
         # Until the envelope says otherwise, faults go out in the version the content type and
         # then the bytes suggest (a body cut short or not XML still names its namespace).
         version = SoapVersion.guess(request.content_type, b"")
@@ -140,25 +156,26 @@ class _Endpoint:
             )
             body = self._encode(operation, values, version)
         except _Challenge as challenge:
-            return self._reply(
+            reply = self._reply(
                 fault_envelope(NotAuthorized(), version),
                 version,
                 status=401,
                 headers={"WWW-Authenticate": self._digest.challenge(stale=challenge.stale)},
             )
+            return reply, operation, _fault_name(NotAuthorized())
         except OnvifFault as fault:
-            return self._fault(fault, version)
+            return self._fault(fault, version), operation, _fault_name(fault)
         except _ClientGone:
             log.debug(
                 "ONVIF client %s left before its request to %s was complete",
                 request.remote,
                 request.path,
             )
-            return web.Response(status=400)
+            return web.Response(status=400), operation, "ClientGone"
         except Exception:
             log.exception("ONVIF request to %s failed", request.path)
-            return self._fault(ActionFailed(), version)
-        return self._reply(body, version, status=200)
+            return self._fault(ActionFailed(), version), operation, _fault_name(ActionFailed())
+        return self._reply(body, version, status=200), operation, "none"
 
     async def _read_body(self, request: web.Request) -> bytes:
         limit = self._max_request_bytes
@@ -277,6 +294,10 @@ class _Endpoint:
         )
 
 
+def _fault_name(fault: OnvifFault) -> str:
+    return fault.chain[-1] if fault.chain else fault.code
+
+
 def device_app(
     operations: Operations,
     users: MutableMapping[str, str],
@@ -285,6 +306,7 @@ def device_app(
     max_request_bytes: int = MAX_REQUEST_BYTES,
     tokens: UsernameTokenVerifier | None = None,
     validate_responses: bool = False,
+    requests: RequestCounts | None = None,
 ) -> web.Application:
     """The aiohttp application of one ONVIF device.
 
@@ -294,7 +316,7 @@ def device_app(
     so that no token is accepted twice anywhere; without one the device keeps its own.
     ``validate_responses`` checks every response body against the schemas before sending it (a
     test and debugging aid: a response that does not fit is logged and answered with ter:Action
-    instead).
+    instead). ``requests`` counts every request answered (the gateway's metrics).
     """
     endpoint = _Endpoint(
         operations,
@@ -303,6 +325,7 @@ def device_app(
         max_request_bytes=max_request_bytes,
         tokens=tokens or UsernameTokenVerifier(),
         validate_responses=validate_responses,
+        requests=requests,
     )
     app = web.Application(client_max_size=max_request_bytes)
     for service in Service:

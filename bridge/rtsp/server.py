@@ -57,6 +57,7 @@ from bridge.rtsp.protocol import (
 )
 from bridge.rtsp.sdp import SessionDescription
 from bridge.rtsp.session import (
+    Delivered,
     DeliveryStats,
     InterleavedOutput,
     Output,
@@ -171,6 +172,9 @@ class RtspServer:
         self._requested_port = port
         self._auth = Authenticator(users, realm)
         self.stats = DeliveryStats()
+        # Per stream path, for metrics; only paths the resolver accepted (configured cameras'
+        # profiles), never what a client made up.
+        self.delivered: dict[str, Delivered] = {}
         self.session_timeout = session_timeout
         self._header_timeout = header_timeout
         self._idle_timeout = idle_timeout
@@ -238,7 +242,8 @@ class RtspServer:
                 await self._end(session)
 
     async def _end(self, session: Session) -> None:
-        self._sessions.pop(session.id, None)
+        if self._sessions.pop(session.id, None) is not None and session.state is State.PLAYING:
+            log.info("rtsp: viewer %s left %s", session.host, session.path)
         for client in self._clients:
             client.sessions.discard(session)
         await session.close()
@@ -508,7 +513,15 @@ class RtspServer:
             raise _Status(461) from None
         if session is None:
             self._check_session_quota(client, user)
-            session = Session(path, source, self.session_timeout, user=user, host=client.peer_host)
+            delivered = self.delivered.setdefault(path, Delivered())
+            session = Session(
+                path,
+                source,
+                self.session_timeout,
+                user=user,
+                host=client.peer_host,
+                delivered=delivered,
+            )
             # Registered before any await, so that quotas count it while its sockets are bound.
             self._sessions[session.id] = session
             client.sessions.add(session)
@@ -525,7 +538,7 @@ class RtspServer:
             old.output.close()
         answer = answer_transport(spec, output, sequencer.ssrc)
         session.tracks[index] = TrackBinding(
-            track, request.uri, answer, output, sequencer, self.stats
+            track, request.uri, answer, output, sequencer, self.stats, session.delivered
         )
         headers = {"Transport": answer.serialize(), **self._session_header(session)}
         return RtspResponse.reply(request, 200, headers), None
@@ -609,10 +622,18 @@ class RtspServer:
             for binding, seq, rtptime in positions
         )
         headers |= {"Range": "npt=now-", "RTP-Info": rtp_info}
+        log.info(
+            "rtsp: viewer %s joined %s over %s",
+            session.host,
+            session.path,
+            "TCP" if session.interleaved else "UDP",
+        )
         return RtspResponse.reply(request, 200, headers), session.start
 
     async def _pause(self, client: _Client, request: RtspRequest, user: str | None) -> Reply:
         session = self._session(client, request, user)
+        if session.state is State.PLAYING:
+            log.info("rtsp: viewer %s paused %s", session.host, session.path)
         await session.pause()
         return RtspResponse.reply(request, 200, self._session_header(session)), None
 

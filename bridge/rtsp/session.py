@@ -171,6 +171,17 @@ class DeliveryStats:
 
 
 @dataclass(slots=True)
+class Delivered:
+    """What one stream (``<camera>/<profile>``) sent to all its viewers, for metrics: video
+    frames sent, frames lost (a viewer's queue overflowed or its socket was full, so it waits
+    for the next keyframe), and RTP payload bytes of every track."""
+
+    frames: int = 0
+    dropped: int = 0
+    bytes: int = 0
+
+
+@dataclass(slots=True)
 class TrackBinding:
     track: MediaTrack
     control: str  # the track URL the client used, echoed in RTP-Info
@@ -178,20 +189,25 @@ class TrackBinding:
     output: Output
     sequencer: RtpSequencer
     stats: DeliveryStats
+    delivered: Delivered
     awaiting_keyframe: bool = True
 
     def deliver(self, unit: PacketizedUnit) -> None:
         video = self.track.codec.is_video
         if self.output.congested():
             self.awaiting_keyframe = video
+            self.delivered.dropped += video
             return
         if self.awaiting_keyframe:
             if not unit.keyframe:
+                self.delivered.dropped += video
                 return
             self.awaiting_keyframe = False
+        self.delivered.bytes += unit.size
         if video:
             self.output.send_rtp(self.sequencer.frame(unit.payloads, unit.media_time))
             self.stats.sent(unit)
+            self.delivered.frames += 1
         else:
             # Continuous audio: the marker would announce a talkspurt (RFC 3551 §4.1).
             self.output.send_rtp([self.sequencer.packet(p, unit.media_time) for p in unit.payloads])
@@ -229,10 +245,18 @@ class Session:
     """
 
     def __init__(
-        self, path: str, source: StreamSource, timeout: float, *, user: str | None, host: str
+        self,
+        path: str,
+        source: StreamSource,
+        timeout: float,
+        *,
+        user: str | None,
+        host: str,
+        delivered: Delivered | None = None,
     ) -> None:
         self.id = secrets.token_hex(8)
         self.path = path
+        self.delivered = Delivered() if delivered is None else delivered  # the stream's counts
         self.source = source
         self.timeout = timeout
         self.user = user
@@ -325,6 +349,7 @@ class Session:
         try:
             async for unit in subscription:
                 if subscription.dropped != dropped:
+                    self.delivered.dropped += subscription.dropped - dropped
                     dropped = subscription.dropped
                     for binding in self.tracks.values():
                         binding.awaiting_keyframe = binding.track.codec.is_video

@@ -80,6 +80,7 @@ class PacketizedUnit(NamedTuple):
     media_time: float
     keyframe: bool
     arrival: float | None
+    size: int  # the payloads' bytes, summed once here rather than per viewer
 
 
 class MediaSubscription(Protocol):
@@ -148,7 +149,12 @@ class FanoutSource:
                     log.debug("%s: skipping a unit: %s", self._fanout.name, exc)
                     continue
                 yield PacketizedUnit(
-                    unit.track, payloads, unit.media_time, unit.keyframe, unit.arrival
+                    unit.track,
+                    payloads,
+                    unit.media_time,
+                    unit.keyframe,
+                    unit.arrival,
+                    sum(map(len, payloads)),
                 )
         finally:
             aclose = getattr(upstream, "aclose", None)

@@ -1,8 +1,10 @@
-"""HTTP endpoints on ``gateway.web_port``: ``/`` (the status page), ``/snapshot/<camera>.jpg``
-and ``/healthz``.
+"""HTTP endpoints on ``gateway.web_port``: ``/`` (the status page), ``/snapshot/<camera>.jpg``,
+``/metrics`` (:mod:`bridge.web.metrics`), ``/healthz`` and ``/readyz``.
 
-The status page and snapshots need the gateway's users (Basic or Digest, like RTSP);
-``/healthz`` is open so container health checks need no secret. The status page lists every
+The status page, snapshots and metrics need the gateway's users (Basic or Digest, like RTSP;
+Prometheus scrapes with Basic). ``/healthz`` (the process serves) and ``/readyz`` (every camera
+online; else 503 naming the ones that are not, with their state but not their errors) are open
+so container health checks and orchestrators need no secret. The status page lists every
 camera with its state and addresses (never a credential) and the cameras LAN discovery found
 that are not configured; it is what UPnP descriptions name as their presentation URL.
 """
@@ -15,6 +17,7 @@ from dataclasses import dataclass
 from html import escape
 
 from aiohttp import web
+from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, generate_latest
 
 from bridge import __version__
 from bridge.errors import CameraError
@@ -51,10 +54,17 @@ class Status:
 
 
 StatusLookup = Callable[[str], Status]  # the host the client reached the gateway at -> status
+# The cameras that are not ready, as "<camera>: <state>" lines; none when all are.
+Readiness = Callable[[], Sequence[str]]
 
 
 def web_app(
-    snapshots: SnapshotLookup, auth: Authenticator, status: StatusLookup | None = None
+    snapshots: SnapshotLookup,
+    auth: Authenticator,
+    status: StatusLookup | None = None,
+    *,
+    metrics: CollectorRegistry | None = None,
+    readiness: Readiness | None = None,
 ) -> web.Application:
     def refused(request: web.Request) -> web.Response | None:
         """The 401 a request without valid credentials gets, else None."""
@@ -86,6 +96,22 @@ def web_app(
     async def healthz(request: web.Request) -> web.Response:
         return web.Response(text="ok\n")
 
+    async def readyz(request: web.Request) -> web.Response:
+        assert readiness is not None
+        not_ready = readiness()
+        if not_ready:
+            return web.Response(status=503, text="".join(f"{line}\n" for line in not_ready))
+        return web.Response(text="ready\n")
+
+    async def metrics_page(request: web.Request) -> web.Response:
+        if (response := refused(request)) is not None:
+            return response
+        assert metrics is not None
+        return web.Response(
+            body=generate_latest(metrics),
+            headers={"Content-Type": CONTENT_TYPE_LATEST, "Cache-Control": "no-store"},
+        )
+
     async def status_page(request: web.Request) -> web.Response:
         if (response := refused(request)) is not None:
             return response
@@ -101,6 +127,10 @@ def web_app(
         app.router.add_get("/", status_page)
     app.router.add_get("/snapshot/{camera}.jpg", snapshot)
     app.router.add_get("/healthz", healthz)
+    if readiness is not None:
+        app.router.add_get("/readyz", readyz)
+    if metrics is not None:
+        app.router.add_get("/metrics", metrics_page)
     return app
 
 
