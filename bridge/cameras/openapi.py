@@ -16,7 +16,6 @@ Pure functions (reply text -> typed values, typed values -> CGI parameters) come
 
 from __future__ import annotations
 
-import asyncio
 import datetime
 import logging
 import re
@@ -33,6 +32,7 @@ from collections.abc import (
 from dataclasses import dataclass, replace
 from typing import Final
 
+from bridge.aiter import merge
 from bridge.cameras.base import (
     AudioChunk,
     AudioCodec,
@@ -961,38 +961,7 @@ class OpenApiDriver(CameraDriver):
         if self.capabilities.input_events:
             sources.append(self._input_events)
         self._require(bool(sources), "report events")
-        return self._merge(sources)
-
-    async def _merge(
-        self, sources: Sequence[Callable[[], AsyncIterator[CameraEvent]]]
-    ) -> AsyncGenerator[CameraEvent, None]:
-        """The upstream streams at once; ends when all ended, fails when any fails."""
-        queue: asyncio.Queue[CameraEvent | Exception | None] = asyncio.Queue(EVENT_QUEUE_SIZE)
-
-        async def pump(source: Callable[[], AsyncIterator[CameraEvent]]) -> None:
-            try:
-                async for event in source():
-                    await queue.put(event)
-            except Exception as exc:  # handed to the consumer, which raises it
-                await queue.put(exc)
-            else:
-                await queue.put(None)
-
-        tasks = [asyncio.create_task(pump(source)) for source in sources]
-        try:
-            running = len(tasks)
-            while running:
-                item = await queue.get()
-                if item is None:
-                    running -= 1
-                elif isinstance(item, Exception):
-                    raise item
-                else:
-                    yield item
-        finally:
-            for task in tasks:
-                task.cancel()
-            await asyncio.gather(*tasks, return_exceptions=True)
+        return merge(*(source() for source in sources), depth=EVENT_QUEUE_SIZE)
 
     async def _motion_events(self) -> AsyncIterator[CameraEvent]:
         async with self.http.stream(MOTION_CGI) as reply:

@@ -17,8 +17,6 @@ first so they can be tested without sockets; the driver class at the end does th
 
 from __future__ import annotations
 
-import asyncio
-import contextlib
 import datetime
 import logging
 import re
@@ -26,6 +24,7 @@ import time
 from collections.abc import AsyncGenerator, AsyncIterable, AsyncIterator, Mapping, Sequence
 from dataclasses import dataclass, replace
 
+from bridge.aiter import merge
 from bridge.cameras.base import (
     AudioChunk,
     AudioCodec,
@@ -647,8 +646,6 @@ def has_motion_windows(values: Mapping[str, str]) -> bool:
 
 # -- the driver -----------------------------------------------------------------------------------
 
-_END = object()  # an event source has finished
-
 
 class Vapix2Driver(CameraDriver):
     dialect = Dialect.VAPIX2
@@ -966,7 +963,7 @@ class Vapix2Driver(CameraDriver):
             sources.append(self._motion_events())
         if not sources:
             raise self._unsupported("report events")
-        return _merge(sources)
+        return merge(*sources, depth=EVENT_QUEUE_SIZE)
 
     async def _input_events(self) -> AsyncGenerator[CameraEvent, None]:
         count = self.capabilities.digital_inputs
@@ -1011,39 +1008,3 @@ class Vapix2Driver(CameraDriver):
 
     async def factory_default(self) -> None:
         await self.http.get(self._path(FACTORY_DEFAULT_CGI))
-
-
-async def _merge(
-    sources: Sequence[AsyncGenerator[CameraEvent, None]],
-) -> AsyncIterator[CameraEvent]:
-    """Events of all sources as they come, until every source has ended; the first error of
-    any source ends the stream with that error."""
-    queue: asyncio.Queue[object] = asyncio.Queue(maxsize=EVENT_QUEUE_SIZE)
-
-    async def pump(source: AsyncGenerator[CameraEvent, None]) -> None:
-        try:
-            # aclosing: a pump cancelled while blocked on put() still closes its stream.
-            async with contextlib.aclosing(source):
-                async for event in source:
-                    await queue.put(event)
-        except Exception as exc:  # handed to the consumer, which re-raises it
-            await queue.put(exc)
-        else:
-            await queue.put(_END)
-
-    tasks = [asyncio.create_task(pump(source)) for source in sources]
-    running = len(tasks)
-    try:
-        while running:
-            item = await queue.get()
-            if item is _END:
-                running -= 1
-            elif isinstance(item, Exception):
-                raise item
-            else:
-                assert isinstance(item, CameraEvent)
-                yield item
-    finally:
-        for task in tasks:
-            task.cancel()
-        await asyncio.gather(*tasks, return_exceptions=True)

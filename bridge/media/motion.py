@@ -48,11 +48,11 @@ from av.video.frame import VideoFrame
 from av.video.reformatter import Interpolation
 from numpy.typing import NDArray
 
+from bridge.aiter import merge
 from bridge.cameras.base import CameraDriver, CameraEvent, EventKind, JpegFrame
 from bridge.codecs.jpeg import check_header
 from bridge.errors import ProtocolError
 from bridge.fanout import Fanout
-from bridge.media.source import merge
 from bridge.media.transcode import lowres_for
 from bridge.ratelimit import ThrottledLog
 
@@ -310,6 +310,12 @@ class CameraEvents:
     pixels: PixelMotion | None = None
 
 
+async def _nothing() -> AsyncIterator[CameraEvent]:
+    """A camera that reports nothing: no event, and no end (an end would be reconnected)."""
+    await asyncio.get_running_loop().create_future()  # never done; closing cancels it
+    yield CameraEvent.__new__(CameraEvent)  # never reached; makes this an async generator
+
+
 def camera_events(
     driver: CameraDriver,
     frames: Fanout[JpegFrame],
@@ -325,14 +331,13 @@ def camera_events(
     detector = PixelMotion(frames, pixels, name=name) if pixels is not None else None
 
     def open_reports() -> AsyncIterator[CameraEvent]:
-        # A merge of no sources is a camera that reports nothing: it waits until closed.
         sources: list[AsyncIterator[CameraEvent]] = []
         if capabilities.input_events or camera_motion:
             reports = driver.events()
             sources.append(reports if camera_motion else _without_motion(reports))
         if detector is not None:
             sources.append(detector.events())
-        return merge(*sources)
+        return merge(*sources) if sources else _nothing()
 
     return CameraEvents(camera_motion or detector is not None, open_reports, detector)
 

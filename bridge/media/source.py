@@ -33,6 +33,7 @@ from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass, replace
 from typing import NamedTuple, TypeVar
 
+from bridge.aiter import merge
 from bridge.cameras.base import AudioChunk, AudioFormat, CameraDriver, JpegFrame
 from bridge.codecs.h264 import split_annexb
 from bridge.codecs.jpeg import check_header, jpeg_size
@@ -71,7 +72,6 @@ SUB_MAX_FPS = 7.5  # grid views: half a 10 or 15 fps camera
 PROFILE_GRACE = 2.0  # keeps an encoder warm between DESCRIBE and PLAY, and across a re-SETUP
 SNAPSHOT_MAX_AGE = 1.0  # a frame younger than this from the running stream is a snapshot
 SNAPSHOT_TIMEOUT = 5.0
-_MERGE_DEPTH = 16
 
 
 class Profile(enum.StrEnum):
@@ -195,39 +195,6 @@ class AudioClock:
         times = [self._next + i * self._frame for i in range(frames)]
         self._next += frames * self._frame
         return times
-
-
-class _Failure(NamedTuple):
-    error: Exception
-
-
-async def merge(*sources: AsyncIterator[T]) -> AsyncIterator[T]:
-    """Items of several iterators as they come; a failure of any ends the merge with it."""
-    queue: asyncio.Queue[T | _Failure] = asyncio.Queue(_MERGE_DEPTH)
-
-    async def pump(source: AsyncIterator[T]) -> None:
-        try:
-            async for item in source:
-                await queue.put(item)
-        except Exception as exc:
-            await queue.put(_Failure(exc))
-        finally:
-            aclose = getattr(source, "aclose", None)
-            if aclose is not None:
-                with contextlib.suppress(Exception):
-                    await aclose()
-
-    tasks = [asyncio.create_task(pump(source)) for source in sources]
-    try:
-        while True:
-            item = await queue.get()
-            if isinstance(item, _Failure):
-                raise item.error
-            yield item
-    finally:
-        for task in tasks:
-            task.cancel()
-        await asyncio.gather(*tasks, return_exceptions=True)
 
 
 class _H264Encoder:
