@@ -24,6 +24,7 @@ from pathlib import Path
 
 from aiohttp import web
 
+from bridge import heap
 from bridge.cameras.base import CameraDriver, CameraState, DeviceInfo, Dialect
 from bridge.cameras.http import CameraHttp, Credentials
 from bridge.cameras.identify import driver_for, identify
@@ -437,6 +438,7 @@ class Gateway:
             )
         if gateway.discovery:
             self._tasks.append(asyncio.create_task(self._discover_cameras(), name="discovery"))
+        self._tasks.append(asyncio.create_task(heap.give_back_periodically(), name="heap"))
         log.info(
             "gateway started with %d camera(s): RTSP on port %d, web on port %d",
             len(self.cameras),

@@ -83,3 +83,28 @@ async def test_releases_close_together_give_back_once_a_moment_later(
     async with asyncio.timeout(5):
         await done.wait()
     assert calls == [0, 0]
+
+
+@glibc_only
+async def test_a_running_gateway_gives_back_at_a_steady_pace(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """Streams that keep running fragment the heap too, with no encoder closing."""
+    calls: list[int] = []
+    twice = asyncio.Event()
+
+    def counting_trim(pad: int) -> int:
+        calls.append(pad)
+        if len(calls) == 2:
+            loop.call_soon_threadsafe(twice.set)
+        return 1
+
+    loop = asyncio.get_running_loop()
+    monkeypatch.setattr(heap, "_trim", counting_trim)
+    task = asyncio.create_task(heap.give_back_periodically(every=0.02))
+    async with asyncio.timeout(5):
+        await twice.wait()
+    task.cancel()
+    with pytest.raises(asyncio.CancelledError):
+        await task
+    assert calls[:2] == [0, 0]

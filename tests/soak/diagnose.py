@@ -24,11 +24,13 @@ import sys
 import threading
 import time
 import tracemalloc
+import types
 from collections import Counter
 from pathlib import Path
 
 FRAMES = 8
 TOP = 15
+CYCLES = 8
 
 
 class _MallInfo2(ctypes.Structure):
@@ -75,6 +77,80 @@ def object_counts() -> Counter[str]:
     return Counter(type(o).__qualname__ for o in gc.get_objects())
 
 
+def garbage_origins() -> list[str]:
+    """What the garbage in reference cycles is and where its frames ran: the functions whose
+    frames are kept alive only by a cycle (an exception's traceback held by a local of the
+    frame it went through is the classic one), and the exception types in it."""
+    gc.set_debug(gc.DEBUG_SAVEALL)
+    try:
+        gc.collect()
+        garbage = list(gc.garbage)
+        gc.garbage.clear()
+    finally:
+        gc.set_debug(0)
+    kinds = Counter(type(o).__qualname__ for o in garbage)
+    frames = Counter(
+        f"{Path(o.f_code.co_filename).name}:{o.f_code.co_name}"
+        for o in garbage
+        if isinstance(o, types.FrameType)
+    )
+    errors = Counter(type(o).__qualname__ for o in garbage if isinstance(o, BaseException))
+    cycles = [shortest_cycle(error, garbage) for error in _one_per_origin(garbage)]
+    del garbage
+    lines = [
+        "--- garbage in reference cycles: "
+        + ", ".join(f"{name} x{n}" for name, n in kinds.most_common(TOP))
+    ]
+    lines.append("    frames: " + ", ".join(f"{n} {name}" for name, n in frames.most_common(TOP)))
+    lines.append("    exceptions: " + ", ".join(f"{n} {name}" for name, n in errors.most_common()))
+    lines += [f"    cycle: {cycle}" for cycle in cycles if cycle]
+    return lines
+
+
+def _one_per_origin(garbage: list[object]) -> list[BaseException]:
+    """One exception of each type and innermost raising function, at most CYCLES."""
+    seen: dict[tuple[str, str], BaseException] = {}
+    for o in garbage:
+        if isinstance(o, BaseException) and o.__traceback__ is not None:
+            tb = o.__traceback__
+            while tb.tb_next is not None:
+                tb = tb.tb_next
+            seen.setdefault((type(o).__qualname__, tb.tb_frame.f_code.co_name), o)
+    return list(seen.values())[:CYCLES]
+
+
+def _describe(o: object) -> str:
+    if isinstance(o, types.FrameType):
+        return f"frame {Path(o.f_code.co_filename).name}:{o.f_code.co_name}:{o.f_lineno}"
+    if isinstance(o, BaseException):
+        return f"{type(o).__qualname__}"
+    return type(o).__qualname__
+
+
+def shortest_cycle(start: object, garbage: list[object]) -> str:
+    """The shortest chain of references from ``start`` back to itself within the garbage:
+    what keeps it in a cycle."""
+    members = {id(o) for o in garbage}
+    parents: dict[int, object] = {id(start): start}
+    came_from: dict[int, int] = {}
+    frontier = [start]
+    while frontier:
+        following = []
+        for o in frontier:
+            for r in gc.get_referents(o):
+                if r is start:
+                    chain = [o]
+                    while id(chain[-1]) != id(start):
+                        chain.append(parents[came_from[id(chain[-1])]])
+                    return " <- ".join(_describe(x) for x in chain)
+                if id(r) in members and id(r) not in parents:
+                    parents[id(r)] = r
+                    came_from[id(r)] = id(o)
+                    following.append(r)
+        frontier = following
+    return ""
+
+
 class Reporter:
     def __init__(self, path: Path, every: float, *, trace: bool, collect: bool, trim: bool) -> None:
         self._path = path
@@ -110,6 +186,9 @@ class Reporter:
             traced = f"; traced by tracemalloc {size / 2**20:.1f} MB (peak {peak / 2**20:.1f} MB)"
         lines = [
             f"=== {time.strftime('%H:%M:%S')}  RSS {rss_mb():.1f} MB; {c_heap()}{traced}",
+            "gc collections by generation: "
+            + ", ".join(str(g["collections"]) for g in gc.get_stats())
+            + f"; tracked objects {len(gc.get_objects())}",
             "threads: "
             + ", ".join(
                 f"{name} x{n}"
@@ -142,6 +221,7 @@ class Reporter:
         del snapshot
         if self._collect:
             before = rss_mb(), c_heap()
+            lines += garbage_origins()
             unreachable = gc.collect()
             lines.append(
                 f"gc.collect(): {unreachable} unreachable objects; RSS {before[0]:.1f} -> "
