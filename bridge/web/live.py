@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import socket
 from collections import Counter
 from collections.abc import Callable
 
@@ -29,6 +30,9 @@ TOTAL = 32  # each costs a socket and a subscriber, not an encoder
 DEPTH = 2  # pictures queued per viewer: a slow one skips, it does not lag behind
 WRITE_TIMEOUT = 10.0
 STALL_TIMEOUT = 15.0  # the camera fan-out's own stall detection (10 s) comes first
+# The kernel's send buffer per live viewer, fixed (not grown by autotuning up to megabytes):
+# half a second of VGA pictures, so a browser that stops reading soon makes its queue drop.
+SEND_BUFFER = 128 * 1024
 BOUNDARY = "bridgeframe"
 
 # camera name -> the fan-out of its pictures, or None for an unknown or unconnected camera
@@ -114,6 +118,9 @@ class LiveViews:
             }
         )
         response.force_close()  # the connection is the stream: it does not go back to a pool
+        sock = request.transport.get_extra_info("socket") if request.transport else None
+        if sock is not None:
+            sock.setsockopt(socket.SOL_SOCKET, socket.SO_SNDBUF, SEND_BUFFER)
         await response.prepare(request)
         try:
             async with frames.subscribe(DEPTH) as pictures:
