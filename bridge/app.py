@@ -21,11 +21,12 @@ from dataclasses import dataclass, field, replace
 from functools import partial
 from ipaddress import IPv4Network
 from pathlib import Path
+from urllib.parse import quote
 
 from aiohttp import web
 
 from bridge import heap
-from bridge.cameras.base import CameraDriver, CameraState, DeviceInfo, Dialect
+from bridge.cameras.base import CameraDriver, CameraState, DeviceInfo, Dialect, JpegFrame
 from bridge.cameras.http import CameraHttp, Credentials
 from bridge.cameras.identify import driver_for, identify
 from bridge.config import CameraConfig, Config, GatewayConfig, load_state_file, load_users_file
@@ -33,6 +34,7 @@ from bridge.discovery import lan
 from bridge.discovery.announce import DESCRIPTION_PATH, AnnouncedDevice, Announcer
 from bridge.discovery.udp import listens_on
 from bridge.errors import AuthenticationFailed, BridgeError, CameraError, CameraUnreachable
+from bridge.fanout import Fanout
 from bridge.httpauth import Authenticator
 from bridge.identity import DeviceIdentities, DeviceIdentity
 from bridge.logs import register_secret
@@ -46,11 +48,20 @@ from bridge.onvif.services import device_operations
 from bridge.onvif.soap import Service, catalog
 from bridge.onvif.users import Account, UserAccounts, UserLevel
 from bridge.ptz import PtzHead
+from bridge.reachability import ReachabilityProbe
 from bridge.rtsp.server import RtspServer
-from bridge.rtsp.session import State
+from bridge.rtsp.session import Delivered, State
 from bridge.rtsp.stream import FanoutSource, StreamSource
-from bridge.web.app import CameraStatus, FoundCamera, Status, web_app
+from bridge.web.app import web_app
 from bridge.web.metrics import CameraCounts, ProfileCounts, Snapshot, metrics_registry
+from bridge.web.status import (
+    CameraStatus,
+    FoundCamera,
+    ProfileStatus,
+    PtzControls,
+    Status,
+    Viewer,
+)
 
 log = logging.getLogger(__name__)
 
@@ -87,6 +98,10 @@ class Camera:
     since: float = field(default_factory=time.time)
     auth_failures: int = 0  # connection attempts the camera refused for the credentials
     _onvif_runner: web.AppRunner | None = None
+    _probe: ReachabilityProbe = field(init=False)
+
+    def __post_init__(self) -> None:
+        self._probe = ReachabilityProbe(self.config.url, self._probed)
 
     async def connect(self) -> None:
         if self.config.dialect == "auto":
@@ -203,12 +218,27 @@ class Camera:
         else:
             log.warning("camera %s: %s: %s", self.config.name, state, error)
 
+    def probe_if_unwatched(self) -> None:
+        """Someone looks at the status page: a connected camera whose stream does not run
+        (so nothing would notice it go) gets a reachability probe."""
+        if self.media is not None and self.ready.is_set() and not self.media.frames.running:
+            self._probe.request()
+
+    def _probed(self, error: str) -> None:
+        if self.media is None or self.media.frames.running:
+            return  # its stream runs now, and speaks for it
+        if error:
+            self._set_state(CameraState.OFFLINE, f"unreachable: {error}")
+        elif self.state is CameraState.OFFLINE:
+            self._set_state(CameraState.ONLINE)
+
     @property
     def reconnects(self) -> int:
         """Times its stream was reopened after failing (not after an idle release)."""
         return self.media.frames.reconnects if self.media is not None else 0
 
     async def close(self) -> None:
+        await self._probe.close()
         if self.onvif is not None:
             await self.onvif.close()  # first, so waiting event pulls answer before the runner stops
         if self._onvif_runner is not None:
@@ -312,6 +342,8 @@ class Gateway:
                 self._status,
                 metrics=metrics_registry(self._metrics),
                 readiness=self._not_ready,
+                live=self._frames,
+                ptz=self._ptz,
             ),
             access_log=None,
             shutdown_timeout=2.0,
@@ -342,28 +374,85 @@ class Gateway:
         return media.snapshot if media is not None else None
 
     def _status(self, host: str) -> Status:
-        """What the status page shows a client that reached the gateway at ``host``."""
+        """What the status page shows a client that reached the gateway at ``host``. The page
+        asks every second while open, so unwatched cameras get a reachability probe."""
         advertised = self.config.gateway.advertise_host
+        viewers: dict[str, list[Viewer]] = {}
+        for session in self.rtsp.sessions.values():
+            if session.state is State.PLAYING:
+                transport = "tcp" if session.interleaved else "udp"
+                viewers.setdefault(session.path, []).append(Viewer(session.host, transport))
         cameras = []
         for name, camera in self.cameras.items():
+            camera.probe_if_unwatched()
             there = camera.config.address or (host if advertised == "auto" else advertised)
             there = f"[{there}]" if ":" in there else there
-            addresses = [f"rtsp://{there}:{self.rtsp.port}/{name}/{p}" for p in Profile]
-            addresses.append(f"http://{there}:{self.web_port}/snapshot/{name}.jpg")
-            if camera.onvif is not None:
-                addresses.append(f"http://{there}:{camera.onvif.ports.onvif}{Service.DEVICE.path}")
-            info = camera.info
+            profiles = []
+            for profile in Profile:
+                path = f"{name}/{profile}"
+                delivered = self.rtsp.delivered.get(path) or Delivered()
+                profiles.append(
+                    ProfileStatus(
+                        str(profile),
+                        f"rtsp://{there}:{self.rtsp.port}/{path}",
+                        delivered.frames,
+                        delivered.bytes,
+                        delivered.dropped,
+                        tuple(viewers.get(path, ())),
+                    )
+                )
+            info, media, onvif = camera.info, camera.media, camera.onvif
+            latest = media.frames.latest if media is not None and media.frames.running else None
+            ptz = camera.ptz.offer if camera.ptz is not None else None
             cameras.append(
                 CameraStatus(
                     name,
-                    "ready" if camera.ready.is_set() else camera.last_error or "connecting",
+                    str(camera.state),
+                    camera.since,
+                    camera.last_error,
                     str(camera.driver.dialect) if camera.driver else camera.config.dialect,
-                    info.model if info else "",
-                    tuple(addresses),
+                    manufacturer=info.manufacturer if info else "",
+                    model=info.model if info else "",
+                    firmware=info.firmware if info else "",
+                    camera_url=camera.config.url,
+                    input_fps=media.fps if latest is not None and media is not None else None,
+                    jpeg_bytes=len(latest.data) if latest is not None else None,
+                    size=media.camera_size() if media is not None else None,
+                    reconnects=camera.reconnects,
+                    onvif_url=(
+                        f"http://{there}:{onvif.ports.onvif}{Service.DEVICE.path}" if onvif else ""
+                    ),
+                    onvif_address=f"{there}:{onvif.ports.onvif}" if onvif else "",
+                    snapshot_url=f"http://{there}:{self.web_port}/snapshot/{name}.jpg",
+                    live_url=f"live/{quote(name, safe='')}.mjpg",
+                    profiles=tuple(profiles),
+                    ptz=(
+                        PtzControls(ptz.continuous or ptz.relative, ptz.zoom, ptz.presets > 0)
+                        if ptz is not None
+                        else None
+                    ),
                 )
             )
-        found = [FoundCamera(f.url, f.dialect, f.model) for f in self.discovered]
+        username = self.config.gateway.username
+        found = [
+            FoundCamera(
+                f.url,
+                f.dialect,
+                f.model,
+                lan.cameras_block(lan.DiscoveryReport([f], 1, (), 0.0), username),
+            )
+            for f in self.discovered
+        ]
         return Status(cameras, found)
+
+    def _frames(self, name: str) -> Fanout[JpegFrame] | None:
+        """The camera's pictures as it sends them, for the live view."""
+        media = self._media(name)
+        return media.frames if media is not None else None
+
+    def _ptz(self, name: str) -> PtzHead | None:
+        camera = self.cameras.get(name)
+        return camera.ptz if camera is not None else None
 
     def _not_ready(self) -> list[str]:
         """For ``/readyz``: every camera that is not online, with its state (not its error,

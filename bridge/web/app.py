@@ -1,20 +1,24 @@
-"""HTTP endpoints on ``gateway.web_port``: ``/`` (the status page), ``/snapshot/<camera>.jpg``,
-``/metrics`` (:mod:`bridge.web.metrics`), ``/healthz`` and ``/readyz``.
+"""HTTP endpoints on ``gateway.web_port``: ``/`` (the status page and its static files),
+``GET /api/cameras`` (what the page shows, as JSON), ``/live/<camera>.mjpg`` (the camera's own
+pictures, :mod:`bridge.web.live`), the page's PTZ controls (:mod:`bridge.web.api`),
+``/snapshot/<camera>.jpg``, ``/metrics`` (:mod:`bridge.web.metrics`), ``/healthz`` and
+``/readyz``.
 
-The status page, snapshots and metrics need the gateway's users (Basic or Digest, like RTSP;
-Prometheus scrapes with Basic). ``/healthz`` (the process serves) and ``/readyz`` (every camera
-online; else 503 naming the ones that are not, with their state but not their errors) are open
-so container health checks and orchestrators need no secret. The status page lists every
-camera with its state and addresses (never a credential) and the cameras LAN discovery found
-that are not configured; it is what UPnP descriptions name as their presentation URL.
+Everything but ``/healthz`` (the process serves) and ``/readyz`` (every camera online; else 503
+naming the ones that are not, with their state but not their errors) needs the gateway's users
+(Basic or Digest, like RTSP; Prometheus scrapes with Basic), checked in one middleware; those
+two are open so container health checks and orchestrators need no secret. The status page is
+a few static files (no build step, nothing from elsewhere: a Content-Security-Policy allows
+only this origin) whose script renders ``/api/cameras`` every second; it is what UPnP
+descriptions name as their presentation URL.
 """
 
 from __future__ import annotations
 
 import logging
 from collections.abc import Awaitable, Callable, Sequence
-from dataclasses import dataclass
-from html import escape
+from dataclasses import replace
+from importlib import resources
 
 from aiohttp import web
 from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, generate_latest
@@ -22,40 +26,35 @@ from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, generate_l
 from bridge import __version__
 from bridge.errors import CameraError
 from bridge.httpauth import Authenticator
+from bridge.web.api import PtzLookup, ptz_routes
+from bridge.web.live import FramesLookup, LiveViews
+from bridge.web.status import Status, Viewer
 
 log = logging.getLogger(__name__)
 
 # camera name -> a coroutine giving its current JPEG, or None for an unknown/unready camera
 SnapshotLookup = Callable[[str], Callable[[], Awaitable[bytes]] | None]
-
-
-@dataclass(frozen=True, slots=True)
-class CameraStatus:
-    """One line of the status page."""
-
-    name: str
-    state: str  # "ready", or what keeps it from being ready
-    dialect: str = ""
-    model: str = ""
-    addresses: tuple[str, ...] = ()  # its RTSP, snapshot and ONVIF URLs, as handed out
-
-
-@dataclass(frozen=True, slots=True)
-class FoundCamera:
-    url: str
-    dialect: str
-    model: str
-
-
-@dataclass(frozen=True, slots=True)
-class Status:
-    cameras: Sequence[CameraStatus]
-    found: Sequence[FoundCamera]
-
-
 StatusLookup = Callable[[str], Status]  # the host the client reached the gateway at -> status
 # The cameras that are not ready, as "<camera>: <state>" lines; none when all are.
 Readiness = Callable[[], Sequence[str]]
+Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
+
+OPEN_PATHS = frozenset({"/healthz", "/readyz"})
+# The page's files, served from memory: a fixed list, so no request names a file path.
+STATIC_FILES = {
+    "/": ("index.html", "text/html"),
+    "/static/app.js": ("app.js", "text/javascript"),
+    "/static/style.css": ("style.css", "text/css"),
+}
+PAGE_HEADERS = {
+    "Cache-Control": "no-store",
+    "Content-Security-Policy": (
+        "default-src 'none'; script-src 'self'; style-src 'self'; img-src 'self'; "
+        "connect-src 'self'; base-uri 'none'; form-action 'none'; frame-ancestors 'none'"
+    ),
+    "X-Content-Type-Options": "nosniff",
+    "Referrer-Policy": "no-referrer",
+}
 
 
 def web_app(
@@ -65,20 +64,26 @@ def web_app(
     *,
     metrics: CollectorRegistry | None = None,
     readiness: Readiness | None = None,
+    live: FramesLookup | None = None,
+    ptz: PtzLookup | None = None,
 ) -> web.Application:
-    def refused(request: web.Request) -> web.Response | None:
-        """The 401 a request without valid credentials gets, else None."""
+    @web.middleware
+    async def authenticated(request: web.Request, handler: Handler) -> web.StreamResponse:
+        """The one place the web port checks users: a 401 with the challenges for a request
+        without valid credentials, but on the open paths."""
         authorization = request.headers.get("Authorization", "")
-        if not auth.users or auth.authenticate(request.method, authorization) is not None:
-            return None
+        if (
+            request.path in OPEN_PATHS
+            or not auth.users
+            or auth.authenticate(request.method, authorization) is not None
+        ):
+            return await handler(request)
         response = web.Response(status=401, text="authentication required\n")
         for challenge in auth.challenges(authorization):
             response.headers.add("WWW-Authenticate", challenge)
         return response
 
     async def snapshot(request: web.Request) -> web.StreamResponse:
-        if (response := refused(request)) is not None:
-            return response
         take = snapshots(request.match_info["camera"])
         if take is None:
             raise web.HTTPNotFound(text="no such camera, or it is not connected yet\n")
@@ -104,27 +109,57 @@ def web_app(
         return web.Response(text="ready\n")
 
     async def metrics_page(request: web.Request) -> web.Response:
-        if (response := refused(request)) is not None:
-            return response
         assert metrics is not None
         return web.Response(
             body=generate_latest(metrics),
             headers={"Content-Type": CONTENT_TYPE_LATEST, "Cache-Control": "no-store"},
         )
 
-    async def status_page(request: web.Request) -> web.Response:
-        if (response := refused(request)) is not None:
-            return response
+    files = {
+        path: (resources.files(__package__).joinpath("static", name).read_bytes(), kind)
+        for path, (name, kind) in STATIC_FILES.items()
+    }
+
+    async def static_file(request: web.Request) -> web.Response:
+        body, kind = files[request.path]
+        return web.Response(body=body, content_type=kind, charset="utf-8", headers=PAGE_HEADERS)
+
+    live_views = LiveViews(live) if live is not None else None
+
+    async def cameras(request: web.Request) -> web.Response:
         assert status is not None
-        return web.Response(
-            text=render_status(status(request.url.host or "")),
-            content_type="text/html",
-            headers={"Cache-Control": "no-store"},
+        now = status(request.url.host or "")
+        if live_views is not None:
+            now = replace(
+                now,
+                cameras=[
+                    replace(
+                        camera,
+                        live_viewers=tuple(
+                            Viewer(address, "mjpeg") for address in live_views.watching(camera.name)
+                        ),
+                    )
+                    for camera in now.cameras
+                ],
+            )
+        return web.json_response(
+            {"version": __version__, **now.as_json()}, headers={"Cache-Control": "no-store"}
         )
 
-    app = web.Application()
+    app = web.Application(middlewares=[authenticated])
     if status is not None:
-        app.router.add_get("/", status_page)
+        for path in STATIC_FILES:
+            app.router.add_get(path, static_file)
+        app.router.add_get("/api/cameras", cameras)
+    if live_views is not None:
+        app.router.add_get("/live/{camera}.mjpg", live_views.handle)
+
+        async def end_live_views(_: web.Application) -> None:
+            await live_views.close()
+
+        app.on_shutdown.append(end_live_views)
+    if ptz is not None:
+        app.add_routes(ptz_routes(ptz))
     app.router.add_get("/snapshot/{camera}.jpg", snapshot)
     app.router.add_get("/healthz", healthz)
     if readiness is not None:
@@ -132,29 +167,3 @@ def web_app(
     if metrics is not None:
         app.router.add_get("/metrics", metrics_page)
     return app
-
-
-def render_status(status: Status) -> str:
-    """The status page: plain HTML, every value escaped (names and models come from cameras
-    and config files)."""
-    rows = "".join(
-        f"<tr><td>{escape(c.name)}</td><td>{escape(c.state)}</td><td>{escape(c.dialect)}</td>"
-        f"<td>{escape(c.model)}</td><td>{'<br>'.join(escape(a) for a in c.addresses)}</td></tr>"
-        for c in status.cameras
-    )
-    found = "".join(
-        f"<tr><td>{escape(f.url)}</td><td>{escape(f.dialect)}</td><td>{escape(f.model)}</td></tr>"
-        for f in status.found
-    )
-    found_table = (
-        "<h2>Found on the LAN, not configured</h2><table><tr><th>camera</th><th>dialect</th>"
-        f"<th>model</th></tr>{found}</table>"
-        if status.found
-        else ""
-    )
-    return (
-        '<!DOCTYPE html><html><head><meta charset="utf-8"><title>bridge</title></head><body>'
-        f"<h1>bridge {escape(__version__)}</h1><table><tr><th>camera</th><th>state</th>"
-        f"<th>dialect</th><th>model</th><th>addresses</th></tr>{rows}</table>{found_table}"
-        "</body></html>"
-    )
