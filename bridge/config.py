@@ -14,6 +14,7 @@ from typing import Annotated, Any, Literal, TypeVar
 import yaml
 from pydantic import (
     BaseModel,
+    BeforeValidator,
     ConfigDict,
     Field,
     SecretStr,
@@ -70,13 +71,21 @@ class GatewayConfig(_Strict):
         return value
 
 
+def _yaml_off(value: object) -> object:
+    """YAML 1.1 reads a bare ``off`` (or ``no``, ``false``) as false: for a setting whose values
+    include "off", that is what the user meant."""
+    return "off" if value is False else value
+
+
 class MotionConfig(_Strict):
     """Where a camera's motion events come from. ``auto``: the camera's own motion detection
     where its CGI has one, else the gateway's, on the camera's pictures; ``camera`` or
     ``pixels``: only that one; ``off``: no motion events. ``sensitivity`` (1..100) and
     ``min_area`` (percent of the picture a moving region must cover) tune the gateway's."""
 
-    detect: Literal["auto", "camera", "pixels", "off"] = "auto"
+    detect: Annotated[Literal["auto", "camera", "pixels", "off"], BeforeValidator(_yaml_off)] = (
+        "auto"
+    )
     sensitivity: int = Field(default=50, ge=1, le=100)
     # Above the 1 % a camera's OSD clock changes when it ticks over, below a person crossing.
     min_area: float = Field(default=1.5, gt=0, le=100)
@@ -95,7 +104,8 @@ class CameraConfig(_Strict):
     dialect: DialectName = "auto"
     username: str = ""
     password: SecretStr = SecretStr("")
-    audio: Literal["pcmu", "aac", "off"] = "pcmu"  # what RTSP serves of the camera's sound
+    # what RTSP serves of the camera's sound
+    audio: Annotated[Literal["pcmu", "aac", "off"], BeforeValidator(_yaml_off)] = "pcmu"
     # The camera device's own address on the gateway host (a macvlan interface with its own
     # MAC, say): its ONVIF device listens there, and answers discovery from there.
     address: str | None = None

@@ -10,8 +10,8 @@ go left RSS ratcheting up: measured with ``tests/soak/diagnose.py``, the bytes i
 moment after encoders close (never per picture: it walks every arena, 0.6 ms typically, up to
 ~150 ms on a loaded 2-core host), and every half minute besides: streams that keep running
 fragment the arenas too (a camera that reconnects, viewers that come and go on a shared encoder,
-clients that fail), and the 1-hour soak measured each periodic trim giving back 8-12 MB that
-had accumulated since the one before (``tests/soak/diagnose.py --trim``; 2-7 ms per trim).
+clients that fail), and the soak's diagnosis measured each periodic trim giving back 8-12 MB
+that had accumulated since the one before (``tests/soak/diagnose.py --trim``; 2-7 ms per trim).
 Two alternatives measured worse side by side (3 cameras, 10 cycles of 60 s of viewers then
 none): ``MALLOC_ARENA_MAX=2`` grew faster, and a fixed ``M_MMAP_THRESHOLD`` (big buffers
 always mmapped) cost ~10 % more CPU, since the transcoder allocates a whole picture per frame.

@@ -139,3 +139,14 @@ def test_motion_detect_chooses_where_motion_comes_from(
 ) -> None:
     motion = MotionConfig.model_validate({"detect": detect})
     assert motion.sources(camera_detects) == expected
+
+
+def test_a_bare_off_in_yaml_means_off(tmp_path: Path) -> None:
+    """YAML reads a bare ``off`` as false; a user writing it means the setting's "off"."""
+    config = load_config(
+        write(
+            tmp_path,
+            "cameras:\n  - {name: a, url: 'http://x', audio: off, motion: {detect: off}}\n",
+        )
+    )
+    assert (config.cameras[0].audio, config.cameras[0].motion.detect) == ("off", "off")
