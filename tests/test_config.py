@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import socket
 from pathlib import Path
 
 import pytest
@@ -150,3 +151,22 @@ def test_a_bare_off_in_yaml_means_off(tmp_path: Path) -> None:
         )
     )
     assert (config.cameras[0].audio, config.cameras[0].motion.detect) == ("off", "off")
+
+
+def test_a_port_taken_or_an_address_not_on_this_host_is_a_clear_error(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        port = taken.getsockname()[1]
+        path = write(
+            tmp_path,
+            "gateway: {listen_host: 127.0.0.1, web_port: 0, announce: false, "
+            f"rtsp_port: {port}}}\ncameras: []\n",
+        )
+        assert main(["run", "--config", str(path)]) == 1
+    err = capsys.readouterr().err
+    assert err.startswith("error: cannot start:")
+    assert str(port) in err
+    assert "Traceback" not in err
