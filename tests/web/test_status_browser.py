@@ -109,6 +109,10 @@ async def test_the_status_page_shows_moves_and_follows_the_cameras(
     model = await run(card(browser, "hama").find_element, By.CLASS_NAME, "model")
     assert "<img src=x id=injected>" in model.text
     assert "of 5 cameras online" in (await run(browser.find_element, By.ID, "summary")).text
+    # Opened as the demo prints addresses, with user:password@ in it, the page works too.
+    credentials = f"{GATEWAY_USER}:{GATEWAY_PASSWORD}"
+    await run(browser.get, f"http://{credentials}@127.0.0.1:{gateway.web_port}/")
+    await until(browser, lambda b: "5 of 5 cameras online" in b.find_element(By.ID, "summary").text)
 
     # The live view plays the camera's pictures: two screenshots a second apart differ.
     vapix = card(browser, "vapix2")

@@ -8,6 +8,13 @@ const POLL_MS = 1000;
 const MOVE_RENEW_MS = 1000; // the gateway stops a move after 2 s unless it is renewed
 const cards = new Map(); // camera name -> {root, last reading, ...}
 
+// The page's own API, as an address without the user:password@ the page may have been opened
+// with (the demo prints such URLs): fetch refuses URLs that carry credentials, and the browser
+// sends the ones it was given for this origin anyway.
+function api(path) {
+  return new URL(path, location.origin + location.pathname).href;
+}
+
 function el(tag, text, className) {
   const node = document.createElement(tag);
   if (text !== undefined) node.textContent = text;
@@ -68,7 +75,7 @@ function rate(value, unit) {
 }
 
 async function send(url, body) {
-  const response = await fetch(url, {
+  const response = await fetch(api(url), {
     method: "POST",
     headers: { "Content-Type": "application/json" },
     body: JSON.stringify(body),
@@ -120,7 +127,7 @@ function ptzControls(card, name) {
 }
 
 async function loadPresets(card, name) {
-  const response = await fetch(`api/cameras/${encodeURIComponent(name)}/presets`);
+  const response = await fetch(api(`api/cameras/${encodeURIComponent(name)}/presets`));
   if (!response.ok) return;
   const presets = await response.json();
   const select = part(card, ".presets select");
@@ -265,7 +272,7 @@ function render(status) {
 
 async function poll() {
   try {
-    const response = await fetch("api/cameras", { cache: "no-store" });
+    const response = await fetch(api("api/cameras"), { cache: "no-store" });
     if (!response.ok) throw new Error(`${response.status} ${response.statusText}`);
     render(await response.json());
   } catch (error) {
