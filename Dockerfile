@@ -1,6 +1,8 @@
 # The gateway as a container image (README, "Docker and systemd"):
 #   docker build -t bridge .    then    docker compose up -d    (docker-compose.yml)
 FROM debian:bookworm-slim
+LABEL org.opencontainers.image.title=bridge \
+    org.opencontainers.image.description="ONVIF/RTSP gateway for legacy HTTP/CGI IP cameras"
 
 # Debian's Python 3.11 (PyAV's wheel brings its own FFmpeg). libgsm1: the GSM 06.10 encoder of
 # the emulated HAMA camera of `bridge demo`. ca-certificates: HTTPS event consumers (Notify).
