@@ -28,7 +28,7 @@ from typing import Any
 import pytest
 import yaml
 from conftest import StartSim
-from helpers import TOOL_TIMEOUT, ffprobe
+from helpers import TOOL_TIMEOUT, ffprobe, run_command
 
 from bridge.simulator.core import SimOptions
 from bridge.simulator.vapix2 import Vapix2Simulator
@@ -136,17 +136,9 @@ def volume(tmp_path: Path, image: Image) -> tuple[Path, Path]:
 
 
 async def _run_to_end(command: list[str]) -> tuple[int, str]:
-    process = await asyncio.create_subprocess_exec(
-        *command, stdout=asyncio.subprocess.DEVNULL, stderr=asyncio.subprocess.PIPE
-    )
-    try:
-        _, err = await asyncio.wait_for(process.communicate(), START_TIMEOUT)
-    except TimeoutError:
-        process.kill()
-        await process.wait()
-        raise
-    assert process.returncode is not None
-    return process.returncode, err.decode(errors="replace")
+    async with asyncio.timeout(START_TIMEOUT):
+        code, _, err = await run_command(*command)
+    return code, err.decode(errors="replace")
 
 
 def _free_ports(count: int) -> list[int]:
