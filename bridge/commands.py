@@ -74,13 +74,22 @@ HEALTH_TIMEOUT = 5.0  # seconds; a container runtime allows a health check 30 s 
 _LOOPBACK = {"": "127.0.0.1", "0.0.0.0": "127.0.0.1", "::": "::1"}
 
 
+def _unhealthy(reason: str) -> int:
+    print(f"unhealthy: {reason}", file=sys.stderr)
+    return 1
+
+
 async def healthcheck(config_path: Path) -> int:
-    """Exit 0 when the gateway of this config answers ``/healthz`` on its web port, else 1:
-    the container's HEALTHCHECK, which must work with what the image has and whatever port
-    and address the config chose."""
-    gateway = load_config(config_path).gateway
+    """Exit 0 when the gateway of this config answers ``/healthz`` on its web port, else 1
+    (also for a config it cannot read: container runtimes reserve exit code 2): the
+    container's HEALTHCHECK, which must work with what the image has and whatever port and
+    address the config chose."""
+    try:
+        gateway = load_config(config_path).gateway
+    except ConfigError as exc:
+        return _unhealthy(str(exc))
     if gateway.web_port == 0:
-        raise ConfigError(f"{config_path}: gateway.web_port is 0 (any port): nothing to check")
+        return _unhealthy(f"{config_path}: gateway.web_port is 0 (any port): nothing to ask")
     host = _LOOPBACK.get(gateway.listen_host, gateway.listen_host)
     url = URL.build(scheme="http", host=host, port=gateway.web_port, path="/healthz")
     try:
@@ -90,11 +99,9 @@ async def healthcheck(config_path: Path) -> int:
         ):
             status = response.status
     except (aiohttp.ClientError, TimeoutError) as exc:
-        print(f"unhealthy: {url}: {exc or type(exc).__name__}", file=sys.stderr)
-        return 1
+        return _unhealthy(f"{url}: {str(exc) or type(exc).__name__}")
     if status != 200:
-        print(f"unhealthy: {url}: HTTP {status}", file=sys.stderr)
-        return 1
+        return _unhealthy(f"{url}: HTTP {status}")
     return 0
 
 

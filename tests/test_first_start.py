@@ -71,3 +71,28 @@ async def test_healthcheck_fails_when_nothing_serves(tmp_path: Path) -> None:
     code, _, err = await bridge_cli("healthcheck", "--config", str(_config_file(tmp_path, port)))
     assert code == 1
     assert f"unhealthy: http://127.0.0.1:{port}/healthz" in err
+
+
+async def test_healthcheck_without_a_config_is_unhealthy_not_a_reserved_exit_code(
+    tmp_path: Path,
+) -> None:
+    # Docker reserves exit code 2 of a health check; a usage error must not produce it.
+    code, _, err = await bridge_cli("healthcheck", "--config", str(tmp_path / "bridge.yaml"))
+    assert code == 1
+    assert "unhealthy: " in err
+    assert "cannot read" in err
+
+
+async def test_healthcheck_of_a_gateway_that_does_not_answer_fails_in_time(
+    tmp_path: Path,
+) -> None:
+    # A listening socket nobody reads: what a wedged event loop looks like from outside.
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        sock.listen()
+        port = sock.getsockname()[1]
+        code, _, err = await bridge_cli(
+            "healthcheck", "--config", str(_config_file(tmp_path, port))
+        )
+    assert code == 1
+    assert f"unhealthy: http://127.0.0.1:{port}/healthz: TimeoutError" in err
