@@ -42,6 +42,14 @@ def _parser() -> argparse.ArgumentParser:
     run = sub.add_parser("run", help="run the gateway for the cameras in a config file")
     run.add_argument("--config", "-c", type=Path, required=True)
     _log_format(run, argparse.SUPPRESS)  # also after "run"; the default is the top level's
+    run.add_argument(
+        "--example-if-missing",
+        action="store_true",
+        help="when the config file does not exist, write a commented example there and exit 2",
+    )
+
+    health = sub.add_parser("healthcheck", help="exit 0 when the configured gateway serves")
+    health.add_argument("--config", "-c", type=Path, required=True)
 
     demo = sub.add_parser("demo", help="run one emulated camera of each dialect and the gateway")
     demo.add_argument("--host", default="127.0.0.1", help="where the emulated cameras listen")
@@ -217,6 +225,10 @@ def main(argv: Sequence[str] | None = None) -> int:
                     args.host, args.base_port, args.rtsp_port, args.web_port, args.onvif_base_port
                 )
             )
+        if args.command == "healthcheck":
+            return asyncio.run(commands.healthcheck(args.config))
+        if args.example_if_missing and not args.config.exists():
+            commands.write_example_config(args.config)
         return asyncio.run(commands.run(args.config))
     except ConfigError as exc:
         print(f"error: {exc}", file=sys.stderr)

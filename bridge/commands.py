@@ -4,11 +4,17 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import os
 import signal
 import sys
 from collections.abc import Sequence
 from dataclasses import replace
+from importlib import resources
 from pathlib import Path
+from typing import NoReturn
+
+import aiohttp
+from yarl import URL
 
 from bridge.app import Gateway
 from bridge.cameras.base import Capabilities, Dialect
@@ -43,6 +49,59 @@ async def wait_for_stop_signal() -> None:
 def check_config(path: Path) -> int:
     config = load_config(path)
     print(f"{path}: OK, {len(config.cameras)} camera(s)")
+    return 0
+
+
+def write_example_config(path: Path) -> NoReturn:
+    """A first start (a new container's empty ``/config`` volume): put the commented example
+    config where the config belongs and stop with what to do next, rather than run with
+    nothing. Never overwrites a file; mode 0600, as the file will hold passwords."""
+    example = resources.files("bridge").joinpath("config.example.yaml").read_bytes()
+    try:
+        with os.fdopen(os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600), "wb") as file:
+            file.write(example)
+    except OSError as exc:
+        problem = f"no config, and cannot write an example: {exc.strerror}"
+        raise ConfigError(f"{path}: {problem}") from exc
+    raise ConfigError(
+        f"{path}: there was no config, so a commented example is there now: set your cameras "
+        f"and the gateway's password in it, check it with `bridge check-config {path}`, "
+        "then start the gateway again"
+    )
+
+
+HEALTH_TIMEOUT = 5.0  # seconds; a container runtime allows a health check 30 s by default
+_LOOPBACK = {"": "127.0.0.1", "0.0.0.0": "127.0.0.1", "::": "::1"}
+
+
+def _unhealthy(reason: str) -> int:
+    print(f"unhealthy: {reason}", file=sys.stderr)
+    return 1
+
+
+async def healthcheck(config_path: Path) -> int:
+    """Exit 0 when the gateway of this config answers ``/healthz`` on its web port, else 1
+    (also for a config it cannot read: container runtimes reserve exit code 2): the
+    container's HEALTHCHECK, which must work with what the image has and whatever port and
+    address the config chose."""
+    try:
+        gateway = load_config(config_path).gateway
+    except ConfigError as exc:
+        return _unhealthy(str(exc))
+    if gateway.web_port == 0:
+        return _unhealthy(f"{config_path}: gateway.web_port is 0 (any port): nothing to ask")
+    host = _LOOPBACK.get(gateway.listen_host, gateway.listen_host)
+    url = URL.build(scheme="http", host=host, port=gateway.web_port, path="/healthz")
+    try:
+        async with (
+            aiohttp.ClientSession(timeout=aiohttp.ClientTimeout(total=HEALTH_TIMEOUT)) as http,
+            http.get(url) as response,
+        ):
+            status = response.status
+    except (aiohttp.ClientError, TimeoutError) as exc:
+        return _unhealthy(f"{url}: {str(exc) or type(exc).__name__}")
+    if status != 200:
+        return _unhealthy(f"{url}: HTTP {status}")
     return 0
 
 

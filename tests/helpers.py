@@ -19,21 +19,30 @@ FFPROBE = shutil.which("ffprobe")
 TOOL_TIMEOUT = 20.0  # seconds a tool may run before it is killed
 
 
+async def run_command(*args: str) -> tuple[int, bytes, bytes]:
+    """Run a command to completion: its exit code, stdout and stderr. It is killed when the
+    caller stops waiting (a timeout around the call)."""
+    process = await asyncio.create_subprocess_exec(
+        *args, stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE
+    )
+    try:
+        out, err = await process.communicate()
+    except BaseException:
+        process.kill()
+        await process.wait()
+        raise
+    assert process.returncode is not None
+    return process.returncode, out, err
+
+
 async def run_tool(*args: str) -> bytes:
     """Run a command (ffprobe, ffmpeg) to completion and return its stdout.
 
     It is killed if it outlasts ``TOOL_TIMEOUT``; a non-zero exit fails with its stderr.
     """
-    process = await asyncio.create_subprocess_exec(
-        *args, stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE
-    )
-    try:
-        out, err = await asyncio.wait_for(process.communicate(), TOOL_TIMEOUT)
-    except TimeoutError:
-        process.kill()
-        await process.wait()
-        raise
-    assert process.returncode == 0, err.decode(errors="replace")
+    async with asyncio.timeout(TOOL_TIMEOUT):
+        code, out, err = await run_command(*args)
+    assert code == 0, err.decode(errors="replace")
     return out
 
 
