@@ -28,6 +28,7 @@ import yaml
 from conftest import StartGateway, StartSim
 from helpers import RawClient, basic_authorization, probe_first_video_frames, with_userinfo
 from prometheus_client.parser import text_string_to_metric_families
+from pydantic import SecretStr
 
 from bridge.config import Config
 from bridge.reload import CameraChanges, camera_changes, file_changes, gateway_changes
@@ -403,6 +404,30 @@ async def test_a_camera_that_cannot_start_is_reported_and_the_rest_applies(
     await gateway.reload(config)
     assert "config reloaded: +1 added (far), -0 removed, ~0 changed" in caplog.text
     assert gateway.cameras["hama"] is running
+
+
+async def test_a_new_gateway_password_applies_at_once_and_a_new_port_waits(
+    start_sim: StartSim, start_gateway: StartGateway, caplog: pytest.LogCaptureFixture
+) -> None:
+    gateway = await start_gateway(await start_sim(HamaSimulator(SimOptions())))
+    port = gateway.rtsp.port
+    new = gateway.config.gateway.model_copy(
+        update={"password": SecretStr("changed-1"), "rtsp_port": port + 1}
+    )
+    caplog.set_level(logging.INFO, logger="bridge.app")
+    await gateway.reload(gateway.config.model_copy(update={"gateway": new}))
+    assert "gateway.rtsp_port changed; it applies after a restart" in caplog.text
+    assert "config reloaded: +0 added, -0 removed, ~0 changed; gateway.password applied" in (
+        caplog.text
+    )
+    assert "changed-1" not in caplog.text
+    url = f"rtsp://127.0.0.1:{port}/hama/jpeg"
+    for password, status in (("admin", 401), ("changed-1", 200)):
+        client = await RawClient.connect(port, basic_authorization("admin", password))
+        try:
+            assert (await client.request("DESCRIBE", url))[0] == status
+        finally:
+            await client.close()
 
 
 def test_changes_by_camera_name_and_gateway_field() -> None:
