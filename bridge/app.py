@@ -24,6 +24,7 @@ from pathlib import Path
 from urllib.parse import quote
 
 from aiohttp import web
+from prometheus_client import Counter as MetricCounter
 
 from bridge import heap
 from bridge.cameras.base import CameraDriver, CameraState, DeviceInfo, Dialect, JpegFrame
@@ -33,7 +34,13 @@ from bridge.config import CameraConfig, Config, GatewayConfig, load_state_file, 
 from bridge.discovery import lan
 from bridge.discovery.announce import DESCRIPTION_PATH, AnnouncedDevice, Announcer
 from bridge.discovery.udp import listens_on
-from bridge.errors import AuthenticationFailed, BridgeError, CameraError, CameraUnreachable
+from bridge.errors import (
+    AuthenticationFailed,
+    BridgeError,
+    CameraError,
+    CameraUnreachable,
+    ConfigError,
+)
 from bridge.fanout import Fanout
 from bridge.httpauth import Authenticator
 from bridge.identity import DeviceIdentities, DeviceIdentity
@@ -49,6 +56,7 @@ from bridge.onvif.soap import Service, catalog
 from bridge.onvif.users import Account, UserAccounts, UserLevel
 from bridge.ptz import PtzHead
 from bridge.reachability import ReachabilityProbe
+from bridge.reload import camera_changes, gateway_changes
 from bridge.rtsp.server import RtspServer
 from bridge.rtsp.session import Delivered, State
 from bridge.rtsp.stream import FanoutSource, StreamSource
@@ -324,23 +332,24 @@ class Gateway:
             base_port=gateway.onvif_base_port,
             reserved={gateway.rtsp_port, gateway.web_port, *fixed_ports},
         )
-        self.cameras: dict[str, Camera] = {}
-        for cam in config.cameras:
-            camera_password = cam.password.get_secret_value()
-            register_secret(camera_password)
-            creds = Credentials(cam.username, camera_password) if cam.username else None
-            http = CameraHttp(cam.url, creds, name=cam.name)
-            self.cameras[cam.name] = Camera(cam, http, gateway.stream_idle_seconds)
+        self.cameras = {cam.name: self._camera(cam) for cam in config.cameras}
         self.rtsp = RtspServer(
             self._stream, host=gateway.listen_host, port=gateway.rtsp_port, users=self.users
         )
         self.onvif_requests: RequestCounts = Counter()
+        metrics = metrics_registry(self._metrics)
+        self.reloads = MetricCounter(
+            "bridge_config_reloads",
+            "Config reloads, by result (applied, or refused for a bad file)",
+            ["result"],
+            registry=metrics,
+        )
         self._web = web.AppRunner(
             web_app(
                 self._snapshot,
                 Authenticator(self.users, "bridge"),
                 self._status,
-                metrics=metrics_registry(self._metrics),
+                metrics=metrics,
                 readiness=self._not_ready,
                 live=self._frames,
                 ptz=self._ptz,
@@ -351,7 +360,18 @@ class Gateway:
         self.web_port = 0
         self.announcer: Announcer | None = None
         self.discovered: list[lan.Found] = []  # cameras on the LAN that are not configured
-        self._tasks: list[asyncio.Task[None]] = []
+        self._connecting: dict[str, asyncio.Task[None]] = {}  # each camera's, until served
+        self._announced: dict[str, AnnouncedDevice] = {}
+        self._discovery: asyncio.Task[None] | None = None
+        self._heap: asyncio.Task[None] | None = None
+        self._listening_on: set[str] = set()  # camera addresses the RTSP and web servers took
+
+    def _camera(self, config: CameraConfig) -> Camera:
+        password = config.password.get_secret_value()
+        register_secret(password)
+        creds = Credentials(config.username, password) if config.username else None
+        http = CameraHttp(config.url, creds, name=config.name)
+        return Camera(config, http, self.config.gateway.stream_idle_seconds)
 
     def _media(self, name: str) -> CameraMedia | None:
         camera = self.cameras.get(name)
@@ -522,12 +542,9 @@ class Gateway:
         if gateway.announce:
             await self._start_announcing()
         for index, camera in enumerate(self.cameras.values()):
-            self._tasks.append(
-                asyncio.create_task(camera.connect_until_ready(partial(self._serve, camera, index)))
-            )
-        if gateway.discovery:
-            self._tasks.append(asyncio.create_task(self._discover_cameras(), name="discovery"))
-        self._tasks.append(asyncio.create_task(heap.give_back_periodically(), name="heap"))
+            self._connect(camera, index)
+        self._discover(gateway.discovery)
+        self._heap = asyncio.create_task(heap.give_back_periodically(), name="heap")
         log.info(
             "gateway started with %d camera(s): RTSP on port %d, web on port %d",
             len(self.cameras),
@@ -535,22 +552,42 @@ class Gateway:
             self.web_port,
         )
 
+    def _connect(self, camera: Camera, index: int) -> None:
+        """Connect (retrying in the background), then serve its ONVIF device."""
+        self._connecting[camera.config.name] = asyncio.create_task(
+            camera.connect_until_ready(partial(self._serve, camera, index)),
+            name=f"camera {camera.config.name}",
+        )
+
+    def _discover(self, on: bool) -> None:
+        """Start or stop the LAN sweep (a reload may switch it)."""
+        if on and self._discovery is None:
+            self._discovery = asyncio.create_task(self._discover_cameras(), name="discovery")
+        elif not on and self._discovery is not None:
+            self._discovery.cancel()
+            self._discovery = None
+            self.discovered = []
+
     async def _listen_on_camera_addresses(self) -> None:
-        """A camera device on its own address hands out stream and snapshot URLs with that
-        address: the RTSP and web servers answer there too (a wildcard listener already
-        does)."""
-        listen_host = self.config.gateway.listen_host
         addresses = [c.address for c in self.config.cameras if c.address is not None]
-        for address in dict.fromkeys(addresses):
-            if not listens_on(listen_host, address):
-                await self.rtsp.listen_also(address)
-                await web.TCPSite(self._web, address, self.web_port).start()
+        for address in addresses:
+            await self._listen_on(address)
         if addresses and not arp_answers_per_interface():
             log.warning(
                 "cameras have addresses of their own, but this host answers ARP for every "
                 "address on every interface: VMS will see one MAC for all of them. Set "
                 "net.ipv4.conf.all.arp_ignore=1 and net.ipv4.conf.all.arp_announce=2 (README)"
             )
+
+    async def _listen_on(self, address: str) -> None:
+        """A camera device on its own address hands out stream and snapshot URLs with that
+        address: the RTSP and web servers answer there too (a wildcard listener already
+        does). OSError when this host cannot listen there."""
+        if address in self._listening_on or listens_on(self.config.gateway.listen_host, address):
+            return
+        await self.rtsp.listen_also(address)
+        await web.TCPSite(self._web, address, self.web_port).start()
+        self._listening_on.add(address)
 
     async def _start_announcing(self) -> None:
         gateway = self.config.gateway
@@ -624,16 +661,18 @@ class Gateway:
             discoverable=lambda: context.discoverable,
         )
         context.on_discovery_change = partial(self._discovery_changed, context, identity, announced)
+        self._announced[config.name] = announced
         await announcer.add(announced)
 
     async def _discover_cameras(self) -> None:
         """Sweep the LAN every DISCOVERY_INTERVAL and say which cameras on it are not in the
         config (each once, until it goes away); nothing is ever added by itself. No
         credentials are sent: a camera's password is not for unknown devices."""
-        gateway = self.config.gateway
-        targets = [IPv4Network(n, strict=False) for n in gateway.discovery_networks] or None
-        configured = [camera.url for camera in self.config.cameras]
         while True:
+            # Read each sweep: a reload may have changed both.
+            networks = self.config.gateway.discovery_networks
+            targets = [IPv4Network(n, strict=False) for n in networks] or None
+            configured = [camera.url for camera in self.config.cameras]
             try:
                 report = await lan.discover(targets)
             except (BridgeError, OSError) as exc:
@@ -672,9 +711,78 @@ class Gateway:
             self.announcer = None
         await self.rtsp.stop()
         await self._web.cleanup()
-        for task in self._tasks:
+        tasks = [*self._connecting.values(), *(t for t in (self._discovery, self._heap) if t)]
+        for task in tasks:
             task.cancel()
-        await asyncio.gather(*self._tasks, return_exceptions=True)
+        await asyncio.gather(*tasks, return_exceptions=True)
         for camera in self.cameras.values():
             await camera.close()
         log.info("gateway stopped")
+
+    async def reload(self, config: Config) -> None:
+        """Apply a new config while serving: removed cameras stop (their viewers get the
+        end of their stream), added ones start, changed ones restart with their new entry,
+        and the others are not touched. Gateway settings that cannot change while serving
+        keep their running value, one log line each. A camera that cannot start (its
+        address is not this host's, say) is named in the log and left as it was: out if it
+        was added, on its old entry if it changed; the next reload tries it again."""
+        old = self.config
+        changes = camera_changes(old.cameras, config.cameras)
+        live, later = gateway_changes(old.gateway, config.gateway)
+        for name in later:
+            log.warning(
+                "config: gateway.%s changed; it applies after a restart, the gateway runs on "
+                "with the old value",
+                name,
+            )
+        gateway = old.gateway.model_copy(update={n: getattr(config.gateway, n) for n in live})
+        if "username" in live or "password" in live:
+            self.users.replace_fixed(gateway.username, gateway.password.get_secret_value())
+        entries = {camera.name: camera for camera in config.cameras}
+        failed: dict[str, str] = {}
+        for name in [*changes.changed, *changes.added]:
+            address = entries[name].address
+            try:
+                if address is not None:
+                    await self._listen_on(address)
+            except OSError as exc:
+                failed[name] = f"{name} (cannot listen on {address}: {exc.strerror})"
+        for name in changes.removed:
+            await self._remove_camera(name, "camera removed")
+        order = list(entries)
+        for name in [*changes.changed, *changes.added]:
+            if name in failed:
+                continue
+            if name in self.cameras:
+                await self._remove_camera(name, "camera restarting")
+            camera = self.cameras[name] = self._camera(entries[name])
+            self._connect(camera, order.index(name))
+        running = [self.cameras[name].config for name in order if name in self.cameras]
+        self.cameras = {c.name: self.cameras[c.name] for c in running}  # in the config's order
+        self.config = Config.model_construct(gateway=gateway, cameras=running)
+        self._discover(gateway.discovery)
+        self.reloads.labels("applied").inc()
+        settings = f"; gateway.{', gateway.'.join(live)} applied" if live else ""
+        log.info("config reloaded: %s%s", changes.summary(), settings)
+        if failed:
+            log.error("config reload: could not start %s", "; ".join(failed.values()))
+
+    def refused(self, error: ConfigError) -> None:
+        """A reload found a bad file (logged by the reloader): counted."""
+        self.reloads.labels("refused").inc()
+
+    async def _remove_camera(self, name: str, reason: str) -> None:
+        """Stop one camera and forget it everywhere: off the resolver first (its paths answer
+        404 from now on), Bye and byebye to the network, its viewers' sessions ended, then
+        its device and upstream closed."""
+        camera = self.cameras.pop(name)
+        task = self._connecting.pop(name, None)
+        if task is not None:
+            task.cancel()
+            await asyncio.gather(task, return_exceptions=True)
+        announced = self._announced.pop(name, None)
+        if announced is not None and self.announcer is not None:
+            await self.announcer.remove(announced)
+        await self.rtsp.end_streams(f"{name}/", reason)
+        await camera.close()
+        self.identities.release(name)

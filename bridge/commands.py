@@ -25,6 +25,7 @@ from bridge.discovery import lan
 from bridge.errors import ConfigError
 from bridge.media.source import Profile
 from bridge.onvif.soap import Service
+from bridge.reload import Reloader
 from bridge.simulator.core import RunningSimulator, SimOptions, start_simulator
 from bridge.simulator.registry import SIMULATORS
 
@@ -311,8 +312,11 @@ async def run(config_path: Path) -> int:
         state_file=state_file_for(config_path),
     )
     await gateway.start()
+    reloads = asyncio.create_task(Reloader(config_path, gateway).run(), name="config reloads")
     try:
         await wait_for_stop_signal()
     finally:
+        reloads.cancel()
+        await asyncio.gather(reloads, return_exceptions=True)
         await gateway.stop()
     return 0

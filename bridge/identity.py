@@ -135,6 +135,11 @@ class DeviceIdentities:
             await self.save()
         return record
 
+    def release(self, name: str) -> None:
+        """The camera left the config: its record (kept, with its port, in case it comes
+        back) may go to another camera of this run, a renamed one with its MAC say."""
+        self._claimed = {key: held for key, held in self._claimed.items() if held != name}
+
     def _port_for(self, record: DeviceIdentity, index: int, fixed: int | None) -> int | None:
         if fixed is not None:
             return fixed

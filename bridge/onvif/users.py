@@ -158,6 +158,17 @@ class UserAccounts(MutableMapping[str, str]):
         """Every user and level, without passwords."""
         return [Account(name, self.level(name)) for name in self._passwords]
 
+    def replace_fixed(self, username: str, password: str) -> None:
+        """The config file's user changed (a reload): it replaces the old one, which is
+        refused from the next request on (streams already playing play on). A user created
+        over ONVIF under the new name gives way to it, as at startup."""
+        register_secret(password)
+        for old in self._fixed - {username}:
+            self._passwords.pop(old, None)
+        self._levels.pop(username, None)
+        self._passwords[username] = password
+        self._fixed = frozenset({username})
+
     def restore(self, saved: Iterable[Account]) -> None:
         """Add the users saved in the file at startup; a fixed name keeps the config's user."""
         for account in saved:

@@ -241,12 +241,27 @@ class RtspServer:
                 log.info("rtsp session %s timed out", session.id)
                 await self._end(session)
 
-    async def _end(self, session: Session) -> None:
+    async def _end(self, session: Session, *, bye: str = "") -> None:
         if self._sessions.pop(session.id, None) is not None and session.state is State.PLAYING:
             log.info("rtsp: viewer %s left %s", session.host, session.path)
         for client in self._clients:
             client.sessions.discard(session)
-        await session.close()
+        await session.close(bye=bye)
+
+    async def end_streams(self, prefix: str, reason: str) -> None:
+        """End every session on the paths under ``prefix`` (``<camera>/``: a camera that was
+        removed or is restarting), as if each viewer had sent TEARDOWN: an RTCP BYE giving
+        ``reason``, then its connection closes unless it still carries other streams, so
+        players see the end at once. The paths' delivery counts go with them."""
+        ending = [s for s in self._sessions.values() if s.path.startswith(prefix)]
+        carriers = [c for c in self._clients if not c.sessions.isdisjoint(ending)]
+        for session in ending:
+            await self._end(session, bye=reason)
+        for client in carriers:
+            if not client.sessions:
+                client.writer.close()
+        for path in [p for p in self.delivered if p.startswith(prefix)]:
+            del self.delivered[path]
 
     def _refuse(self, kind: str, message: str, *args: object) -> None:
         self._refusals.log(logging.WARNING, kind, "rtsp: " + message, *args)

@@ -22,7 +22,13 @@ from typing import Protocol
 
 from bridge.errors import ProtocolError
 from bridge.rtsp.protocol import InterleavedFrame, TransportSpec
-from bridge.rtsp.rtcp import ReceiverReport, SourceDescription, parse_compound, serialize_compound
+from bridge.rtsp.rtcp import (
+    Bye,
+    ReceiverReport,
+    SourceDescription,
+    parse_compound,
+    serialize_compound,
+)
 from bridge.rtsp.rtp import RtpSequencer
 from bridge.rtsp.stream import MediaSubscription, PacketizedUnit, StreamSource, payload_type
 from bridge.streams import MediaTrack
@@ -366,13 +372,16 @@ class Session:
             self._anchor(unit.media_time)
             binding.deliver(unit)
 
-    def _send_reports(self) -> None:
+    def _send_reports(self, *, bye: str = "") -> None:
+        """A Sender Report and SDES per track; with ``bye``, a BYE giving that reason too."""
         wall = time.time()
         media = self._anchor_media + (wall - self._anchor_wall)
         for binding in self.tracks.values():
+            ssrc = binding.sequencer.ssrc
             report = binding.sequencer.sender_report(wall, media)
-            sdes = SourceDescription.for_cname(binding.sequencer.ssrc, CNAME)
-            binding.output.send_rtcp(serialize_compound((report, sdes)))
+            sdes = SourceDescription.for_cname(ssrc, CNAME)
+            goodbye = (Bye((ssrc,), bye),) if bye else ()
+            binding.output.send_rtcp(serialize_compound((report, sdes, *goodbye)))
 
     async def pause(self) -> None:
         await self._stop_streaming()
@@ -388,8 +397,15 @@ class Session:
             self._subscription.close()
         self._subscription = None
 
-    async def close(self) -> None:
+    async def close(self, *, bye: str = "") -> None:
+        """Stop and release the transports. ``bye``: the server ends the session on its own
+        (the stream is gone), so a playing viewer gets an RTCP BYE with that reason: players
+        (ffmpeg, VLC) end when every track said BYE, also over UDP where nothing else tells
+        them."""
+        playing = self.state is State.PLAYING
         await self._stop_streaming()
+        if bye and playing:
+            self._send_reports(bye=bye)
         for binding in self.tracks.values():
             binding.output.close()
         self.tracks.clear()

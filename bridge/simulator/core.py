@@ -214,6 +214,11 @@ class FrameHub:
         self._box_travel = self.BOX_START
         self.latest: bytes | None = None
 
+    @property
+    def rendered(self) -> int:
+        """Pictures made so far: what a viewer downstream should have had, to count losses."""
+        return self._frame_number
+
     async def render(self) -> bytes:
         state = self._state
         position = state.ptz.position()
