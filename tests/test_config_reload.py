@@ -102,6 +102,16 @@ class GatewayProcess:
     def url(self, path: str) -> str:
         return with_userinfo(f"rtsp://127.0.0.1:{self.rtsp_port}/{path}", "admin", PASSWORD)
 
+    async def live_view_bytes(self, camera: str) -> bytes:
+        """All of ``/live/<camera>.mjpg``, once the gateway ends it."""
+        url = f"http://127.0.0.1:{self.web_port}/live/{camera}.mjpg"
+        async with (
+            aiohttp.ClientSession() as http,
+            http.get(url, headers={"Authorization": AUTH}) as response,
+        ):
+            assert response.status == 200
+            return await response.read()
+
     async def metrics(self) -> dict[tuple[str, frozenset[tuple[str, str]]], float]:
         url = f"http://127.0.0.1:{self.web_port}/metrics"
         async with (
@@ -300,8 +310,10 @@ async def test_cameras_come_and_go_while_the_untouched_one_loses_no_frame(
         await viewer.frames_reach(5)
         await restarting.frames_reach(1)
         leaving = await ffmpeg_playing(gateway.url("gone/jpeg"))
+        live = asyncio.create_task(gateway.live_view_bytes("gone"))
         try:
             await gateway.line(r"viewer \S+ joined gone/jpeg over UDP")
+            await gateway.line(r"web: live viewer \S+ joined gone$")
             watch = Watch(sims["keep"], viewer)
             mark = len(gateway.lines)
             now = [("keep", sims["keep"]), ("edit", sims["edited"]), ("new", sims["new"])]
@@ -314,7 +326,11 @@ async def test_cameras_come_and_go_while_the_untouched_one_loses_no_frame(
             async with asyncio.timeout(5):
                 _, errors = await leaving.communicate()
             assert leaving.returncode == 0, errors.decode()
+            # Its live view on the status page ends too, after the pictures it had.
+            async with asyncio.timeout(5):
+                assert b"image/jpeg" in await live
         finally:
+            live.cancel()
             if leaving.returncode is None:
                 leaving.kill()
                 await leaving.wait()

@@ -5,7 +5,8 @@ Every live viewer is one more subscriber of the camera's shared picture fan-out 
 upstream RTSP viewers share too), with a queue of :data:`DEPTH` pictures: a browser that reads
 slowly loses the oldest pictures and never grows memory or delays the others. A write that
 does not complete within :data:`WRITE_TIMEOUT` ends that viewer; a camera that sends nothing
-for :data:`STALL_TIMEOUT` ends the stream (the page reopens it when the camera is back). Live
+for :data:`STALL_TIMEOUT` ends the stream (the page reopens it when the camera is back), and
+so does a config reload that removes or restarts the camera, within :data:`CHECK_EVERY`. Live
 viewers are capped per client address and in all, and the gateway stopping ends them at once.
 """
 
@@ -30,6 +31,7 @@ TOTAL = 32  # each costs a socket and a subscriber, not an encoder
 DEPTH = 2  # pictures queued per viewer: a slow one skips, it does not lag behind
 WRITE_TIMEOUT = 10.0
 STALL_TIMEOUT = 15.0  # the camera fan-out's own stall detection (10 s) comes first
+CHECK_EVERY = 1.0  # seconds without a picture before checking the camera is still the same
 # The kernel's send buffer per live viewer, fixed (not grown by autotuning up to megabytes):
 # half a second of VGA pictures, so a browser that stops reading soon makes its queue drop.
 SEND_BUFFER = 128 * 1024
@@ -98,7 +100,7 @@ class LiveViews:
         self.viewers[(camera, address)] += 1
         log.info("web: live viewer %s joined %s", address, camera)
         try:
-            return await self._stream(request, frames)
+            return await self._stream(request, camera, frames)
         finally:
             self._tasks.discard(task)
             self._per_address[address] -= 1
@@ -109,7 +111,9 @@ class LiveViews:
                 del self.viewers[(camera, address)]
             log.info("web: live viewer %s left %s", address, camera)
 
-    async def _stream(self, request: web.Request, frames: Fanout[JpegFrame]) -> web.StreamResponse:
+    async def _stream(
+        self, request: web.Request, camera: str, frames: Fanout[JpegFrame]
+    ) -> web.StreamResponse:
         response = web.StreamResponse(
             headers={
                 "Content-Type": f"multipart/x-mixed-replace; boundary={BOUNDARY}",
@@ -124,13 +128,23 @@ class LiveViews:
         await response.prepare(request)
         try:
             async with frames.subscribe(DEPTH) as pictures:
-                while True:
-                    async with asyncio.timeout(STALL_TIMEOUT):
-                        frame = await pictures.get()
+                quiet = 0.0
+                while quiet < STALL_TIMEOUT:
+                    try:
+                        async with asyncio.timeout(CHECK_EVERY):
+                            frame = await pictures.get()
+                    except TimeoutError:
+                        # No picture for a while: a camera a config reload removed or
+                        # restarted has a new fan-out, or none; its stream ends now.
+                        if self._frames(camera) is not frames:
+                            break
+                        quiet += CHECK_EVERY
+                        continue
+                    quiet = 0.0
                     async with asyncio.timeout(WRITE_TIMEOUT):
                         await response.write(part(frame.data))
         except (ConnectionError, TimeoutError):
-            pass  # the browser went, stopped reading, or the camera sent nothing
+            pass  # the browser went or stopped reading
         return response
 
     async def close(self) -> None:
