@@ -5,11 +5,16 @@ and how to pull its access units. ``rtsp/`` serves it (packetized for RTP, descr
 ``onvif/`` describes it; ``media/`` knows neither of them. So nothing here knows a protocol:
 the RTP side of a track (payload type, SDP media description, packetizing) lives in
 :mod:`bridge.rtsp.stream`.
+
+Media times are seconds on ``time.monotonic()``, the clock the drivers stamp arrivals with: one
+clock for every track of every stream, so audio and video line up and :func:`wall_clock_offset`
+maps any of them to Unix time.
 """
 
 from __future__ import annotations
 
 import enum
+import time
 from collections.abc import AsyncIterator, Callable, Sequence
 from dataclasses import dataclass
 from typing import NamedTuple
@@ -59,7 +64,7 @@ class AccessUnit(NamedTuple):
 
     track: int  # index into the stream's tracks
     payload: Sequence[bytes] | bytes
-    media_time: float  # seconds on the stream's clock, shared by all its tracks
+    media_time: float  # seconds on time.monotonic() when the unit was captured (arrived)
     keyframe: bool  # H.264: contains an IDR; JPEG and audio: always True
     arrival: float | None = None  # time.monotonic() when the camera's data for it arrived
 
@@ -83,3 +88,14 @@ class StreamSpec:
     request_keyframe: Callable[[], None] | None = None
     idle_grace: float = 10.0
     stall_timeout: float = 10.0
+
+
+def wall_clock_offset() -> float:
+    """Unix time minus media time, now: a media time plus this is the Unix time of that instant.
+
+    One offset for every track and viewer (an RTCP Sender Report states it), not an anchor
+    taken from whichever unit was sent last, which would shift the mapping by that unit's
+    delay through the pipeline. Read when needed rather than fixed at start, so a wall clock
+    that NTP sets after boot (a small box without a battery clock) is followed.
+    """
+    return time.time() - time.monotonic()
