@@ -19,6 +19,8 @@ from collections.abc import AsyncIterator, Callable, Sequence
 from dataclasses import dataclass
 from typing import NamedTuple
 
+from bridge.codecs.h264 import NAL_PPS, NAL_SPS, nal_type
+
 
 class Codec(enum.Enum):
     H264 = "h264"
@@ -33,9 +35,9 @@ class Codec(enum.Enum):
 
 @dataclass(slots=True)
 class MediaTrack:
-    """One elementary stream. Mutable on purpose: whoever learns a fact about the live stream
-    fills it in for everyone describing the track (the producer the frame rate it measures,
-    the RTSP side the H.264 ``sps``/``pps`` it sees, None until then).
+    """One elementary stream. Mutable on purpose, with one writer: the producer fills in what
+    it learns of the live stream (the frame rate it measures, the H.264 ``sps``/``pps`` of each
+    keyframe it hands out, None until then) for everyone describing the track to read.
 
     ``sample_rate`` and ``aac_config`` (AudioSpecificConfig) describe an AAC track.
     """
@@ -51,6 +53,16 @@ class MediaTrack:
     def clock_rate(self) -> int:
         """Ticks per second of the track's timestamps: 90 kHz for video, else its rate."""
         return 90_000 if self.codec.is_video else self.sample_rate
+
+    def learn_parameter_sets(self, nal_units: Sequence[bytes]) -> None:
+        """Keep the SPS and PPS among an H.264 keyframe's NAL units: an encoder reopened at
+        another size sends new ones, and the next DESCRIBE must give them."""
+        for nal in nal_units:
+            kind = nal_type(nal)
+            if kind == NAL_SPS:
+                self.sps = nal
+            elif kind == NAL_PPS:
+                self.pps = nal
 
     @property
     def describable(self) -> bool:

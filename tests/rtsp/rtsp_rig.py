@@ -112,6 +112,8 @@ class SyntheticH264Source(FanoutSource):
             for data in await asyncio.to_thread(_encode, encoder, index, force):
                 nal_units = split_annexb(data)
                 keyframe = any(is_idr(nal) for nal in nal_units)
+                if keyframe:
+                    self.tracks[0].learn_parameter_sets(nal_units)
                 yield AccessUnit(0, nal_units, start + index / FPS, keyframe)
             index += 1
             while self._audio and audio_time < start + index / FPS:
