@@ -10,6 +10,7 @@ Nothing here is thread-safe: each object reuses its codec context across calls.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from fractions import Fraction
 from typing import Literal
 
@@ -27,11 +28,13 @@ G726_BIT_RATE = 32000  # 4 bits per sample at 8 kHz, Axis's audio/32KADPCM
 class JpegEncoder:
     """Baseline JPEGs of one size, as an IP camera's snapshot CGI sends them.
 
-    ``qscale`` is FFmpeg's MJPEG quantiser (1..31); ``pix_fmt`` the planar full-range layout of
-    the buffers handed to :meth:`encode` (``yuvj420p``: luma 2x2 per chroma sample).
+    ``qscale`` is FFmpeg's MJPEG quantiser (1..31); ``pix_fmt`` the planar full-range layout
+    of the planes handed to :meth:`encode` (``yuvj420p``: chroma halved both ways;
+    ``yuvj422p``: halved across only, as most cameras send).
     """
 
     def __init__(self, width: int, height: int, qscale: int, pix_fmt: str = "yuvj420p") -> None:
+        self._size = (width, height)
         self._pix_fmt = pix_fmt
         self._context = av.CodecContext.create("mjpeg", "w")
         self._context.width = width
@@ -50,10 +53,14 @@ class JpegEncoder:
         }
         self._context.open()
 
-    def encode(self, planes: NDArray[np.uint8]) -> bytes:
-        """One JPEG (FFD8 ... FFD9) of the picture in ``planes``: the planar buffer shaped as
-        PyAV's ``VideoFrame.from_ndarray`` takes it for ``pix_fmt``."""
-        (packet,) = self._context.encode(av.VideoFrame.from_ndarray(planes, self._pix_fmt))
+    def encode(self, planes: Sequence[NDArray[np.uint8]]) -> bytes:
+        """One JPEG (FFD8 ... FFD9) of the picture whose Y, Cb and Cr planes are given, each
+        a 2-D array of its plane's size."""
+        frame = av.VideoFrame(*self._size, self._pix_fmt)
+        for plane, samples in zip(frame.planes, planes, strict=True):
+            rows = np.frombuffer(memoryview(plane), np.uint8).reshape(plane.height, plane.line_size)
+            rows[:, : plane.width] = samples
+        (packet,) = self._context.encode(frame)
         return bytes(packet)
 
 

@@ -231,7 +231,7 @@ class TestPattern:
             self._counter_glyphs,
         )
 
-        return self._encoder.encode(self._canvas.reshape(-1, self._width))
+        return self._encoder.encode(self._canvas_planes)
 
     def _planes(self, buffer: _Plane) -> tuple[_Plane, _Plane, _Plane]:
         """Y, Cb and Cr views into a contiguous yuv420p buffer."""
