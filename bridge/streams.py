@@ -5,14 +5,21 @@ and how to pull its access units. ``rtsp/`` serves it (packetized for RTP, descr
 ``onvif/`` describes it; ``media/`` knows neither of them. So nothing here knows a protocol:
 the RTP side of a track (payload type, SDP media description, packetizing) lives in
 :mod:`bridge.rtsp.stream`.
+
+Media times are seconds on ``time.monotonic()``, the clock the drivers stamp arrivals with: one
+clock for every track of every stream, so audio and video line up and :func:`wall_clock_offset`
+maps any of them to Unix time.
 """
 
 from __future__ import annotations
 
 import enum
+import time
 from collections.abc import AsyncIterator, Callable, Sequence
 from dataclasses import dataclass
 from typing import NamedTuple
+
+from bridge.codecs.h264 import NAL_PPS, NAL_SPS, nal_type
 
 
 class Codec(enum.Enum):
@@ -28,9 +35,9 @@ class Codec(enum.Enum):
 
 @dataclass(slots=True)
 class MediaTrack:
-    """One elementary stream. Mutable on purpose: whoever learns a fact about the live stream
-    fills it in for everyone describing the track (the producer the frame rate it measures,
-    the RTSP side the H.264 ``sps``/``pps`` it sees, None until then).
+    """One elementary stream. Mutable on purpose, with one writer: the producer fills in what
+    it learns of the live stream (the frame rate it measures, the H.264 ``sps``/``pps`` of each
+    keyframe it hands out, None until then) for everyone describing the track to read.
 
     ``sample_rate`` and ``aac_config`` (AudioSpecificConfig) describe an AAC track.
     """
@@ -47,6 +54,16 @@ class MediaTrack:
         """Ticks per second of the track's timestamps: 90 kHz for video, else its rate."""
         return 90_000 if self.codec.is_video else self.sample_rate
 
+    def learn_parameter_sets(self, nal_units: Sequence[bytes]) -> None:
+        """Keep the SPS and PPS among an H.264 keyframe's NAL units: an encoder reopened at
+        another size sends new ones, and the next DESCRIBE must give them."""
+        for nal in nal_units:
+            kind = nal_type(nal)
+            if kind == NAL_SPS:
+                self.sps = nal
+            elif kind == NAL_PPS:
+                self.pps = nal
+
     @property
     def describable(self) -> bool:
         """Whether everything a client needs to decode the track is known."""
@@ -59,7 +76,7 @@ class AccessUnit(NamedTuple):
 
     track: int  # index into the stream's tracks
     payload: Sequence[bytes] | bytes
-    media_time: float  # seconds on the stream's clock, shared by all its tracks
+    media_time: float  # seconds on time.monotonic() when the unit was captured (arrived)
     keyframe: bool  # H.264: contains an IDR; JPEG and audio: always True
     arrival: float | None = None  # time.monotonic() when the camera's data for it arrived
 
@@ -83,3 +100,14 @@ class StreamSpec:
     request_keyframe: Callable[[], None] | None = None
     idle_grace: float = 10.0
     stall_timeout: float = 10.0
+
+
+def wall_clock_offset() -> float:
+    """Unix time minus media time, now: a media time plus this is the Unix time of that instant.
+
+    One offset for every track and viewer (an RTCP Sender Report states it), not an anchor
+    taken from whichever unit was sent last, which would shift the mapping by that unit's
+    delay through the pipeline. Read when needed rather than fixed at start, so a wall clock
+    that NTP sets after boot (a small box without a battery clock) is followed.
+    """
+    return time.time() - time.monotonic()

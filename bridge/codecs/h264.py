@@ -17,11 +17,11 @@ NAL_PPS = 8
 NAL_AUD = 9
 
 _START_CODE = b"\x00\x00\x01"
-_TYPE_MASK = 0x1F
+NAL_TYPE_MASK = 0x1F  # nal_unit_type: the low 5 bits of a NAL header (and of an RTP FU header)
 
 
 def nal_type(nal: bytes) -> int:
-    return nal[0] & _TYPE_MASK
+    return nal[0] & NAL_TYPE_MASK
 
 
 def is_idr(nal: bytes) -> bool:

@@ -1,4 +1,10 @@
-"""JPEG marker facts: where a picture ends, and what its frame header declares. No I/O, no PyAV.
+"""JPEG marker facts: the segments before the scan, where a picture ends, and what its frame
+header declares. No I/O, no PyAV.
+
+:func:`segments` is the one walker over a JPEG's marker segments: the multipart parser finds a
+picture's end with it, the header check and the RTP/JPEG payloader read the segments it yields,
+and the emulators damage pictures where it points. So fill bytes, markers without a length
+(TEM, RSTn, SOI, EOI) and lengths cut short mean the same everywhere.
 
 A camera's JPEG is read here before anything decodes it, because the decoder believes the
 header: a frame header that claims 65000x65000 makes FFmpeg try to allocate gigabytes, and an
@@ -18,6 +24,7 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 from dataclasses import dataclass
+from typing import NamedTuple
 
 from bridge.errors import ProtocolError
 
@@ -26,12 +33,13 @@ MAX_PIXELS = 36864 * 16 * 16
 
 SOI = b"\xff\xd8"
 _EOI_MARKER = b"\xff\xd9"
-_EOI, _SOS = 0xD9, 0xDA
+# Marker codes (the byte after 0xFF; ITU T.81 table B.1).
+EOI, SOS, DHT, DQT, DRI = 0xD9, 0xDA, 0xC4, 0xDB, 0xDD
 # SOF0..SOF15 except DHT (C4), JPG (C8) and DAC (CC).
-_SOF_MARKERS = frozenset(range(0xC0, 0xD0)) - {0xC4, 0xC8, 0xCC}
+SOF_MARKERS = frozenset(range(0xC0, 0xD0)) - {0xC4, 0xC8, 0xCC}
 # Markers with no length field: TEM, RSTn, SOI, EOI.
-_STANDALONE_MARKERS = frozenset([0x01, *range(0xD0, 0xDA)])
-_NOT_A_MARKER = -1
+STANDALONE_MARKERS = frozenset([0x01, *range(0xD0, 0xDA)])
+NOT_A_MARKER = -1  # the "marker" :func:`segments` yields at a byte that starts none
 _PRECISIONS = (8, 12)  # bits per sample of the DCT processes; cameras use 8
 _MAX_COMPONENTS = 4  # grey, YCbCr, CMYK
 _MAX_SAMPLING = 4  # sampling factors are 1..4 (ITU T.81 B.2.2)
@@ -57,28 +65,57 @@ def plausible_size(width: int, height: int) -> bool:
     return 0 < width <= MAX_SIDE and 0 < height <= MAX_SIDE and width * height <= MAX_PIXELS
 
 
-def _segments(data: bytes | bytearray, pos: int, end: int) -> Iterator[tuple[int, int, int]]:
-    """(position, marker, position after the segment) of each marker from ``pos``.
+class Segment(NamedTuple):
+    """One marker segment before the scan: where its 0xFF is, its marker code, and where it ends
+    as its length field declares (maybe past the data, or before its own length field when
+    the length is garbage: :meth:`complete` says)."""
 
-    Stops when fewer than four bytes are left; at a byte that is not a marker it yields
-    ``_NOT_A_MARKER`` as the marker and stops. Lengths are as declared: whether a segment is
-    all there is the caller's question.
+    start: int
+    marker: int
+    end: int
+
+    def complete(self, size: int) -> bool:
+        """Whether the segment lies within ``size`` bytes and its length covers at least the
+        length field itself."""
+        return self.end <= size and (
+            self.marker in STANDALONE_MARKERS or self.end - self.start >= 4
+        )
+
+    def body(self, data: bytes) -> bytes:
+        """What follows the length field, up to the declared end."""
+        return data[self.start + 4 : self.end]
+
+
+def segments(data: bytes | bytearray, start: int = len(SOI), end: int = -1) -> Iterator[Segment]:
+    """The marker segments of ``data[start:end]`` (``end`` -1: all of it), up to and
+    including SOS or EOI, after which come entropy-coded bytes, not segments.
+
+    Fill bytes (0xFF before a marker) are skipped. At a byte that is not 0xFF it yields
+    :data:`NOT_A_MARKER` and stops. A segment whose length field is cut off by ``end`` is
+    yielded as ending 4 bytes on (past ``end``), so every caller sees it as incomplete;
+    the walk stops when fewer than 2 bytes are left or a segment runs past ``end``.
     """
-    while pos + 4 <= end:
+    if end < 0:
+        end = len(data)
+    pos = start
+    while pos + 2 <= end:
         if data[pos] != 0xFF:
-            yield pos, _NOT_A_MARKER, pos
+            yield Segment(pos, NOT_A_MARKER, pos)
             return
         marker = data[pos + 1]
-        if marker == 0xFF:  # fill byte before a marker
+        if marker == 0xFF:
             pos += 1
             continue
-        if marker in _STANDALONE_MARKERS:
-            yield pos, marker, pos + 2
-            pos += 2
-            continue
-        after = pos + 2 + ((data[pos + 2] << 8) | data[pos + 3])
-        yield pos, marker, after
-        pos = after
+        if marker in STANDALONE_MARKERS:
+            after = pos + 2
+        elif pos + 4 > end:
+            after = pos + 4
+        else:
+            after = pos + 2 + ((data[pos + 2] << 8) | data[pos + 3])
+        yield Segment(pos, marker, after)
+        if marker in (SOS, EOI):
+            return
+        pos = max(after, pos + 2)
 
 
 def jpeg_end(buf: bytes | bytearray, start: int, end: int) -> int:
@@ -88,11 +125,11 @@ def jpeg_end(buf: bytes | bytearray, start: int, end: int) -> int:
     embedded thumbnail does not end the picture); inside entropy-coded data 0xFF is always
     stuffed or a restart marker, so the first FFD9 there is the real end.
     """
-    for _, marker, after in _segments(buf, start + 2, end):
-        if marker == _EOI:
-            return after
-        if marker in (_SOS, _NOT_A_MARKER):
-            found = buf.find(_EOI_MARKER, after, end)
+    for segment in segments(buf, start + len(SOI), end):
+        if segment.marker == EOI:
+            return segment.end
+        if segment.marker in (SOS, NOT_A_MARKER):
+            found = buf.find(_EOI_MARKER, segment.end, end)
             return -1 if found < 0 else found + 2
     return -1
 
@@ -103,18 +140,19 @@ def read_header(data: bytes) -> JpegHeader:
     if not data.startswith(SOI):
         raise ProtocolError("picture does not start with a JPEG SOI marker")
     header: JpegHeader | None = None
-    for pos, marker, after in _segments(data, len(SOI), len(data)):
-        if marker == _NOT_A_MARKER:
+    for segment in segments(data):
+        pos, marker, _ = segment
+        if marker == NOT_A_MARKER:
             raise ProtocolError(f"JPEG marker expected at byte {pos}")
-        if marker == _EOI:
+        if marker == EOI:
             break
-        if after > len(data) or (after - pos < 4 and marker not in _STANDALONE_MARKERS):
+        if not segment.complete(len(data)):
             raise ProtocolError(f"JPEG segment {marker:#04x} at byte {pos} is truncated")
-        if marker in _SOF_MARKERS:
+        if marker in SOF_MARKERS:
             if header is not None:
                 raise ProtocolError("JPEG has two frame headers")
-            header = _frame_header(data[pos + 4 : after])
-        elif marker == _SOS:
+            header = _frame_header(segment.body(data))
+        elif marker == SOS:
             if header is None:
                 raise ProtocolError("JPEG scan before its frame header")
             return header

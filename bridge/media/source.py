@@ -520,6 +520,8 @@ class CameraMedia:
                         track.framerate = self._rate.fps
                         media_time = encoder.origin + unit.pts_90k / CLOCK_RATE
                         nal_units = split_annexb(unit.data)
+                        if unit.keyframe:  # this producer is the track's one writer
+                            track.learn_parameter_sets(nal_units)
                         yield AccessUnit(0, nal_units, media_time, unit.keyframe, frame.timestamp)
             finally:
                 encoder.close()

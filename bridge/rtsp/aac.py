@@ -24,7 +24,9 @@ def packetize(access_unit: bytes) -> bytes:
 
 
 def depacketize(payload: bytes) -> list[bytes]:
-    """The access units in an AAC-hbr payload (as a receiver reads it); ValueError if malformed."""
+    """The access units in an AAC-hbr payload (as a receiver reads it); ValueError if malformed.
+
+    For the tests only: the gateway never receives RTP; they read back what it sends."""
     if len(payload) < 2:
         raise ValueError("AAC payload shorter than its AU-headers-length")
     (header_bits,) = struct.unpack_from("!H", payload)

@@ -2,13 +2,16 @@
 
 An encoder hands over access units in Annex B form (start-code separated NAL units: SPS, PPS,
 SEI, one or more slices; x264 with threads writes several slices per frame).
-:func:`split_annexb` cuts them into NAL units, :func:`packetize` turns those into RTP payloads:
+:func:`bridge.codecs.h264.split_annexb` cuts them into NAL units (the producer does that),
+:func:`packetize` turns those into RTP payloads:
 a NAL unit that fits travels alone (single NAL unit packet), a bigger one as FU-A fragments.
 STAP-A aggregation of small units is optional and off by default, because some older clients
 mishandle it. The marker bit belongs on the last packet of the access unit, which is the last
 payload :func:`packetize` returns for that unit's NAL units.
 
-:class:`H264Depacketizer` is the inverse, strict: loss or damage raises ProtocolError.
+:class:`H264Depacketizer` is the inverse, strict: loss or damage raises ProtocolError. It is
+for the tests only (the gateway sends RTP, it never receives any): they read back with it what
+the gateway sends.
 """
 
 from __future__ import annotations
@@ -17,7 +20,7 @@ import base64
 import struct
 from collections.abc import Iterable
 
-from bridge.codecs.h264 import NAL_PPS, check_sps, nal_type
+from bridge.codecs.h264 import NAL_PPS, NAL_TYPE_MASK, check_sps, nal_type
 from bridge.errors import MessageTooLarge, ProtocolError
 
 NAL_STAP_A = 24
@@ -29,7 +32,6 @@ DEFAULT_MAX_NAL_SIZE = 4 * 1024 * 1024
 _NAL_SIZE = struct.Struct("!H")  # STAP-A aggregation unit size
 _FU_START = 0x80
 _FU_END = 0x40
-_TYPE_MASK = 0x1F
 _F_NRI_MASK = 0xE0
 
 
@@ -82,7 +84,7 @@ def _flush_aggregate(pending: list[bytes], payloads: list[bytes]) -> None:
 def _fragment(nal: bytes, max_payload: int, payloads: list[bytes]) -> None:
     """FU-A fragments of a NAL unit larger than ``max_payload`` (so at least two)."""
     indicator = (nal[0] & _F_NRI_MASK) | NAL_FU_A
-    kind = nal[0] & _TYPE_MASK
+    kind = nal[0] & NAL_TYPE_MASK
     step = max_payload - 2  # FU indicator + FU header
     view = memoryview(nal)
     last_start = 1 + (len(nal) - 2) // step * step
@@ -93,7 +95,7 @@ def _fragment(nal: bytes, max_payload: int, payloads: list[bytes]) -> None:
 
 
 class H264Depacketizer:
-    """RTP payloads (mode 1: single NAL, STAP-A, FU-A) back to NAL units.
+    """RTP payloads (mode 1: single NAL, STAP-A, FU-A) back to NAL units; for the tests only.
 
     A gap in a fragmented unit (a lost packet) raises ProtocolError and drops that unit; the
     depacketizer is ready for the next one.
@@ -108,7 +110,7 @@ class H264Depacketizer:
         """The NAL units this payload completes."""
         if not payload:
             raise ProtocolError("empty H.264 RTP payload")
-        kind = payload[0] & _TYPE_MASK
+        kind = payload[0] & NAL_TYPE_MASK
         if kind == NAL_FU_A:
             nal = self._fragment(payload)
             return [] if nal is None else [nal]
@@ -136,7 +138,7 @@ class H264Depacketizer:
             raise ProtocolError("H.264 FU-A fragments out of order (start/end bits)")
         if start:
             self._in_fragment = True
-            self._fragments.append((payload[0] & _F_NRI_MASK) | (fu_header & _TYPE_MASK))
+            self._fragments.append((payload[0] & _F_NRI_MASK) | (fu_header & NAL_TYPE_MASK))
         self._fragments += memoryview(payload)[2:]
         if len(self._fragments) > self._max_nal_size:
             self._reset()

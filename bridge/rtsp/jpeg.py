@@ -20,6 +20,18 @@ import struct
 from collections.abc import Mapping
 from dataclasses import dataclass
 
+from bridge.codecs.jpeg import (
+    DHT,
+    DQT,
+    DRI,
+    EOI,
+    NOT_A_MARKER,
+    SOF_MARKERS,
+    SOI,
+    SOS,
+    STANDALONE_MARKERS,
+    segments,
+)
 from bridge.errors import ProtocolError
 
 DEFAULT_MAX_PAYLOAD = 1400
@@ -55,11 +67,7 @@ _QUANT_HEADER = struct.Struct("!BBH")  # MBZ, precision bits (0: all 8-bit), len
 _WHOLE_FRAME_RESTART = 0xFFFF  # F and L set, count 0x3FFF: packets not aligned to intervals
 _MAX_SCAN = 1 << 24  # the fragment offset field
 
-_SOI = b"\xff\xd8"
 _SOF_BASELINE = (0xC0, 0xC1)  # SOF1 with 8-bit tables codes exactly like baseline
-_DHT, _DQT, _DRI, _SOS, _EOI = 0xC4, 0xDB, 0xDD, 0xDA, 0xD9
-_OTHER_SOF = frozenset({0xC2, 0xC3, *range(0xC5, 0xC8), *range(0xC9, 0xCC), *range(0xCD, 0xD0)})
-_STANDALONE = frozenset({0x01, *range(0xD0, 0xD8)})  # TEM, RSTn: no length field
 # Inside the scan, 0xFF is followed by 0x00 (stuffing) or RSTn; anything else ends it (fill
 # bytes 0xFF may precede the marker). Spelled with a literal first byte, not ``\xff+``, so the
 # regex engine jumps between 0xFF bytes: 30 times faster on a 400 KB frame.
@@ -154,45 +162,36 @@ def _check_huffman(segment: bytes) -> None:
 
 def parse_jpeg(data: bytes) -> JpegFrame:
     """Split a baseline JPEG into what RFC 2435 sends, refusing what it cannot carry."""
-    if not data.startswith(_SOI):
+    if not data.startswith(SOI):
         raise ProtocolError("not a JPEG: no SOI marker")
     layout = _Layout()
-    pos = len(_SOI)
-    while True:
-        if pos + 2 > len(data):
-            raise ProtocolError("JPEG truncated before its scan")
-        if data[pos] != 0xFF:
+    for segment in segments(data):
+        pos, marker, end = segment
+        if marker == NOT_A_MARKER:
             raise ProtocolError(f"JPEG marker expected at byte {pos}")
-        marker = data[pos + 1]
-        if marker == 0xFF:  # fill byte
-            pos += 1
-            continue
-        if marker in _STANDALONE:
-            pos += 2
-            continue
-        if marker == _EOI:
+        if marker == EOI:
             raise ProtocolError("JPEG ends before its scan")
-        length = int.from_bytes(data[pos + 2 : pos + 4])
-        end = pos + 2 + length
-        if length < 2 or end > len(data):  # also catches a length field cut short
+        if not segment.complete(len(data)):
             raise ProtocolError(f"JPEG segment {marker:#04x} truncated")
-        segment = data[pos + 4 : end]
-        if marker == _DQT:
-            layout.quantization(segment)
+        if marker in STANDALONE_MARKERS:
+            continue
+        body = segment.body(data)
+        if marker == DQT:
+            layout.quantization(body)
         elif marker in _SOF_BASELINE:
-            layout.frame(segment)
-        elif marker in _OTHER_SOF:
+            layout.frame(body)
+        elif marker in SOF_MARKERS:
             raise ProtocolError(f"JPEG coding {marker:#04x} is not baseline Huffman")
-        elif marker == _DHT:
-            _check_huffman(segment)
-        elif marker == _DRI:
-            layout.restart(segment)
-        elif marker == _SOS:
+        elif marker == DHT:
+            _check_huffman(body)
+        elif marker == DRI:
+            layout.restart(body)
+        elif marker == SOS:
             if layout.size is None:
                 raise ProtocolError("JPEG scan before its frame header")
-            layout.check_scan_header(segment)
+            layout.check_scan_header(body)
             return _frame(layout, *layout.size, data, end)
-        pos = end
+    raise ProtocolError("JPEG truncated before its scan")
 
 
 def _frame(layout: _Layout, width: int, height: int, data: bytes, scan_start: int) -> JpegFrame:
@@ -212,7 +211,7 @@ def _frame(layout: _Layout, width: int, height: int, data: bytes, scan_start: in
     end = _SCAN_END.search(data, scan_start)
     if end is None:
         raise ProtocolError("JPEG truncated: no EOI after the scan")
-    if data[end.end() - 1] != _EOI:
+    if data[end.end() - 1] != EOI:
         raise ProtocolError("JPEG with several scans or a DNL cannot be sent over RTP/JPEG")
     scan = data[scan_start : end.start()]
     if not scan or len(scan) >= _MAX_SCAN:

@@ -1,7 +1,8 @@
 """RTP packets (RFC 3550 §5.1) and the sender-side sequencer that stamps payloads into them.
 
-:class:`RtpPacket` is the general form (CSRCs, header extension, padding on parse) used to
-check bytes; :class:`RtpSequencer` is the hot path: it turns payloads straight into packet bytes
+:class:`RtpPacket` is the general form (CSRCs, header extension, padding on parse), for the
+tests only: they check with it the bytes the gateway sends. :class:`RtpSequencer` is the hot
+path: it turns payloads straight into packet bytes
 with one struct pack each, and counts what the RTCP Sender Report needs. Media time is passed
 in, never read from a clock.
 """

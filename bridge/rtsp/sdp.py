@@ -1,4 +1,5 @@
-"""SDP (RFC 4566) for the DESCRIBE answer, and a parser small enough to read it back.
+"""SDP (RFC 4566) for the DESCRIBE answer, and a parser small enough to read it back (the
+parser is for the tests only: the server writes SDP, it never reads any).
 
 The server describes each camera as one aggregate session (``a=control:*``, live
 ``a=range:npt=now-``) with a media section per track, built by :func:`h264_media`,
@@ -115,6 +116,7 @@ class SessionDescription:
 
     @classmethod
     def parse(cls, text: str) -> SessionDescription:
+        """Read an SDP as this module or FFmpeg writes it; for the tests only."""
         origin: list[str] | None = None
         name = ""
         connection: str | None = None

@@ -31,7 +31,7 @@ from bridge.rtsp.rtcp import (
 )
 from bridge.rtsp.rtp import RtpSequencer
 from bridge.rtsp.stream import MediaSubscription, PacketizedUnit, StreamSource, payload_type
-from bridge.streams import MediaTrack
+from bridge.streams import MediaTrack, wall_clock_offset
 
 log = logging.getLogger(__name__)
 
@@ -273,9 +273,6 @@ class Session:
         self._task: asyncio.Task[None] | None = None
         self._subscription: MediaSubscription | None = None
         self._pending: PacketizedUnit | None = None  # the keyframe PLAY waited for, sent first
-        # Anchor mapping the source's media clock to wall time, refreshed on every frame sent.
-        self._anchor_media = 0.0
-        self._anchor_wall = 0.0
 
     def touch(self) -> None:
         self.last_activity = time.monotonic()
@@ -325,7 +322,6 @@ class Session:
         assert first is not None  # a subscription never ends; only the timeout leaves early
         self._subscription = subscription
         self._pending = first
-        self._anchor(first.media_time)
         return [
             (b, b.sequencer.sequence_number, b.sequencer.timestamp(first.media_time))
             for b in self.tracks.values()
@@ -342,9 +338,6 @@ class Session:
             self._stream(self._subscription, self._pending), name=f"rtsp session {self.id}"
         )
         self._pending = None
-
-    def _anchor(self, media_time: float) -> None:
-        self._anchor_media, self._anchor_wall = media_time, time.time()
 
     async def _stream(self, subscription: MediaSubscription, first: PacketizedUnit) -> None:
         loop = asyncio.get_running_loop()
@@ -369,13 +362,12 @@ class Session:
     def _deliver(self, unit: PacketizedUnit) -> None:
         binding = self.tracks.get(unit.track)
         if binding is not None:
-            self._anchor(unit.media_time)
             binding.deliver(unit)
 
     def _send_reports(self, *, bye: str = "") -> None:
         """A Sender Report and SDES per track; with ``bye``, a BYE giving that reason too."""
-        wall = time.time()
-        media = self._anchor_media + (wall - self._anchor_wall)
+        media = time.monotonic()  # media times are on this clock (bridge.streams)
+        wall = media + wall_clock_offset()
         for binding in self.tracks.values():
             ssrc = binding.sequencer.ssrc
             report = binding.sequencer.sender_report(wall, media)

@@ -5,9 +5,9 @@ A path (``<camera>/<profile>``) resolves to a :class:`StreamSource`. The server 
 tracks, subscribes once per playing session and asks for an IDR when a viewer joins.
 :class:`FanoutSource` is the usual implementation, built from the
 :class:`~bridge.streams.StreamSpec` a producer hands out: one upstream of access units shared by
-every viewer through a :class:`~bridge.fanout.Fanout`, each unit packetized once inside it, and
-the H.264 parameter sets learned from the stream itself so DESCRIBE can answer without a side
-channel to the camera.
+every viewer through a :class:`~bridge.fanout.Fanout`, each unit packetized once inside it.
+DESCRIBE reads the tracks' parameters (H.264 SPS/PPS, frame rate), which only their producer
+writes, from the stream itself: no side channel to the camera.
 """
 
 from __future__ import annotations
@@ -17,7 +17,6 @@ import logging
 from collections.abc import AsyncIterator, Sequence
 from typing import NamedTuple, Protocol
 
-from bridge.codecs.h264 import NAL_PPS, NAL_SPS, nal_type
 from bridge.errors import ProtocolError
 from bridge.fanout import Fanout
 from bridge.rtsp import aac, h264, jpeg
@@ -112,8 +111,8 @@ class FanoutSource:
 
     Units are packetized here, in the fan-out's producer, once for all viewers: packetizing
     behind a second fan-out would add a queue hop to every frame. One the packetizer refuses (a
-    JPEG with no RTP/JPEG type) is skipped. H.264 parameter sets are learned from every
-    keyframe, so the SDP follows an encoder that reopened at a new size.
+    JPEG with no RTP/JPEG type) is skipped. The source is ready to describe once its producer
+    has filled in every track's parameters (for H.264, with its first keyframe).
 
     Each FanoutSource runs its own upstream (for an H.264 profile, its own encoder): keep one per
     stream and hand it to every session (the gateway keeps one per camera profile).
@@ -141,8 +140,8 @@ class FanoutSource:
         try:
             async for unit in upstream:
                 track = self._tracks[unit.track]
-                if unit.keyframe and track.codec is Codec.H264:
-                    self._learn(track, unit)
+                if not self._ready.is_set() and all(t.describable for t in self._tracks):
+                    self._ready.set()
                 try:
                     payloads = packetize(track, unit)
                 except ProtocolError as exc:
@@ -160,16 +159,6 @@ class FanoutSource:
             aclose = getattr(upstream, "aclose", None)
             if aclose is not None:
                 await aclose()
-
-    def _learn(self, track: MediaTrack, unit: AccessUnit) -> None:
-        assert not isinstance(unit.payload, bytes)
-        for nal in unit.payload:
-            if nal_type(nal) == NAL_SPS:
-                track.sps = nal
-            elif nal_type(nal) == NAL_PPS:
-                track.pps = nal
-        if not self._ready.is_set() and all(t.describable for t in self._tracks):
-            self._ready.set()
 
     async def wait_ready(self) -> None:
         if all(t.describable for t in self._tracks):

@@ -43,13 +43,11 @@ from typing import Any, TypeVar
 
 from aiohttp import web
 
+from bridge.codecs.jpeg import NOT_A_MARKER, SOF_MARKERS, SOS, STANDALONE_MARKERS, Segment, segments
+
 OVERSIZED_SIDE = 65000
 MAX_FAULT_SECONDS = 24 * 3600.0
 DRIP_TICK = 0.05  # seconds between the slices of a drip
-_SOI = b"\xff\xd8"
-_SOS = 0xDA
-_SOF_MARKERS = frozenset(range(0xC0, 0xD0)) - {0xC4, 0xC8, 0xCC}
-_STANDALONE = frozenset(range(0xD0, 0xD9)) | {0x01}
 _LINGER_RESET = struct.pack("ii", 1, 0)  # SO_LINGER on, 0 s: close() sends RST
 _E = TypeVar("_E", bound=enum.StrEnum)
 
@@ -283,35 +281,26 @@ def reset_transport(transport: asyncio.BaseTransport) -> None:
 # -- JPEG damage --------------------------------------------------------------------------------
 
 
-def _segments(jpeg: bytes) -> Iterator[tuple[int, int, int]]:
-    """(marker, offset of its 0xFF, segment length) of the header segments up to SOS."""
-    pos = 2
-    while pos + 4 <= len(jpeg) and jpeg[pos] == 0xFF:
-        marker = jpeg[pos + 1]
-        if marker == 0xFF:
-            pos += 1
-            continue
-        if marker in _STANDALONE:
-            pos += 2
-            continue
-        length = int.from_bytes(jpeg[pos + 2 : pos + 4], "big")
-        yield marker, pos, length
-        if marker == _SOS:
+def _length_segments(jpeg: bytes) -> Iterator[Segment]:
+    """The header segments up to SOS that carry a length field (the ones worth damaging)."""
+    for segment in segments(jpeg):
+        if segment.marker == NOT_A_MARKER:
             return
-        pos += 2 + length
+        if segment.marker not in STANDALONE_MARKERS:
+            yield segment
 
 
 def oversized_jpeg(jpeg: bytes) -> bytes:
     """The JPEG with its frame header claiming OVERSIZED_SIDE x OVERSIZED_SIDE."""
-    for marker, pos, _ in _segments(jpeg):
-        if marker in _SOF_MARKERS:
+    for pos, marker, _ in _length_segments(jpeg):
+        if marker in SOF_MARKERS:
             side = OVERSIZED_SIDE.to_bytes(2, "big")
             return jpeg[: pos + 5] + side + side + jpeg[pos + 9 :]
     return jpeg
 
 
 def damaged_jpeg(jpeg: bytes, kind: Damage, rng: random.Random) -> bytes:
-    scan = next((pos + 2 + length for marker, pos, length in _segments(jpeg) if marker == _SOS), 2)
+    scan = next((end for _, marker, end in _length_segments(jpeg) if marker == SOS), 2)
     match kind:
         case Damage.TRUNCATED:
             return jpeg[: rng.randint(scan, max(scan, len(jpeg) - 3))]
@@ -324,8 +313,8 @@ def damaged_jpeg(jpeg: bytes, kind: Damage, rng: random.Random) -> bytes:
         case Damage.NO_SOI:
             return b"\x00\x00" + jpeg[2:]
         case Damage.BAD_SEGMENT:
-            first = next(_segments(jpeg), None)
+            first = next(_length_segments(jpeg), None)
             if first is None:
                 return jpeg
-            _, pos, _ = first
+            pos = first.start
             return jpeg[: pos + 2] + b"\xff\xff" + jpeg[pos + 4 :]

@@ -6,6 +6,7 @@ so whoever looks at a decoded frame can tell which frame, and what time, it is.
 
 Nothing here is thread-safe: each object reuses its buffers and codec contexts across calls. One
 object may move between worker threads (``asyncio.to_thread``) but must not be used by two at once.
+The PyAV encoding is done by :mod:`bridge.media.emulated` (PyAV lives only in ``bridge/media``).
 """
 
 from __future__ import annotations
@@ -15,14 +16,19 @@ import ctypes.util
 import datetime
 import functools
 import weakref
-from fractions import Fraction
-from typing import Literal, Protocol
+from typing import Protocol
 
-import av
 import numpy as np
 from numpy.typing import NDArray
 
 from bridge.cameras.base import AudioCodec
+from bridge.media.emulated import (
+    IMA_BLOCK_ALIGN,
+    IMA_BLOCK_SAMPLES,
+    AsfMuxer,
+    AudioEncoder,
+    JpegEncoder,
+)
 
 __all__ = ["AsfMuxer", "AudioCodec", "TestPattern", "ToneEncoder"]
 
@@ -188,22 +194,7 @@ class TestPattern:
         counter_height = self._counter_glyphs["0"].shape[0]
         self._counter_at = (height - margin - counter_height, margin)
 
-        self._encoder = av.CodecContext.create("mjpeg", "w")
-        self._encoder.width = width
-        self._encoder.height = height
-        self._encoder.pix_fmt = "yuvj420p"
-        self._encoder.time_base = Fraction(1, 25)  # required to open; stills carry no timing
-        self._encoder.qmin = self._encoder.qmax = _mjpeg_qscale(quality)
-        # Frame threads would hand each JPEG back a few calls late; render() must return its own.
-        self._encoder.thread_count = 1
-        self._encoder.options = {
-            # Annex K tables: what cameras send, what RTP/JPEG (RFC 2435) receivers assume, and
-            # no second pass over the picture to build optimal ones.
-            "huffman": "default",
-            # Separate luma and chroma DQT, as camera JPEGs have and RFC 2435 packetizers expect.
-            "force_duplicated_matrix": "1",
-        }
-        self._encoder.open()
+        self._encoder = JpegEncoder(width, height, _mjpeg_qscale(quality))
 
     # Positional PTZ arguments kept: asyncio.to_thread callers pass the state that way.
     def render(  # noqa: PLR0917
@@ -240,9 +231,7 @@ class TestPattern:
             self._counter_glyphs,
         )
 
-        frame = av.VideoFrame.from_ndarray(self._canvas.reshape(-1, self._width), "yuvj420p")
-        (packet,) = self._encoder.encode(frame)
-        return bytes(packet)
+        return self._encoder.encode(self._canvas_planes)
 
     def _planes(self, buffer: _Plane) -> tuple[_Plane, _Plane, _Plane]:
         """Y, Cb and Cr views into a contiguous yuv420p buffer."""
@@ -322,27 +311,15 @@ _PACKET_SECONDS = 0.02  # the customary RTP audio packet, used when no duration 
 
 _GSM_FRAME_BYTES = 33
 _GSM_FRAME_SAMPLES = 160
-_IMA_BLOCK_ALIGN = 256
-_IMA_BLOCK_SAMPLES = 505  # the 4-byte block header holds the first sample, then 2 per byte
-_G726_BIT_RATE = 32000  # 4 bits per sample at 8 kHz, Axis's audio/32KADPCM
 
 # (bytes, samples) of the smallest piece each bitstream can be cut into.
 _UNITS: dict[AudioCodec, tuple[int, int]] = {
     AudioCodec.GSM: (_GSM_FRAME_BYTES, _GSM_FRAME_SAMPLES),
     AudioCodec.MULAW: (1, 1),
     AudioCodec.G726: (1, 2),
-    AudioCodec.IMA_ADPCM: (_IMA_BLOCK_ALIGN, _IMA_BLOCK_SAMPLES),
+    AudioCodec.IMA_ADPCM: (IMA_BLOCK_ALIGN, IMA_BLOCK_SAMPLES),
 }
 _EIGHT_KHZ_ONLY = (AudioCodec.GSM, AudioCodec.G726)
-
-_PyAvEncoderName = Literal["pcm_mulaw", "g726", "adpcm_ima_wav"]
-# FFmpeg's encoder names (AudioCodec's values are its decoder names, which happen to match), and
-# the sample format each takes natively, so PyAV hands it our frames unconverted.
-_PYAV_ENCODERS: dict[AudioCodec, tuple[_PyAvEncoderName, str]] = {
-    AudioCodec.MULAW: ("pcm_mulaw", "s16"),
-    AudioCodec.G726: ("g726", "s16"),
-    AudioCodec.IMA_ADPCM: ("adpcm_ima_wav", "s16p"),
-}
 
 
 class _PcmEncoder(Protocol):
@@ -351,31 +328,6 @@ class _PcmEncoder(Protocol):
     batch_samples: int
 
     def encode(self, pcm: NDArray[np.int16]) -> bytes: ...
-
-
-class _PyAvAudioEncoder:
-    def __init__(self, codec: AudioCodec, sample_rate: int, fallback_batch: int) -> None:
-        name, sample_format = _PYAV_ENCODERS[codec]
-        context = av.CodecContext.create(name, "w")
-        context.sample_rate = sample_rate
-        context.layout = "mono"
-        context.format = sample_format
-        if name == "g726":
-            context.bit_rate = _G726_BIT_RATE
-        if name == "adpcm_ima_wav":
-            context.options = {"block_size": str(_IMA_BLOCK_ALIGN)}
-        context.open()
-        self._context = context
-        self._sample_rate = sample_rate
-        # Fixed-frame encoders (G.726: 2048, IMA: one block) reject other sizes; PCM takes any.
-        self.batch_samples = context.frame_size or fallback_batch
-
-    def encode(self, pcm: NDArray[np.int16]) -> bytes:
-        frame = av.AudioFrame.from_ndarray(
-            pcm.reshape(1, -1), format=self._context.format.name, layout="mono"
-        )
-        frame.sample_rate = self._sample_rate
-        return b"".join(bytes(packet) for packet in self._context.encode(frame))
 
 
 @functools.cache
@@ -450,7 +402,7 @@ class ToneEncoder:
         self._encoder: _PcmEncoder = (
             _GsmEncoder()
             if codec is AudioCodec.GSM
-            else _PyAvAudioEncoder(codec, sample_rate, self._frame_samples)
+            else AudioEncoder(codec, sample_rate, self._frame_samples)
         )
         self._cycles_per_sample = frequency / sample_rate
         self._phase = 0.0  # in cycles, kept in [0, 1) so precision does not decay over hours
@@ -509,118 +461,3 @@ class ToneEncoder:
         self._phase = (self._phase + count * self._cycles_per_sample) % 1.0
         samples: NDArray[np.int16] = (np.sin(2 * np.pi * cycles) * _TONE_AMPLITUDE).astype(np.int16)
         return samples
-
-
-# -- ASF ------------------------------------------------------------------------------------------
-
-_ASF_TIME_BASE = Fraction(1, 1000)  # ASF timestamps are milliseconds
-_ASF_AUDIO_RATE = 8000
-# libavformat holds packets back until every stream has caught up (10 s by default); a camera
-# whose audio stalls should delay its video by at most this much (microseconds).
-_ASF_MAX_INTERLEAVE_DELTA = 500_000
-
-
-class _Sink:
-    """The muxer's output, drained by the caller after each write.
-
-    It has no ``seek``: libavformat then writes a live (broadcast) ASF header instead of seeking
-    back at the end to patch in sizes, which a stream being served cannot have.
-    """
-
-    def __init__(self) -> None:
-        self._buffer = bytearray()
-
-    def write(self, data: bytes) -> int:
-        self._buffer += data
-        return len(data)
-
-    def peek(self) -> bytes:
-        return bytes(self._buffer)
-
-    def drain(self) -> bytes:
-        data = bytes(self._buffer)
-        self._buffer.clear()
-        return data
-
-
-class AsfMuxer:
-    """A live ASF stream of MJPEG video and IMA ADPCM audio, as Foscam serves /videostream.asf.
-
-    Feed JPEGs (e.g. from :class:`TestPattern`) and IMA ADPCM blocks (from
-    ``ToneEncoder(AudioCodec.IMA_ADPCM)``) with timestamps rising per stream; each call returns
-    the bytes the muxer let out, which may be empty while it interleaves. The first bytes out
-    are the header, so a client sent everything from the start gets a playable stream; after
-    the header, output comes in whole ASF data packets, so a client that joins late can be sent
-    :attr:`header` and then everything from its joining on.
-
-    Not thread-safe.
-    """
-
-    def __init__(self, width: int, height: int, fps: float) -> None:
-        self._sink = _Sink()
-        # "asf", not "asf_stream": the latter wraps everything in MMS-over-HTTP "$H"/"$D" chunks,
-        # which plain HTTP clients (ffmpeg, VLC reading http://.../videostream.asf) cannot parse.
-        self._container = av.open(
-            self._sink,
-            "w",
-            format="asf",
-            options={"max_interleave_delta": str(_ASF_MAX_INTERLEAVE_DELTA)},
-        )
-        # Streams are created with encoders, never used to encode: opening them is what fills in
-        # the parameters the ASF header needs (pixel format; IMA block align, samples per block).
-        self._video = self._container.add_stream(
-            "mjpeg", rate=Fraction(fps).limit_denominator(1001)
-        )
-        self._video.codec_context.width = width
-        self._video.codec_context.height = height
-        self._video.codec_context.pix_fmt = "yuvj420p"
-        self._audio = self._container.add_stream(
-            "adpcm_ima_wav", rate=_ASF_AUDIO_RATE, options={"block_size": str(_IMA_BLOCK_ALIGN)}
-        )
-        self._audio.codec_context.layout = "mono"
-        self._container.start_encoding()
-        self._header = self._sink.peek()
-        self._last_stamp: dict[int, int] = {}  # per stream index, in ms
-
-    @property
-    def header(self) -> bytes:
-        """The ASF header objects and the data object's header, as first returned."""
-        return self._header
-
-    def add_video(self, jpeg: bytes, pts_seconds: float) -> bytes:
-        # Every JPEG stands alone; ASF readers start and seek on key-flagged objects only.
-        self._mux(jpeg, self._video, pts_seconds, keyframe=True)
-        return self._sink.drain()
-
-    def add_audio(self, encoded_ima_adpcm: bytes, pts_seconds: float) -> bytes:
-        """Mux whole IMA ADPCM blocks; the first one starts at `pts_seconds`."""
-        if len(encoded_ima_adpcm) % _IMA_BLOCK_ALIGN:
-            raise ValueError(
-                f"IMA ADPCM must come in whole {_IMA_BLOCK_ALIGN}-byte blocks, "
-                f"not {len(encoded_ima_adpcm)} bytes"
-            )
-        # One block per ASF media object, as cameras send it: each decodes on its own.
-        for offset in range(0, len(encoded_ima_adpcm), _IMA_BLOCK_ALIGN):
-            block = encoded_ima_adpcm[offset : offset + _IMA_BLOCK_ALIGN]
-            start = pts_seconds + offset // _IMA_BLOCK_ALIGN * _IMA_BLOCK_SAMPLES / _ASF_AUDIO_RATE
-            self._mux(block, self._audio, start, keyframe=False)
-        return self._sink.drain()
-
-    def close(self) -> bytes:
-        """Flush what the interleaver holds and end the stream; returns the last bytes."""
-        self._container.close()
-        return self._sink.drain()
-
-    def _mux(
-        self, data: bytes, stream: av.stream.Stream, pts_seconds: float, *, keyframe: bool
-    ) -> None:
-        packet = av.Packet(data)
-        packet.is_keyframe = keyframe
-        packet.stream = stream
-        packet.time_base = _ASF_TIME_BASE
-        # Two pictures in one millisecond (a burst after a stall) would repeat a timestamp,
-        # which the muxer refuses: each stream's stamps keep increasing.
-        stamp = max(round(pts_seconds * 1000), self._last_stamp.get(stream.index, -1) + 1)
-        self._last_stamp[stream.index] = stamp
-        packet.pts = packet.dts = stamp
-        self._container.mux(packet)

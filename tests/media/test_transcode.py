@@ -7,7 +7,6 @@ import itertools
 import json
 import shutil
 import subprocess
-import time
 from fractions import Fraction
 from pathlib import Path
 
@@ -281,47 +280,6 @@ def test_smoother_strictly_increases_on_equal_or_backward_arrivals() -> None:
     smoother = TimestampSmoother()
     pts = [smoother.next_pts(t) for t in (3.0, 3.0, 3.0, 2.9, 3.1, 3.1)]
     assert all(b > a for a, b in itertools.pairwise(pts))
-
-
-def test_throughput_report(vga422: list[bytes], capsys: pytest.CaptureFixture[str]) -> None:
-    """Prints the speed of this machine; asserts nothing about it (the host's speed swings)."""
-    jpegs = (vga422 * 7)[:200]
-    transcoder = VideoTranscoder(VGA)
-    started = time.perf_counter()
-    transcode(transcoder, jpegs)
-    full = len(jpegs) / (time.perf_counter() - started)
-
-    decoder = CodecContext.create("mjpeg", "r")
-    t0 = time.perf_counter()
-    pictures = [decoder.decode(av.Packet(j))[0] for j in jpegs]
-    t1 = time.perf_counter()
-    converted = []
-    for picture in pictures:
-        assert isinstance(picture, VideoFrame)
-        converted.append(picture.reformat(640, 480, format="yuv420p", threads=1))
-    t2 = time.perf_counter()
-
-    # Decoding for the 320x240 sub profile, full size vs. lowres=1, interleaved.
-    full_decoder = CodecContext.create("mjpeg", "r")
-    half_decoder = CodecContext.create("mjpeg", "r")
-    half_decoder.options = {"lowres": "1"}
-    spent = {"full": 0.0, "lowres": 0.0}
-    for _ in range(2):
-        for name, dec in (("full", full_decoder), ("lowres", half_decoder)):
-            t = time.perf_counter()
-            for jpeg in jpegs[:100]:
-                dec.decode(av.Packet(jpeg))
-            spent[name] += time.perf_counter() - t
-    decode_ms = (t1 - t0) / len(jpegs) * 1e3
-    reformat_ms = (t2 - t1) / len(jpegs) * 1e3
-    encode_ms = 1e3 / full - decode_ms - reformat_ms
-    with capsys.disabled():
-        print(
-            f"\nVGA transcode {full:.0f} fps; per picture: decode {decode_ms:.2f} ms, "
-            f"reformat {reformat_ms:.2f} ms, encode and the rest {encode_ms:.2f} ms; "
-            f"320x240 sub-profile decode speedup with lowres=1: "
-            f"{spent['full'] / spent['lowres']:.2f}x"
-        )
 
 
 def test_smoother_smooths_a_one_fps_camera() -> None:

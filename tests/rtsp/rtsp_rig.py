@@ -10,6 +10,7 @@ from __future__ import annotations
 import asyncio
 import re
 import threading
+import time
 from collections.abc import AsyncIterator, Awaitable, Callable
 from fractions import Fraction
 from typing import Any
@@ -78,12 +79,15 @@ def _encode(encoder: av.VideoCodecContext, index: int, force_idr: bool) -> list[
 class SyntheticH264Source(FanoutSource):
     """A live 320x240 15 fps H.264 stream (plus an optional PCMU tone), paced in real time.
 
+    Media times are on the media clock, ``time.monotonic()``, as a camera's are; with ``lag``
+    every unit is handed out that many seconds after its media time, as from a slow pipeline.
     Encoding runs in a worker thread, never on the event loop.
     """
 
-    def __init__(self, *, audio: bool = True) -> None:
+    def __init__(self, *, audio: bool = True, lag: float = 0.0) -> None:
         self._force_idr = threading.Event()
         self._audio = audio
+        self._lag = lag
         tracks = [MediaTrack(Codec.H264, framerate=FPS)]
         if audio:
             tracks.append(MediaTrack(Codec.PCMU))
@@ -99,9 +103,8 @@ class SyntheticH264Source(FanoutSource):
 
     async def _frames(self) -> AsyncIterator[AccessUnit]:
         encoder = await asyncio.to_thread(_open_encoder)
-        loop = asyncio.get_running_loop()
-        start = loop.time()
-        audio_time = 0.0
+        start = time.monotonic() - self._lag
+        audio_time = start
         index = 0
         while True:
             force = self._force_idr.is_set()
@@ -109,12 +112,14 @@ class SyntheticH264Source(FanoutSource):
             for data in await asyncio.to_thread(_encode, encoder, index, force):
                 nal_units = split_annexb(data)
                 keyframe = any(is_idr(nal) for nal in nal_units)
-                yield AccessUnit(0, nal_units, index / FPS, keyframe)
+                if keyframe:
+                    self.tracks[0].learn_parameter_sets(nal_units)
+                yield AccessUnit(0, nal_units, start + index / FPS, keyframe)
             index += 1
-            while self._audio and audio_time < index / FPS:
+            while self._audio and audio_time < start + index / FPS:
                 yield AccessUnit(1, TONE, audio_time, True)
                 audio_time += AUDIO_CHUNK
-            await asyncio.sleep(max(0.0, start + index / FPS - loop.time()))
+            await asyncio.sleep(max(0.0, start + self._lag + index / FPS - time.monotonic()))
 
 
 def resolver(source: StreamSource) -> Callable[[str], StreamSource | None]:

@@ -13,13 +13,11 @@ from bridge.rtsp.protocol import (
     Event,
     Headers,
     InterleavedFrame,
-    NptRange,
     RtspConnection,
     RtspRequest,
     RtspResponse,
     TransportSpec,
     interleaved_header,
-    parse_range,
     parse_session,
     parse_transport,
     reason_phrase,
@@ -481,33 +479,3 @@ def test_session_header() -> None:
     for bad in ("", "a b", "abc;timeout=x", "abc;timeout=-1", "abc;timeout=9999999999"):
         with pytest.raises(ProtocolError):
             parse_session(bad)
-
-
-@pytest.mark.parametrize(
-    ("value", "expected"),
-    [
-        ("npt=now-", NptRange(None, None)),
-        ("npt=0-", NptRange(0.0, None)),
-        ("npt=0.000-", NptRange(0.0, None)),
-        ("NPT = 10.5-20", NptRange(10.5, 20.0)),
-        ("npt=1:02:03.5-", NptRange(3723.5, None)),
-        ("npt=-7", NptRange(0.0, 7.0)),
-        ("npt=5-;time=19970123T143720Z", NptRange(5.0, None)),
-    ],
-)
-def test_range(value: str, expected: NptRange) -> None:
-    assert parse_range(value) == expected
-
-
-@pytest.mark.parametrize(
-    "value", ["clock=19961108T142300Z-", "smpte=0:10:20-", "npt=", "npt=-", "npt=abc-", "npt=9-3"]
-)
-def test_bad_range(value: str) -> None:
-    with pytest.raises(ProtocolError):
-        parse_range(value)
-
-
-def test_range_serialize() -> None:
-    assert NptRange(None).serialize() == "npt=now-"
-    assert NptRange(1.5, 3).serialize() == "npt=1.500-3.000"
-    assert parse_range(NptRange(2.25, 4.5).serialize()) == NptRange(2.25, 4.5)

@@ -8,7 +8,6 @@ import datetime
 import json
 import shutil
 import subprocess
-import time
 from pathlib import Path
 
 import av
@@ -141,19 +140,6 @@ def test_render_rejects_ptz_out_of_range(
 def test_pattern_rejects_bad_settings(width: int, height: int, quality: int) -> None:
     with pytest.raises(ValueError, match="must be"):
         media.TestPattern(width, height, quality)
-
-
-def test_vga_render_time(vga: media.TestPattern) -> None:
-    count = 100
-    start = time.perf_counter()
-    for number in range(count):
-        vga.render(number, NOON)
-    still = (time.perf_counter() - start) / count
-    start = time.perf_counter()
-    for number in range(count):
-        vga.render(number, NOON, pan=number / count, tilt=-number / count, zoom=number / count)
-    moving = (time.perf_counter() - start) / count
-    print(f"VGA render+encode: {still * 1e3:.2f} ms still, {moving * 1e3:.2f} ms while moving")
 
 
 # -- ToneEncoder ----------------------------------------------------------------------------------
