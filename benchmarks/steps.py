@@ -15,6 +15,7 @@ from collections.abc import Callable, Sequence
 import av
 import numpy as np
 from av.codec.context import CodecContext
+from av.video.codeccontext import VideoCodecContext
 
 from bridge.media.emulated import JpegEncoder
 from bridge.media.transcode import CLOCK_RATE, EncoderSettings, VideoTranscoder
@@ -67,19 +68,24 @@ def transcoding_steps(pictures: Sequence[bytes]) -> dict[str, float]:
     }
 
 
+def _mjpeg_decoder() -> VideoCodecContext:
+    decoder = CodecContext.create("mjpeg", "r")
+    assert isinstance(decoder, VideoCodecContext)
+    return decoder
+
+
 def lowres_speedup(pictures: Sequence[bytes], rounds: int = 2) -> float:
     """How much faster the sub profile's half-size decode (lowres=1) is, A/B interleaved."""
-    decoders = {
-        "full": CodecContext.create("mjpeg", "r"),
-        "half": CodecContext.create("mjpeg", "r"),
-    }
+    decoders = {"full": _mjpeg_decoder(), "half": _mjpeg_decoder()}
     decoders["half"].options = {"lowres": "1"}
     spent = dict.fromkeys(decoders, 0.0)
+
+    def decoding(decoder: VideoCodecContext) -> Callable[[int], object]:
+        return lambda n: decoder.decode(av.Packet(pictures[n]))
+
     for _ in range(rounds):
         for name, decoder in decoders.items():
-            spent[name] += per_call(
-                lambda n, d=decoder: d.decode(av.Packet(pictures[n])), len(pictures)
-            )
+            spent[name] += per_call(decoding(decoder), len(pictures))
     return spent["full"] / spent["half"]
 
 
