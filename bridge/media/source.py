@@ -62,8 +62,8 @@ CAMERA_BACKOFF = Backoff(initial=0.25, maximum=2.0)
 DEFAULT_FPS = 15.0  # until the camera's own rate is measured
 FPS_SAMPLES = 3  # arrival intervals measured before a cold encoder opens
 FPS_WAIT = 1.0  # ... or this long, for cameras slower than that
-RATE_CHANGE = 0.25  # a camera rate this far off the encoder's ...
-RATE_SETTLE = 3.0  # ... for this many seconds reopens it (a burst of jitter does not)
+RATE_CHANGE = 0.25  # a camera rate this far off the one a profile decimates for ...
+RATE_SETTLE = 3.0  # ... for this many seconds changes how many it skips (no reopen)
 BITS_PER_PIXEL = 0.12  # x264 ultrafast at camera-grade detail; about 550 kbit/s for VGA@15
 MIN_BITRATE = 256_000
 MAX_BITRATE = 8_000_000
@@ -199,7 +199,15 @@ class AudioClock:
 
 class _H264Encoder:
     """One H.264 profile's encoder: opened from the camera's first pictures, reopened when the
-    camera's size or frame rate changes, asked for an IDR whenever a viewer joins."""
+    camera's picture size or the profile's limits change, asked for an IDR whenever a viewer
+    joins.
+
+    A change of the camera's rate never reopens it (a reopen costs viewers an IDR and a
+    decoder reset, and arrival jitter on Wi-Fi or a loaded host once made the rate estimate
+    swing past any threshold: 787 reopens in 2.5 minutes): the timestamps follow the arrival
+    clock, the GOP is kept in seconds, and x264 spends the same bits per picture at any rate.
+    A lasting change only changes how many pictures a rate-limited profile skips.
+    """
 
     def __init__(
         self,
@@ -215,7 +223,8 @@ class _H264Encoder:
         self._limits_in_use = limits()
         self._meter = meter
         self._worker: EncoderWorker | None = None
-        self._source: tuple[tuple[int, int], float] | None = None  # camera size and fps in use
+        self._size: tuple[int, int] | None = None  # the camera picture size in use
+        self._fps = DEFAULT_FPS  # the camera rate the decimation is for
         self._origin = 0.0  # the media time of pts 0 of the current worker
         self._keep_every = 1
         self._count = 0
@@ -233,7 +242,7 @@ class _H264Encoder:
         if self._worker is not None:
             self._worker.close()
             self._worker = None
-            self._source = None
+            self._size = None
 
     async def encode(self, frame: JpegFrame) -> EncodedAccessUnit | None:
         """The picture's access unit; None when the picture is skipped (frame rate limit,
@@ -251,12 +260,14 @@ class _H264Encoder:
         fps = self._camera_fps(frame.timestamp)
         if fps is None:
             return None
-        if self._worker is None or self._needs_reopen(size, fps, frame.timestamp):
+        if self._worker is None or size != self._size or self._limits() != self._limits_in_use:
             try:
                 self._open(size, fps, frame.timestamp)
             except ValueError as exc:
                 self._drop(exc)
                 return None
+        else:
+            self._follow_rate(fps, frame.timestamp)
         assert self._worker is not None
         self._count += 1
         if (self._count - 1) % self._keep_every:
@@ -280,8 +291,8 @@ class _H264Encoder:
 
     def _camera_fps(self, now: float) -> float | None:
         """The camera's rate; None while a cold encoder waits a few pictures to measure it."""
-        if self._source is not None:
-            return self._meter.fps or self._source[1]
+        if self._size is not None:
+            return self._meter.fps or self._fps
         if self._meter.samples >= FPS_SAMPLES:
             return self._meter.fps
         if self._waiting_since is None:
@@ -290,17 +301,18 @@ class _H264Encoder:
             return None
         return self._meter.fps or DEFAULT_FPS
 
-    def _needs_reopen(self, size: tuple[int, int], fps: float, now: float) -> bool:
-        assert self._source is not None
-        used_size, used_fps = self._source
-        if size != used_size or self._limits() != self._limits_in_use:
-            return True
-        if abs(fps - used_fps) <= RATE_CHANGE * used_fps:
+    def _follow_rate(self, fps: float, now: float) -> None:
+        """Decimate for a camera rate that has settled elsewhere, keeping the encoder."""
+        if abs(fps - self._fps) <= RATE_CHANGE * self._fps:
             self._rate_off_since = None
-            return False
+            return
         if self._rate_off_since is None:
             self._rate_off_since = now
-        return now - self._rate_off_since >= RATE_SETTLE
+        if now - self._rate_off_since >= RATE_SETTLE:
+            log.info("%s: the camera now sends %g fps", self._name, fps)
+            self._fps = fps
+            self._keep_every = decimation(fps, self._limits_in_use.max_fps)
+            self._rate_off_since = None
 
     def _open(self, size: tuple[int, int], fps: float, now: float) -> None:
         """Replace the encoder with one for pictures of ``size`` at ``fps``; ValueError, with
@@ -319,8 +331,9 @@ class _H264Encoder:
             settings.bitrate // 1000,
         )
         self._worker = EncoderWorker(settings, name=self._name, spent=self._spent)
+        self._spent.opens += 1
         self._smoother = TimestampSmoother(settings.fps)
-        self._source = (size, fps)
+        self._size, self._fps = size, fps
         self._origin = now
         self._keep_every = decimation(fps, self._limits_in_use.max_fps)
         self._count = 0

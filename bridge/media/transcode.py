@@ -37,6 +37,9 @@ from bridge.errors import ProtocolError
 
 CLOCK_RATE = 90_000
 MAX_GOP_SECONDS = 2.0
+# The rate an encoder's level is chosen for, at least: a camera that speeds up (a night mode
+# ending, a VMS raising it) then stays within the level it declared, without a reopen.
+LEVEL_FPS = 30.0
 
 H264Profile = Literal["baseline", "main"]
 
@@ -98,7 +101,13 @@ class EncoderSettings:
 
     @property
     def level(self) -> str:
-        return h264_level(self.width, self.height, self.fps, self.bitrate)
+        """The level for this size at :data:`LEVEL_FPS` (or the rate, if higher), so the
+        camera's rate may change under a running encoder; the level for the rate itself
+        where that headroom exceeds H.264's largest level."""
+        try:
+            return h264_level(self.width, self.height, max(self.fps, LEVEL_FPS), self.bitrate)
+        except ValueError:
+            return h264_level(self.width, self.height, self.fps, self.bitrate)
 
 
 def h264_level(width: int, height: int, fps: float, bitrate: int) -> str:
@@ -160,6 +169,11 @@ class VideoTranscoder:
         self._sps = b""
         self._pps = b""
         self.lowres = 0  # the mjpeg decoder's size reduction now in use (1/2**lowres)
+        # The GOP is kept in time, not pictures: an IDR at the first picture that ends at
+        # least gop_seconds after the last IDR (counting half its step), whatever the rate.
+        self._gop_ticks = round(CLOCK_RATE * settings.gop_seconds)
+        self._last_idr: int | None = None
+        self._last_pts = 0
 
     @property
     def settings(self) -> EncoderSettings:
@@ -178,6 +192,7 @@ class VideoTranscoder:
             self.lowres = lowres_for(size, (self._settings.width, self._settings.height))
             self._decoder = self._new_decoder()
             self._encoder = _open_encoder(self._settings)
+            self._last_idr = None
         try:
             frames = self._decoder.decode(av.Packet(jpeg))
         except (av.error.FFmpegError, MemoryError) as exc:
@@ -199,7 +214,9 @@ class VideoTranscoder:
         out.pts = pts_90k
         # The decoder marks every JPEG as an I picture and reformat copies that; libx264 turns an
         # I-marked frame into an IDR, so the mark must be cleared unless an IDR is wanted.
-        out.pict_type = PictureType.I if force_idr else PictureType.NONE
+        idr = force_idr or self._gop_ended(pts_90k)
+        self._last_pts = pts_90k
+        out.pict_type = PictureType.I if idr else PictureType.NONE
         packets = self._encoder.encode(out)
         if not packets:
             return None
@@ -208,8 +225,15 @@ class VideoTranscoder:
         packet = packets[0]
         data = bytes(packet)
         if packet.is_keyframe:
+            self._last_idr = pts_90k
             self._learn_parameter_sets(data)
         return EncodedAccessUnit(data, pts_90k, packet.is_keyframe, self._sps, self._pps)
+
+    def _gop_ended(self, pts_90k: int) -> bool:
+        if self._last_idr is None:
+            return False  # a fresh encoder starts with an IDR of its own
+        half_step = (pts_90k - self._last_pts) // 2
+        return pts_90k - self._last_idr + half_step >= self._gop_ticks
 
     def _new_decoder(self) -> VideoCodecContext:
         decoder = CodecContext.create("mjpeg", "r")
@@ -231,14 +255,12 @@ class VideoTranscoder:
 def _open_encoder(settings: EncoderSettings) -> VideoCodecContext:
     encoder = CodecContext.create("libx264", "w")
     assert isinstance(encoder, VideoCodecContext)
-    gop = settings.gop
     encoder.width = settings.width
     encoder.height = settings.height
     encoder.pix_fmt = "yuv420p"
     encoder.time_base = Fraction(1, CLOCK_RATE)
     encoder.framerate = Fraction(settings.fps).limit_denominator(1001)
     encoder.bit_rate = settings.bitrate
-    encoder.gop_size = gop
     encoder.max_b_frames = 0
     encoder.thread_count = 1
     encoder.profile = settings.profile
@@ -254,9 +276,16 @@ def _open_encoder(settings: EncoderSettings) -> VideoCodecContext:
         "maxrate": str(settings.bitrate),
         "bufsize": str(settings.bitrate),
         # repeat-headers puts SPS/PPS in-band before every IDR, so a viewer can join at any IDR
-        # and the access unit alone carries what a decoder needs. scenecut=0 keeps the GOP fixed:
-        # RTSP clients and VMS recorders expect keyframes on a predictable cadence.
-        "x264-params": f"repeat-headers=1:keyint={gop}:min-keyint={gop}:scenecut=0:bframes=0",
+        # and the access unit alone carries what a decoder needs. IDRs come only when the
+        # transcoder asks, every gop_seconds of the pictures' timestamps (RTSP clients and VMS
+        # recorders expect keyframes on a predictable cadence), so x264 counts no GOP of its
+        # own (keyint=infinite, scenecut=0). The timestamps are the arrival clock's, on
+        # time_base 1/90000. x264's rate control gives each picture bitrate/fps bits whatever
+        # the timestamps say: zerolatency turns its variable-frame-rate mode off, which would
+        # hold every picture back until the next one arrives (measured: one picture of delay).
+        # So a camera whose rate jitters or changes keeps the encoder it has, at the same
+        # quality per picture; its bitrate follows its rate.
+        "x264-params": "repeat-headers=1:keyint=infinite:scenecut=0:bframes=0",
     }
     encoder.open()
     return encoder
@@ -329,10 +358,12 @@ class TimestampSmoother:
 @dataclass(slots=True)
 class EncoderTime:
     """Pictures encoded and the encoder thread's CPU time for them (decode, scale, encode),
-    summed over every encoder a profile opened: its metrics' time per frame."""
+    summed over every encoder a profile opened: its metrics' time per frame; and how many
+    encoders it opened."""
 
     frames: int = 0
     seconds: float = 0.0
+    opens: int = 0
 
 
 class EncoderWorker:
