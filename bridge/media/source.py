@@ -2,9 +2,10 @@
 
 ::
 
-    driver.video_frames --Fanout--+--> main: EncoderWorker (camera size)      --+
-                                  +--> sub:  EncoderWorker (<= 640x360, /n)   --+--> StreamSpec
-                                  +--> jpeg: the camera's JPEG untouched        --+   per profile
+    driver.video_frames --Fanout--+--> main: encoder (camera size)    -+ one CodecThread --+
+                                  +--> sub:  encoder (<= 640x360, /n) -+ (decode once)    +-->
+                                  +--> jpeg: the camera's JPEG untouched        --+  StreamSpec
+                                                                                    per profile
     driver.audio_chunks --Fanout (AudioTranscoder: PCMU or AAC) -> every profile
                                                                                --+
 
@@ -26,6 +27,7 @@ import collections
 import concurrent.futures
 import contextlib
 import enum
+import functools
 import logging
 import math
 import time
@@ -33,6 +35,7 @@ from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass, replace
 from typing import NamedTuple, TypeVar
 
+from bridge import heap
 from bridge.aiter import merge
 from bridge.cameras.base import AudioChunk, AudioFormat, CameraDriver, JpegFrame
 from bridge.codecs.h264 import split_annexb
@@ -42,11 +45,13 @@ from bridge.fanout import Backoff, Fanout
 from bridge.media.audio import AAC_FRAME_SAMPLES, PCMU_FRAME_BYTES, AudioTarget, AudioTranscoder
 from bridge.media.transcode import (
     CLOCK_RATE,
+    CodecThread,
     EncodedAccessUnit,
     EncoderSettings,
     EncoderTime,
-    EncoderWorker,
+    SharedCodecThread,
     TimestampSmoother,
+    VideoTranscoder,
     h264_level,
 )
 from bridge.ratelimit import ThrottledLog
@@ -215,14 +220,18 @@ class _H264Encoder:
         profile: Profile,
         limits: Callable[[], VideoLimits],
         meter: RateMeter,
+        *,
         spent: EncoderTime,
+        codecs: SharedCodecThread,
     ):
         self._name = f"{camera}/{profile}"
         self._spent = spent
+        self._codecs = codecs
+        self._thread: CodecThread | None = None  # the camera's, while this profile encodes
+        self._transcoder: VideoTranscoder | None = None
         self._limits = limits
         self._limits_in_use = limits()
         self._meter = meter
-        self._worker: EncoderWorker | None = None
         self._size: tuple[int, int] | None = None  # the camera picture size in use
         self._fps = DEFAULT_FPS  # the camera rate the decimation is for
         self._origin = 0.0  # the media time of pts 0 of the current worker
@@ -239,14 +248,16 @@ class _H264Encoder:
         self._force_idr = True
 
     def close(self) -> None:
-        if self._worker is not None:
-            self._worker.close()
-            self._worker = None
+        if self._thread is not None:
+            self._transcoder = None
+            self._thread = None
             self._size = None
+            self._codecs.release()
+            heap.give_back_soon()
 
-    async def encode(self, frame: JpegFrame) -> EncodedAccessUnit | None:
-        """The picture's access unit; None when the picture is skipped (frame rate limit,
-        measuring the camera's rate, or a picture that cannot be encoded).
+    async def encode(self, frame: JpegFrame) -> tuple[EncodedAccessUnit, list[bytes]] | None:
+        """The picture's access unit and its NAL units; None when the picture is skipped
+        (frame rate limit, measuring the camera's rate, or a picture that cannot be encoded).
 
         A picture that cannot be encoded (a header the gateway refuses, a size no H.264 level
         takes at this rate, data the decoder refuses) is dropped with a rate-limited warning:
@@ -260,7 +271,7 @@ class _H264Encoder:
         fps = self._camera_fps(frame.timestamp)
         if fps is None:
             return None
-        if self._worker is None or size != self._size or self._limits() != self._limits_in_use:
+        if self._thread is None or size != self._size or self._limits() != self._limits_in_use:
             try:
                 self._open(size, fps, frame.timestamp)
             except ValueError as exc:
@@ -268,14 +279,16 @@ class _H264Encoder:
                 return None
         else:
             self._follow_rate(fps, frame.timestamp)
-        assert self._worker is not None
+        assert self._thread is not None
+        assert self._transcoder is not None
         self._count += 1
         if (self._count - 1) % self._keep_every:
             return None
         force, self._force_idr = self._force_idr, False
         pts = self._smoother.next_pts(frame.timestamp)
+        work = functools.partial(_encode, self._transcoder, frame.data, pts, force)
         try:
-            return await self._worker.encode(frame.data, pts, force)
+            return await self._thread.run(work, self._spent)
         except ProtocolError as exc:
             self._drop(exc)
             return None
@@ -320,7 +333,10 @@ class _H264Encoder:
         limits = self._limits()
         settings = encoder_settings(size, fps, limits)
         h264_level(settings.width, settings.height, settings.fps, settings.bitrate)
-        self.close()
+        if self._thread is None:
+            self._thread = self._codecs.acquire()
+        elif self._transcoder is not None:
+            heap.give_back_soon()  # the encoder it replaces frees its buffers
         self._limits_in_use = limits
         log.info(
             "%s: encoding %dx%d at %g fps, %d kbit/s",
@@ -330,7 +346,7 @@ class _H264Encoder:
             settings.fps,
             settings.bitrate // 1000,
         )
-        self._worker = EncoderWorker(settings, name=self._name, spent=self._spent)
+        self._transcoder = VideoTranscoder(settings, self._thread.decoder)
         self._spent.opens += 1
         self._smoother = TimestampSmoother(settings.fps)
         self._size, self._fps = size, fps
@@ -339,6 +355,14 @@ class _H264Encoder:
         self._count = 0
         self._rate_off_since = None
         self._force_idr = False  # a new encoder starts with an IDR anyway
+
+
+def _encode(
+    transcoder: VideoTranscoder, jpeg: bytes, pts_90k: int, force_idr: bool
+) -> tuple[EncodedAccessUnit, list[bytes]] | None:
+    """On the codec thread: the access unit, split into its NAL units there too."""
+    unit = transcoder.encode(jpeg, pts_90k, force_idr)
+    return None if unit is None else (unit, split_annexb(unit.data))
 
 
 class CameraMedia:
@@ -378,6 +402,7 @@ class CameraMedia:
             )
         self._limits = dict(PROFILE_LIMITS)
         self.encoding: dict[Profile, EncoderTime] = {}  # each H.264 profile's encoders, summed
+        self.codecs = SharedCodecThread(f"{name} codecs")
 
     @property
     def fps(self) -> float | None:
@@ -435,7 +460,8 @@ class CameraMedia:
                 profile,
                 lambda: self._limits[profile],
                 self._rate,
-                self.encoding.setdefault(profile, EncoderTime()),
+                spent=self.encoding.setdefault(profile, EncoderTime()),
+                codecs=self.codecs,
             )
             request_keyframe = encoder.request_keyframe
 
@@ -527,12 +553,12 @@ class CameraMedia:
             try:
                 async with self.frames.subscribe(2) as frames:
                     async for frame in frames:
-                        unit = await encoder.encode(frame)
-                        if unit is None:
+                        encoded = await encoder.encode(frame)
+                        if encoded is None:
                             continue
+                        unit, nal_units = encoded
                         track.framerate = self._rate.fps
                         media_time = encoder.origin + unit.pts_90k / CLOCK_RATE
-                        nal_units = split_annexb(unit.data)
                         yield AccessUnit(0, nal_units, media_time, unit.keyframe, frame.timestamp)
             finally:
                 encoder.close()

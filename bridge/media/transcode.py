@@ -1,6 +1,7 @@
 """Camera JPEG pictures to H.264 access units, one encoder per camera profile.
 
-The pipeline per picture is mjpeg decode -> swscale to yuv420p at the target size -> libx264
+The pipeline per picture is mjpeg decode (once per camera) -> yuv420p at the target size (at the
+camera's size, 4:2:2 chroma rows dropped into a reused picture; else swscale) -> libx264
 (ultrafast, zerolatency, no B-frames, one thread). With those settings x264 has no delay: every
 picture in gives exactly one access unit out, so the caller's timestamps pass straight through.
 
@@ -11,20 +12,27 @@ Three choices the measurements in ``shared/notes/transcode-measurements.md`` for
   colours for HD sizes).
 - Everything runs with one thread per codec: the gateway scales by cameras, and codec threads
   only add delay and slices.
-- Codec work happens in a worker thread (:class:`EncoderWorker`); PyAV releases the GIL inside
-  the codecs, so the event loop keeps running while pictures encode.
+- Codec work happens on one thread per camera (:class:`CodecThread`), which decodes each
+  picture once for all its profiles; PyAV releases the GIL inside the codecs, so the event
+  loop keeps running while pictures encode.
 """
 
 from __future__ import annotations
 
 import asyncio
+import collections
 import concurrent.futures
+import contextlib
+import threading
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from fractions import Fraction
-from typing import Literal
+from typing import Any, Literal, TypeVar
 
 import av
+import numpy as np
+import numpy.typing as npt
 from av.codec.context import CodecContext
 from av.video.codeccontext import VideoCodecContext
 from av.video.frame import PictureType, VideoFrame
@@ -34,6 +42,8 @@ from bridge import heap
 from bridge.codecs.h264 import NAL_PPS, NAL_SPS, nal_type, split_annexb
 from bridge.codecs.jpeg import check_header
 from bridge.errors import ProtocolError
+
+T = TypeVar("T")
 
 CLOCK_RATE = 90_000
 MAX_GOP_SECONDS = 2.0
@@ -153,19 +163,120 @@ def lowres_for(source: tuple[int, int], target: tuple[int, int]) -> int:
     return 0 if shift == 1 else shift
 
 
+class PictureDecoder:
+    """JPEG to picture, remembering the last one, so profiles encoding the same camera picture
+    decode it once (main and sub watched together, the usual VMS case: record main, detect on
+    sub). Synchronous and not thread-safe, like the transcoders that share it."""
+
+    def __init__(self) -> None:
+        self._decoders: dict[int, VideoCodecContext] = {}  # by lowres
+        self._last: tuple[bytes, int, VideoFrame] | None = None
+        self.decoded = 0  # pictures decoded (not taken from the last one)
+
+    def decode(self, jpeg: bytes, size: tuple[int, int], lowres: int) -> VideoFrame:
+        """The picture of ``jpeg`` (whose header said ``size``), decoded at 1/2**lowres size.
+        ProtocolError if the decoder refuses it."""
+        last = self._last
+        # The same bytes object: the one picture every profile's subscription hands over.
+        if last is not None and last[0] is jpeg and last[1] == lowres:
+            return last[2]
+        self._last = None
+        decoder = self._decoders.get(lowres)
+        if decoder is None:
+            decoder = self._decoders[lowres] = _new_decoder(lowres)
+        try:
+            frames = decoder.decode(av.Packet(jpeg))
+        except (av.error.FFmpegError, MemoryError) as exc:
+            # A fresh decoder drops whatever state the failure left; the encoders carry on, so
+            # the stream continues without an extra IDR.
+            del self._decoders[lowres]
+            raise ProtocolError(f"undecodable JPEG ({size[0]}x{size[1]}): {exc}") from exc
+        if not frames:
+            raise ProtocolError(f"JPEG ({size[0]}x{size[1]}) decoded to no picture")
+        picture = frames[0]
+        assert isinstance(picture, VideoFrame)
+        self.decoded += 1
+        self._last = (jpeg, lowres, picture)
+        return picture
+
+
+def _new_decoder(lowres: int) -> VideoCodecContext:
+    decoder = CodecContext.create("mjpeg", "r")
+    assert isinstance(decoder, VideoCodecContext)
+    if lowres:
+        decoder.options = {"lowres": str(lowres)}
+    return decoder
+
+
+# Decoded JPEG formats :class:`Yuv420Canvas` takes without swscale, by their chroma planes'
+# vertical subsampling: 4:2:2 has a chroma row per picture row, 4:2:0 one per two.
+_CHROMA_ROWS_PER_ROW = {"yuvj422p": 1, "yuv422p": 1, "yuvj420p": 2, "yuv420p": 2}
+
+
+class Yuv420Canvas:
+    """A transcoder's yuv420p picture, refilled from each camera picture of its size.
+
+    4:2:2 becomes 4:2:0 by averaging each pair of chroma rows in numpy, 4:2:0 is copied: for
+    a VGA picture 0.1 ms where swscale's bilinear default took 0.4 ms and allocated a new
+    picture each time (which also kept fragmenting the C heap, see :mod:`bridge.heap`); x264
+    copies its input, so one picture is reused for every frame. The result is swscale's to
+    54-57 dB PSNR. Dropping every other chroma row instead saves another 0.05 ms but lost
+    0.4 dB of what a viewer sees on camera-like pictures (measured in RGB against the
+    camera's JPEG; tests/media/test_transcode.py keeps that comparison).
+    """
+
+    def __init__(self, width: int, height: int) -> None:
+        self.frame = VideoFrame(width, height, "yuv420p")
+        self._scratch = np.empty((height // 2, width // 2), np.uint8)
+
+    def fill(self, picture: VideoFrame) -> VideoFrame | None:
+        """The canvas holding ``picture``; None (and the canvas untouched) for a picture of
+        another size or chroma layout, which swscale must convert."""
+        frame = self.frame
+        per_row = _CHROMA_ROWS_PER_ROW.get(picture.format.name)
+        if per_row is None or (picture.width, picture.height) != (frame.width, frame.height):
+            return None
+        width, height = frame.width, frame.height
+        _plane(frame, 0)[:height, :width] = _plane(picture, 0)[:height, :width]
+        rows, columns = height // 2, width // 2
+        scratch = self._scratch
+        for index in (1, 2):
+            source, target = _plane(picture, index), _plane(frame, index)[:rows, :columns]
+            if per_row == 2:
+                target[:] = source[:rows, :columns]
+                continue
+            upper, lower = source[0 : 2 * rows : 2, :columns], source[1 : 2 * rows : 2, :columns]
+            # (a + b + 1) // 2 without widening to 16 bits: (a | b) - ((a ^ b) >> 1).
+            np.bitwise_or(upper, lower, out=target)
+            np.bitwise_xor(upper, lower, out=scratch)
+            np.right_shift(scratch, 1, out=scratch)
+            np.subtract(target, scratch, out=target)
+        return frame
+
+
+def _plane(frame: VideoFrame, index: int) -> npt.NDArray[np.uint8]:
+    """A plane of ``frame`` as rows of bytes (each ``line_size`` long, padding included),
+    without copying."""
+    plane = frame.planes[index]
+    rows = plane.buffer_size // plane.line_size
+    return np.frombuffer(memoryview(plane), np.uint8).reshape(rows, plane.line_size)
+
+
 class VideoTranscoder:
     """JPEG in, H.264 access unit out, for one output profile.
 
-    Synchronous and not thread-safe: use it from one thread (see :class:`EncoderWorker`). The
-    decoder is rebuilt and the encoder reopened when the camera's picture size changes, so the
-    first picture after a resolution switch is an IDR with fresh parameter sets.
+    Synchronous and not thread-safe: use it from one thread (see :class:`CodecThread`), with
+    the :class:`PictureDecoder` it shares with the camera's other profiles on that thread. The
+    encoder is reopened when the camera's picture size changes, so the first picture after a
+    resolution switch is an IDR with fresh parameter sets.
     """
 
-    def __init__(self, settings: EncoderSettings) -> None:
+    def __init__(self, settings: EncoderSettings, decoder: PictureDecoder | None = None) -> None:
         self._settings = settings
+        self._decoder = PictureDecoder() if decoder is None else decoder
         self._source_size: tuple[int, int] | None = None
-        self._decoder: VideoCodecContext | None = None
         self._encoder: VideoCodecContext | None = None
+        self._canvas = Yuv420Canvas(settings.width, settings.height)
         self._sps = b""
         self._pps = b""
         self.lowres = 0  # the mjpeg decoder's size reduction now in use (1/2**lowres)
@@ -187,30 +298,21 @@ class VideoTranscoder:
         (:func:`~bridge.codecs.jpeg.check_header`), raises ProtocolError and leaves the
         transcoder ready for the next picture."""
         size = check_header(jpeg).size
-        if size != self._source_size or self._decoder is None or self._encoder is None:
+        if size != self._source_size or self._encoder is None:
             self._source_size = size
             self.lowres = lowres_for(size, (self._settings.width, self._settings.height))
-            self._decoder = self._new_decoder()
             self._encoder = _open_encoder(self._settings)
             self._last_idr = None
-        try:
-            frames = self._decoder.decode(av.Packet(jpeg))
-        except (av.error.FFmpegError, MemoryError) as exc:
-            # A fresh decoder drops whatever state the failure left; the encoder carries on, so
-            # the stream continues without an extra IDR.
-            self._decoder = self._new_decoder()
-            raise ProtocolError(f"undecodable JPEG ({size[0]}x{size[1]}): {exc}") from exc
-        if not frames:
-            raise ProtocolError(f"JPEG ({size[0]}x{size[1]}) decoded to no picture")
-        picture = frames[0]
-        assert isinstance(picture, VideoFrame)
-        out = picture.reformat(
-            self._settings.width,
-            self._settings.height,
-            format="yuv420p",
-            interpolation=Interpolation.BILINEAR,
-            threads=1,
-        )
+        picture = self._decoder.decode(jpeg, size, self.lowres)
+        out = self._canvas.fill(picture)
+        if out is None:
+            out = picture.reformat(
+                self._settings.width,
+                self._settings.height,
+                format="yuv420p",
+                interpolation=Interpolation.BILINEAR,
+                threads=1,
+            )
         out.pts = pts_90k
         # The decoder marks every JPEG as an I picture and reformat copies that; libx264 turns an
         # I-marked frame into an IDR, so the mark must be cleared unless an IDR is wanted.
@@ -234,13 +336,6 @@ class VideoTranscoder:
             return False  # a fresh encoder starts with an IDR of its own
         half_step = (pts_90k - self._last_pts) // 2
         return pts_90k - self._last_idr + half_step >= self._gop_ticks
-
-    def _new_decoder(self) -> VideoCodecContext:
-        decoder = CodecContext.create("mjpeg", "r")
-        assert isinstance(decoder, VideoCodecContext)
-        if self.lowres:
-            decoder.options = {"lowres": str(self.lowres)}
-        return decoder
 
     def _learn_parameter_sets(self, data: bytes) -> None:
         for nal in split_annexb(data):
@@ -366,43 +461,118 @@ class EncoderTime:
     opens: int = 0
 
 
-class EncoderWorker:
-    """Runs a :class:`VideoTranscoder` on its own thread, for use from the event loop.
+@dataclass(slots=True)
+class _Job:
+    future: asyncio.Future[Any]
+    work: Callable[[], Any]
+    spent: EncoderTime | None
 
-    One thread per encoder keeps the codec state on the thread that made it; the event loop only
-    hands the bytes over.
+
+class CodecThread:
+    """One camera's codec work on one thread: its profiles' transcoders, sharing one
+    :class:`PictureDecoder`, so a picture main and sub both encode is decoded once.
+
+    Jobs run in order; the ones that finish while others wait go back to the event loop
+    together, in one wake-up (main and sub of a picture), and a batch needs one executor
+    submit: a submit and a ``call_soon_threadsafe`` per picture and profile were 14 % of the
+    gateway's CPU samples. Codec state stays on the thread that made it. Bounded by its users:
+    a profile awaits its picture before it sends the next, so at most one job per profile
+    waits here; one that lags loses pictures in the fan-out before it, never queues them.
     """
 
-    def __init__(
-        self, settings: EncoderSettings, *, name: str = "encoder", spent: EncoderTime | None = None
-    ) -> None:
-        self._transcoder = VideoTranscoder(settings)
-        self._spent = EncoderTime() if spent is None else spent
-        self._executor = concurrent.futures.ThreadPoolExecutor(
-            max_workers=1, thread_name_prefix=name
-        )
+    def __init__(self, name: str) -> None:
+        self.decoder = PictureDecoder()
+        self._executor = concurrent.futures.ThreadPoolExecutor(1, thread_name_prefix=name)
+        self._lock = threading.Lock()  # guards the jobs and whether a drain is under way
+        self._jobs: collections.deque[_Job] = collections.deque()
+        self._draining = False
+        self._closed = False
+        self.handovers = 0  # wake-ups of the event loop so far
 
-    @property
-    def settings(self) -> EncoderSettings:
-        return self._transcoder.settings
-
-    async def encode(
-        self, jpeg: bytes, pts_90k: int, force_idr: bool = False
-    ) -> EncodedAccessUnit | None:
+    def run(self, work: Callable[[], T], spent: EncoderTime | None = None) -> asyncio.Future[T]:
+        """``work()``'s result (or exception) once it ran on the thread; its CPU time counted
+        in ``spent``. Cancelling the future does not stop work already queued."""
         loop = asyncio.get_running_loop()
-        return await loop.run_in_executor(self._executor, self._encode, jpeg, pts_90k, force_idr)
+        future: asyncio.Future[T] = loop.create_future()
+        with self._lock:
+            if self._closed:
+                raise RuntimeError("the codec thread is closed")
+            self._jobs.append(_Job(future, work, spent))
+            start, self._draining = not self._draining, True
+        if start:
+            self._executor.submit(self._drain, loop)
+        return future
 
-    def _encode(self, jpeg: bytes, pts_90k: int, force_idr: bool) -> EncodedAccessUnit | None:
-        """On the worker thread: its own CPU clock, so waiting for the GIL does not count."""
-        started = time.thread_time()
-        try:
-            return self._transcoder.encode(jpeg, pts_90k, force_idr)
-        finally:
-            self._spent.frames += 1
-            self._spent.seconds += time.thread_time() - started
+    def _drain(self, loop: asyncio.AbstractEventLoop) -> None:
+        """On the thread: run jobs until none is left, then hand the results over at once."""
+        finished: list[tuple[_Job, object, Exception | None]] = []
+        while True:
+            with self._lock:
+                if not self._jobs or self._closed:
+                    self._draining = False
+                    break
+                job = self._jobs.popleft()
+            started = time.thread_time()  # the thread's own CPU, not time waiting for the GIL
+            try:
+                finished.append((job, job.work(), None))
+            except Exception as exc:  # handed to the awaiting coroutine
+                finished.append((job, None, exc))
+            if job.spent is not None:
+                job.spent.frames += 1
+                job.spent.seconds += time.thread_time() - started
+        if finished:
+            self.handovers += 1
+            with contextlib.suppress(RuntimeError):  # the loop closed: nobody awaits them
+                loop.call_soon_threadsafe(_settle, finished)
 
     def close(self) -> None:
-        """Stop the thread; a picture being encoded finishes, queued ones are dropped. The
-        codec's buffers go back to the system a moment later (:mod:`bridge.heap`)."""
-        self._executor.shutdown(wait=False, cancel_futures=True)
+        """Stop the thread; a job under way finishes, queued ones are cancelled. The codecs'
+        buffers go back to the system a moment later (:mod:`bridge.heap`)."""
+        with self._lock:
+            self._closed = True
+            left = list(self._jobs)
+            self._jobs.clear()
+        for job in left:
+            job.future.cancel()
+        self._executor.shutdown(wait=False)
         heap.give_back_soon()
+
+
+def _settle(finished: list[tuple[_Job, object, Exception | None]]) -> None:
+    for job, result, error in finished:
+        if job.future.done():
+            continue  # its awaiter was cancelled
+        if error is None:
+            job.future.set_result(result)
+        else:
+            job.future.set_exception(error)
+
+
+class SharedCodecThread:
+    """A camera's :class:`CodecThread`, started for its first encoding profile and stopped
+    when its last one closes (an unwatched camera keeps no thread)."""
+
+    def __init__(self, name: str) -> None:
+        self._name = name
+        self._thread: CodecThread | None = None
+        self._users = 0
+        self._decoded_before = 0  # by the threads stopped so far
+
+    @property
+    def decoded(self) -> int:
+        """Camera pictures decoded so far, however many profiles encoded each."""
+        running = self._thread.decoder.decoded if self._thread is not None else 0
+        return self._decoded_before + running
+
+    def acquire(self) -> CodecThread:
+        if self._thread is None:
+            self._thread = CodecThread(self._name)
+        self._users += 1
+        return self._thread
+
+    def release(self) -> None:
+        self._users -= 1
+        if self._users == 0 and self._thread is not None:
+            self._decoded_before += self._thread.decoder.decoded
+            self._thread.close()
+            self._thread = None

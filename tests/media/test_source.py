@@ -445,3 +445,28 @@ async def test_a_camera_that_changes_its_rate_keeps_the_encoder(
     # IDRs stay about a second apart in time at either rate (the GOP is kept in seconds).
     idrs = [u.media_time for u in units if u.keyframe]
     assert all(0.8 < b - a < 1.3 for a, b in itertools.pairwise(idrs)), idrs
+
+
+async def test_main_and_sub_watched_together_decode_each_picture_once(
+    vapix2: Vapix2Driver,
+) -> None:
+    """The usual VMS case, record main and detect on sub: one decode per camera picture,
+    though main encodes every picture and sub every second one."""
+    media = CameraMedia("cam", vapix2, audio=None)
+    main, sub = FanoutSource(media.stream(Profile.MAIN)), FanoutSource(media.stream(Profile.SUB))
+    try:
+        await asyncio.gather(
+            _units(main, lambda units: len(units) >= 30),
+            _units(sub, lambda units: len(units) >= 15),
+        )
+    finally:
+        await main.close()
+        await sub.close()
+        await media.close()
+    main_frames, sub_frames = (media.encoding[p].frames for p in (Profile.MAIN, Profile.SUB))
+    assert main_frames >= 30
+    assert sub_frames >= 15
+    # Sub's pictures are main's too (every second one): only pictures main skipped while it
+    # lagged (a loaded host) would be decoded for sub alone.
+    assert media.codecs.decoded <= main_frames + sub_frames // 4
+    assert media.codecs.decoded < main_frames + sub_frames
