@@ -25,6 +25,7 @@ import concurrent.futures
 import contextlib
 import threading
 import time
+import weakref
 from collections.abc import Callable
 from dataclasses import dataclass
 from fractions import Fraction
@@ -462,7 +463,9 @@ class EncoderTime:
 
 
 @dataclass(slots=True)
-class _Job:
+class CodecJob:
+    """Work for a :class:`CodecThread`, and the future its result goes to."""
+
     future: asyncio.Future[Any]
     work: Callable[[], Any]
     spent: EncoderTime | None
@@ -473,9 +476,10 @@ class CodecThread:
     :class:`PictureDecoder`, so a picture main and sub both encode is decoded once.
 
     Jobs run in order; the ones that finish while others wait go back to the event loop
-    together, in one wake-up (main and sub of a picture), and a batch needs one executor
-    submit: a submit and a ``call_soon_threadsafe`` per picture and profile were 14 % of the
-    gateway's CPU samples. Codec state stays on the thread that made it. Bounded by its users:
+    together (main and sub of a picture), through the loop's :class:`Handback`, and a batch
+    needs one executor submit: a submit and a ``call_soon_threadsafe`` per picture and profile
+    were 14 % of the gateway's CPU samples. Codec state stays on the thread that made it.
+    Bounded by its users:
     a profile awaits its picture before it sends the next, so at most one job per profile
     waits here; one that lags loses pictures in the fan-out before it, never queues them.
     """
@@ -484,10 +488,10 @@ class CodecThread:
         self.decoder = PictureDecoder()
         self._executor = concurrent.futures.ThreadPoolExecutor(1, thread_name_prefix=name)
         self._lock = threading.Lock()  # guards the jobs and whether a drain is under way
-        self._jobs: collections.deque[_Job] = collections.deque()
+        self._jobs: collections.deque[CodecJob] = collections.deque()
         self._draining = False
         self._closed = False
-        self.handovers = 0  # wake-ups of the event loop so far
+        self.handovers = 0  # batches handed back so far
 
     def run(self, work: Callable[[], T], spent: EncoderTime | None = None) -> asyncio.Future[T]:
         """``work()``'s result (or exception) once it ran on the thread; its CPU time counted
@@ -497,15 +501,15 @@ class CodecThread:
         with self._lock:
             if self._closed:
                 raise RuntimeError("the codec thread is closed")
-            self._jobs.append(_Job(future, work, spent))
+            self._jobs.append(CodecJob(future, work, spent))
             start, self._draining = not self._draining, True
         if start:
-            self._executor.submit(self._drain, loop)
+            self._executor.submit(self._drain, handback_for(loop))
         return future
 
-    def _drain(self, loop: asyncio.AbstractEventLoop) -> None:
+    def _drain(self, handback: Handback) -> None:
         """On the thread: run jobs until none is left, then hand the results over at once."""
-        finished: list[tuple[_Job, object, Exception | None]] = []
+        finished: list[tuple[CodecJob, object, Exception | None]] = []
         while True:
             with self._lock:
                 if not self._jobs or self._closed:
@@ -522,8 +526,7 @@ class CodecThread:
                 job.spent.seconds += time.thread_time() - started
         if finished:
             self.handovers += 1
-            with contextlib.suppress(RuntimeError):  # the loop closed: nobody awaits them
-                loop.call_soon_threadsafe(_settle, finished)
+            handback.put(finished)
 
     def close(self) -> None:
         """Stop the thread; a job under way finishes, queued ones are cancelled. The codecs'
@@ -538,7 +541,50 @@ class CodecThread:
         heap.give_back_soon()
 
 
-def _settle(finished: list[tuple[_Job, object, Exception | None]]) -> None:
+_Finished = list[tuple[CodecJob, object, Exception | None]]
+
+
+class Handback:
+    """Finished codec jobs of every camera on their way back to one event loop: it is woken
+    only when nothing is pending yet, so what finishes while the loop is busy (many cameras
+    on a loaded host) goes back in one wake-up, not one per camera picture."""
+
+    def __init__(self, loop: asyncio.AbstractEventLoop) -> None:
+        self._loop = loop
+        self._lock = threading.Lock()
+        self._pending: _Finished = []
+        self.wakeups = 0
+
+    def put(self, finished: _Finished) -> None:
+        """From any thread."""
+        with self._lock:
+            wake = not self._pending
+            self._pending += finished
+        if wake:
+            self.wakeups += 1
+            with contextlib.suppress(RuntimeError):  # the loop closed: nobody awaits them
+                self._loop.call_soon_threadsafe(self._settle)
+
+    def _settle(self) -> None:
+        with self._lock:
+            finished, self._pending = self._pending, []
+        _settle(finished)
+
+
+_handbacks: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, Handback] = (
+    weakref.WeakKeyDictionary()
+)
+
+
+def handback_for(loop: asyncio.AbstractEventLoop) -> Handback:
+    """The loop's one :class:`Handback` (called on that loop's thread)."""
+    handback = _handbacks.get(loop)
+    if handback is None:
+        handback = _handbacks[loop] = Handback(loop)
+    return handback
+
+
+def _settle(finished: _Finished) -> None:
     for job, result, error in finished:
         if job.future.done():
             continue  # its awaiter was cancelled

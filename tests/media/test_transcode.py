@@ -37,9 +37,11 @@ from bridge.codecs.jpeg import jpeg_size
 from bridge.errors import ProtocolError
 from bridge.media.transcode import (
     CLOCK_RATE,
+    CodecJob,
     CodecThread,
     EncodedAccessUnit,
     EncoderSettings,
+    Handback,
     PictureDecoder,
     TimestampSmoother,
     VideoTranscoder,
@@ -330,6 +332,22 @@ async def test_codec_thread_hands_errors_back_and_cancels_on_close() -> None:
     assert queued.cancelled()
     with pytest.raises(RuntimeError, match="closed"):
         thread.run(functools.partial(int, "1"))
+
+
+async def test_results_of_several_cameras_share_one_wake_up() -> None:
+    """What codec threads finish while the loop is busy goes back in one wake-up."""
+    loop = asyncio.get_running_loop()
+    handback = Handback(loop)
+    futures = [loop.create_future() for _ in range(3)]
+    for n, future in enumerate(futures):  # three cameras, while the loop runs this test
+        handback.put([(CodecJob(future, int, None), n, None)])
+    assert handback.wakeups == 1
+    assert await asyncio.gather(*futures) == [0, 1, 2]
+    later = loop.create_future()
+    handback.put([(CodecJob(later, int, None), None, ProtocolError("bad picture"))])
+    assert handback.wakeups == 2
+    with pytest.raises(ProtocolError):
+        await later
 
 
 def _raise(error: Exception) -> None:
