@@ -234,7 +234,7 @@ class _H264Encoder:
         self._meter = meter
         self._size: tuple[int, int] | None = None  # the camera picture size in use
         self._fps = DEFAULT_FPS  # the camera rate the decimation is for
-        self._origin = 0.0  # the media time of pts 0 of the current worker
+        self._origin = 0.0  # the media time of pts 0 of the current encoder
         self._keep_every = 1
         self._count = 0
         self._force_idr = False
