@@ -217,13 +217,14 @@ _CHROMA_ROWS_PER_ROW = {"yuvj422p": 1, "yuv422p": 1, "yuvj420p": 2, "yuv420p": 2
 class Yuv420Canvas:
     """A transcoder's yuv420p picture, refilled from each camera picture of its size.
 
-    4:2:2 becomes 4:2:0 by averaging each pair of chroma rows in numpy, 4:2:0 is copied: for
-    a VGA picture 0.1 ms where swscale's bilinear default took 0.4 ms and allocated a new
-    picture each time (which also kept fragmenting the C heap, see :mod:`bridge.heap`); x264
-    copies its input, so one picture is reused for every frame. The result is swscale's to
-    54-57 dB PSNR. Dropping every other chroma row instead saves another 0.05 ms but lost
-    0.4 dB of what a viewer sees on camera-like pictures (measured in RGB against the
-    camera's JPEG; tests/media/test_transcode.py keeps that comparison).
+    4:2:2 becomes 4:2:0 by averaging each pair of chroma rows in numpy, 4:2:0 is copied: a
+    few plain array passes, where swscale's bilinear default filtered every sample and
+    allocated a new picture each time (which also kept fragmenting the C heap, see
+    :mod:`bridge.heap`); x264 copies its input, so one picture is reused for every frame.
+    The result equals swscale's to 54-57 dB PSNR. Dropping every other chroma row instead
+    is cheaper still, but lost 0.4 dB of what a viewer sees on camera-like pictures
+    (measured in RGB against the camera's JPEG; tests/media/test_transcode.py keeps that
+    comparison).
     """
 
     def __init__(self, width: int, height: int) -> None:
