@@ -14,7 +14,9 @@ clients that fail), and the soak's diagnosis measured each periodic trim giving 
 that had accumulated since the one before (``tests/soak/diagnose.py --trim``; 2-7 ms per trim).
 Two alternatives measured worse side by side (3 cameras, 10 cycles of 60 s of viewers then
 none): ``MALLOC_ARENA_MAX=2`` grew faster, and a fixed ``M_MMAP_THRESHOLD`` (big buffers
-always mmapped) cost ~10 % more CPU, since the transcoder allocates a whole picture per frame.
+always mmapped) cost ~10 % more CPU, since the transcoder then allocated a whole picture per
+frame (it now refills one picture per encoder where it need not scale, see
+:class:`~bridge.media.transcode.Yuv420Canvas`).
 """
 
 from __future__ import annotations

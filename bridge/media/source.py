@@ -2,9 +2,10 @@
 
 ::
 
-    driver.video_frames --Fanout--+--> main: EncoderWorker (camera size)      --+
-                                  +--> sub:  EncoderWorker (<= 640x360, /n)   --+--> StreamSpec
-                                  +--> jpeg: the camera's JPEG untouched        --+   per profile
+    driver.video_frames --Fanout--+--> main: encoder (camera size)    -+ one CodecThread --+
+                                  +--> sub:  encoder (<= 640x360, /n) -+ (decode once)    +-->
+                                  +--> jpeg: the camera's JPEG untouched        --+  StreamSpec
+                                                                                    per profile
     driver.audio_chunks --Fanout (AudioTranscoder: PCMU or AAC) -> every profile
                                                                                --+
 
@@ -26,6 +27,7 @@ import collections
 import concurrent.futures
 import contextlib
 import enum
+import functools
 import logging
 import math
 import time
@@ -33,6 +35,7 @@ from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass, replace
 from typing import NamedTuple, TypeVar
 
+from bridge import heap
 from bridge.aiter import merge
 from bridge.cameras.base import AudioChunk, AudioFormat, CameraDriver, JpegFrame
 from bridge.codecs.h264 import split_annexb
@@ -42,11 +45,13 @@ from bridge.fanout import Backoff, Fanout
 from bridge.media.audio import AAC_FRAME_SAMPLES, PCMU_FRAME_BYTES, AudioTarget, AudioTranscoder
 from bridge.media.transcode import (
     CLOCK_RATE,
+    CodecThread,
     EncodedAccessUnit,
     EncoderSettings,
     EncoderTime,
-    EncoderWorker,
+    SharedCodecThread,
     TimestampSmoother,
+    VideoTranscoder,
     h264_level,
 )
 from bridge.ratelimit import ThrottledLog
@@ -62,8 +67,8 @@ CAMERA_BACKOFF = Backoff(initial=0.25, maximum=2.0)
 DEFAULT_FPS = 15.0  # until the camera's own rate is measured
 FPS_SAMPLES = 3  # arrival intervals measured before a cold encoder opens
 FPS_WAIT = 1.0  # ... or this long, for cameras slower than that
-RATE_CHANGE = 0.25  # a camera rate this far off the encoder's ...
-RATE_SETTLE = 3.0  # ... for this many seconds reopens it (a burst of jitter does not)
+RATE_CHANGE = 0.25  # a camera rate this far off the one a profile decimates for ...
+RATE_SETTLE = 3.0  # ... for this many seconds changes how many it skips (no reopen)
 BITS_PER_PIXEL = 0.12  # x264 ultrafast at camera-grade detail; about 550 kbit/s for VGA@15
 MIN_BITRATE = 256_000
 MAX_BITRATE = 8_000_000
@@ -199,7 +204,15 @@ class AudioClock:
 
 class _H264Encoder:
     """One H.264 profile's encoder: opened from the camera's first pictures, reopened when the
-    camera's size or frame rate changes, asked for an IDR whenever a viewer joins."""
+    camera's picture size or the profile's limits change, asked for an IDR whenever a viewer
+    joins.
+
+    A change of the camera's rate never reopens it (a reopen costs viewers an IDR and a
+    decoder reset, and arrival jitter on Wi-Fi or a loaded host once made the rate estimate
+    swing past any threshold: 787 reopens in 2.5 minutes): the timestamps follow the arrival
+    clock, the GOP is kept in seconds, and x264 spends the same bits per picture at any rate.
+    A lasting change only changes how many pictures a rate-limited profile skips.
+    """
 
     def __init__(
         self,
@@ -207,16 +220,21 @@ class _H264Encoder:
         profile: Profile,
         limits: Callable[[], VideoLimits],
         meter: RateMeter,
+        *,
         spent: EncoderTime,
+        codecs: SharedCodecThread,
     ):
         self._name = f"{camera}/{profile}"
         self._spent = spent
+        self._codecs = codecs
+        self._thread: CodecThread | None = None  # the camera's, while this profile encodes
+        self._transcoder: VideoTranscoder | None = None
         self._limits = limits
         self._limits_in_use = limits()
         self._meter = meter
-        self._worker: EncoderWorker | None = None
-        self._source: tuple[tuple[int, int], float] | None = None  # camera size and fps in use
-        self._origin = 0.0  # the media time of pts 0 of the current worker
+        self._size: tuple[int, int] | None = None  # the camera picture size in use
+        self._fps = DEFAULT_FPS  # the camera rate the decimation is for
+        self._origin = 0.0  # the media time of pts 0 of the current encoder
         self._keep_every = 1
         self._count = 0
         self._force_idr = False
@@ -230,14 +248,16 @@ class _H264Encoder:
         self._force_idr = True
 
     def close(self) -> None:
-        if self._worker is not None:
-            self._worker.close()
-            self._worker = None
-            self._source = None
+        if self._thread is not None:
+            self._transcoder = None
+            self._thread = None
+            self._size = None
+            self._codecs.release()
+            heap.give_back_soon()
 
-    async def encode(self, frame: JpegFrame) -> EncodedAccessUnit | None:
-        """The picture's access unit; None when the picture is skipped (frame rate limit,
-        measuring the camera's rate, or a picture that cannot be encoded).
+    async def encode(self, frame: JpegFrame) -> tuple[EncodedAccessUnit, list[bytes]] | None:
+        """The picture's access unit and its NAL units; None when the picture is skipped
+        (frame rate limit, measuring the camera's rate, or a picture that cannot be encoded).
 
         A picture that cannot be encoded (a header the gateway refuses, a size no H.264 level
         takes at this rate, data the decoder refuses) is dropped with a rate-limited warning:
@@ -251,20 +271,24 @@ class _H264Encoder:
         fps = self._camera_fps(frame.timestamp)
         if fps is None:
             return None
-        if self._worker is None or self._needs_reopen(size, fps, frame.timestamp):
+        if self._thread is None or size != self._size or self._limits() != self._limits_in_use:
             try:
                 self._open(size, fps, frame.timestamp)
             except ValueError as exc:
                 self._drop(exc)
                 return None
-        assert self._worker is not None
+        else:
+            self._follow_rate(fps, frame.timestamp)
+        assert self._thread is not None
+        assert self._transcoder is not None
         self._count += 1
         if (self._count - 1) % self._keep_every:
             return None
         force, self._force_idr = self._force_idr, False
         pts = self._smoother.next_pts(frame.timestamp)
+        work = functools.partial(_encode, self._transcoder, frame.data, pts, force)
         try:
-            return await self._worker.encode(frame.data, pts, force)
+            return await self._thread.run(work, self._spent)
         except ProtocolError as exc:
             self._drop(exc)
             return None
@@ -280,8 +304,8 @@ class _H264Encoder:
 
     def _camera_fps(self, now: float) -> float | None:
         """The camera's rate; None while a cold encoder waits a few pictures to measure it."""
-        if self._source is not None:
-            return self._meter.fps or self._source[1]
+        if self._size is not None:
+            return self._meter.fps or self._fps
         if self._meter.samples >= FPS_SAMPLES:
             return self._meter.fps
         if self._waiting_since is None:
@@ -290,17 +314,18 @@ class _H264Encoder:
             return None
         return self._meter.fps or DEFAULT_FPS
 
-    def _needs_reopen(self, size: tuple[int, int], fps: float, now: float) -> bool:
-        assert self._source is not None
-        used_size, used_fps = self._source
-        if size != used_size or self._limits() != self._limits_in_use:
-            return True
-        if abs(fps - used_fps) <= RATE_CHANGE * used_fps:
+    def _follow_rate(self, fps: float, now: float) -> None:
+        """Decimate for a camera rate that has settled elsewhere, keeping the encoder."""
+        if abs(fps - self._fps) <= RATE_CHANGE * self._fps:
             self._rate_off_since = None
-            return False
+            return
         if self._rate_off_since is None:
             self._rate_off_since = now
-        return now - self._rate_off_since >= RATE_SETTLE
+        if now - self._rate_off_since >= RATE_SETTLE:
+            log.info("%s: the camera now sends %g fps", self._name, fps)
+            self._fps = fps
+            self._keep_every = decimation(fps, self._limits_in_use.max_fps)
+            self._rate_off_since = None
 
     def _open(self, size: tuple[int, int], fps: float, now: float) -> None:
         """Replace the encoder with one for pictures of ``size`` at ``fps``; ValueError, with
@@ -308,7 +333,10 @@ class _H264Encoder:
         limits = self._limits()
         settings = encoder_settings(size, fps, limits)
         h264_level(settings.width, settings.height, settings.fps, settings.bitrate)
-        self.close()
+        if self._thread is None:
+            self._thread = self._codecs.acquire()
+        elif self._transcoder is not None:
+            heap.give_back_soon()  # the encoder it replaces frees its buffers
         self._limits_in_use = limits
         log.info(
             "%s: encoding %dx%d at %g fps, %d kbit/s",
@@ -318,14 +346,23 @@ class _H264Encoder:
             settings.fps,
             settings.bitrate // 1000,
         )
-        self._worker = EncoderWorker(settings, name=self._name, spent=self._spent)
+        self._transcoder = VideoTranscoder(settings, self._thread.decoder)
+        self._spent.opens += 1
         self._smoother = TimestampSmoother(settings.fps)
-        self._source = (size, fps)
+        self._size, self._fps = size, fps
         self._origin = now
         self._keep_every = decimation(fps, self._limits_in_use.max_fps)
         self._count = 0
         self._rate_off_since = None
         self._force_idr = False  # a new encoder starts with an IDR anyway
+
+
+def _encode(
+    transcoder: VideoTranscoder, jpeg: bytes, pts_90k: int, force_idr: bool
+) -> tuple[EncodedAccessUnit, list[bytes]] | None:
+    """On the codec thread: the access unit, split into its NAL units there too."""
+    unit = transcoder.encode(jpeg, pts_90k, force_idr)
+    return None if unit is None else (unit, split_annexb(unit.data))
 
 
 class CameraMedia:
@@ -365,6 +402,7 @@ class CameraMedia:
             )
         self._limits = dict(PROFILE_LIMITS)
         self.encoding: dict[Profile, EncoderTime] = {}  # each H.264 profile's encoders, summed
+        self.codecs = SharedCodecThread(f"{name} codecs")
 
     @property
     def fps(self) -> float | None:
@@ -422,7 +460,8 @@ class CameraMedia:
                 profile,
                 lambda: self._limits[profile],
                 self._rate,
-                self.encoding.setdefault(profile, EncoderTime()),
+                spent=self.encoding.setdefault(profile, EncoderTime()),
+                codecs=self.codecs,
             )
             request_keyframe = encoder.request_keyframe
 
@@ -514,12 +553,12 @@ class CameraMedia:
             try:
                 async with self.frames.subscribe(2) as frames:
                     async for frame in frames:
-                        unit = await encoder.encode(frame)
-                        if unit is None:
+                        encoded = await encoder.encode(frame)
+                        if encoded is None:
                             continue
+                        unit, nal_units = encoded
                         track.framerate = self._rate.fps
                         media_time = encoder.origin + unit.pts_90k / CLOCK_RATE
-                        nal_units = split_annexb(unit.data)
                         if unit.keyframe:  # this producer is the track's one writer
                             track.learn_parameter_sets(nal_units)
                         yield AccessUnit(0, nal_units, media_time, unit.keyframe, frame.timestamp)

@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import asyncio
 import datetime
+import random
 import time
 from collections import deque
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterable
@@ -52,6 +53,9 @@ class SimOptions:
     width: int = 640
     height: int = 480
     fps: float = 10.0
+    # Spread of the intervals between pictures, as a fraction of the nominal one: 0.4 sends
+    # each picture 0.6 to 1.4 intervals after the last, like a camera on Wi-Fi.
+    jitter: float = 0.0
     mac: str = "00:11:22:33:44:55"
     serial: str = ""
 
@@ -246,6 +250,8 @@ class FrameHub:
 
     async def _run(self) -> None:
         interval = 1.0 / self._options.fps
+        jitter = self._options.jitter
+        spread = random.Random(self._options.mac)  # seeded: the same spread every run
         deadline = time.monotonic()
         while self._subscribers:
             frame = await self.render()
@@ -253,7 +259,8 @@ class FrameHub:
                 if queue.full():
                     queue.get_nowait()
                 queue.put_nowait(frame)
-            deadline = max(deadline + interval, time.monotonic() - interval)
+            step = interval * (1 + spread.uniform(-jitter, jitter)) if jitter else interval
+            deadline = max(deadline + step, time.monotonic() - interval)
             await asyncio.sleep(max(0.0, deadline - time.monotonic()))
 
     async def frames(self) -> AsyncIterator[bytes]:

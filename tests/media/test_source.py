@@ -7,6 +7,7 @@ import datetime
 import itertools
 import logging
 import random
+import statistics
 import time
 from collections.abc import AsyncIterator, Callable, Sequence
 
@@ -410,3 +411,62 @@ async def test_a_jittery_camera_never_reopens_the_encoder(
     assert len(units) == count - WARMUP
     times = [u.media_time for u in units]
     assert all(later > earlier for earlier, later in itertools.pairwise(times))
+
+
+async def test_a_camera_that_changes_its_rate_keeps_the_encoder(
+    serve: Serve, caplog: pytest.LogCaptureFixture
+) -> None:
+    """15 fps, then 5 fps for long past RATE_SETTLE (a night mode, a VMS lowering it): the
+    same encoder carries on, its timestamps follow the new spacing, and no IDR comes early."""
+    caplog.set_level(logging.INFO)
+    fast, slow = 30, 30
+    pauses = [1 / 15] * fast + [1 / 5] * slow
+    pattern = simulated.TestPattern(320, 240)
+    now = datetime.datetime.now(datetime.UTC)
+    done = asyncio.Event()
+    pictures = [pattern.render(n, now) for n in range(fast + slow)]
+    url = await serve(_hama_sending(pictures, pauses, done))
+    async with CameraHttp(url, name="cam") as http:
+        media = CameraMedia("cam", HamaDriver(http), audio=None)
+        source = FanoutSource(media.stream(Profile.MAIN))
+        try:
+            units = await _viewer_units(source, fast + slow - WARMUP)
+        finally:
+            done.set()
+            await source.close()
+            await media.close()
+    assert len(units) == fast + slow - WARMUP
+    assert media.encoding[Profile.MAIN].opens == 1
+    opened = [r.getMessage() for r in caplog.records if "encoding" in r.getMessage()]
+    assert len(opened) == 1, opened
+    times = [u.media_time for u in units]
+    steps = [later - earlier for earlier, later in itertools.pairwise(times)]
+    assert statistics.median(steps[-8:]) == pytest.approx(1 / 5, rel=0.15)
+    # IDRs stay about a second apart in time at either rate (the GOP is kept in seconds).
+    idrs = [u.media_time for u in units if u.keyframe]
+    assert all(0.8 < b - a < 1.3 for a, b in itertools.pairwise(idrs)), idrs
+
+
+async def test_main_and_sub_watched_together_decode_each_picture_once(
+    vapix2: Vapix2Driver,
+) -> None:
+    """The usual VMS case, record main and detect on sub: one decode per camera picture,
+    though main encodes every picture and sub every second one."""
+    media = CameraMedia("cam", vapix2, audio=None)
+    main, sub = FanoutSource(media.stream(Profile.MAIN)), FanoutSource(media.stream(Profile.SUB))
+    try:
+        await asyncio.gather(
+            _units(main, lambda units: len(units) >= 30),
+            _units(sub, lambda units: len(units) >= 15),
+        )
+    finally:
+        await main.close()
+        await sub.close()
+        await media.close()
+    main_frames, sub_frames = (media.encoding[p].frames for p in (Profile.MAIN, Profile.SUB))
+    assert main_frames >= 30
+    assert sub_frames >= 15
+    # Sub's pictures are main's too (every second one): only pictures main skipped while it
+    # lagged (a loaded host) would be decoded for sub alone.
+    assert media.codecs.decoded <= main_frames + sub_frames // 4
+    assert media.codecs.decoded < main_frames + sub_frames

@@ -2,11 +2,16 @@
 
 from __future__ import annotations
 
+import asyncio
 import datetime
+import functools
 import itertools
 import json
+import math
 import shutil
+import statistics
 import subprocess
+import threading
 from fractions import Fraction
 from pathlib import Path
 
@@ -16,7 +21,7 @@ import pytest
 from av.codec.context import CodecContext
 from av.video.codeccontext import VideoCodecContext
 from av.video.frame import PictureType, VideoFrame
-from av.video.reformatter import ColorRange
+from av.video.reformatter import ColorRange, Interpolation
 
 from bridge.codecs.h264 import (
     NAL_IDR,
@@ -31,11 +36,15 @@ from bridge.codecs.jpeg import jpeg_size
 from bridge.errors import ProtocolError
 from bridge.media.transcode import (
     CLOCK_RATE,
+    CodecJob,
+    CodecThread,
     EncodedAccessUnit,
     EncoderSettings,
-    EncoderWorker,
+    Handback,
+    PictureDecoder,
     TimestampSmoother,
     VideoTranscoder,
+    Yuv420Canvas,
     h264_level,
     lowres_for,
 )
@@ -46,25 +55,52 @@ STEP = round(CLOCK_RATE / FPS)
 VGA = EncoderSettings(640, 480, FPS, 1_000_000)
 
 
+def _value_noise(
+    rng: np.random.Generator, cells: int, width: int, height: int
+) -> np.ndarray[tuple[int, int], np.dtype[np.float32]]:
+    """Random values on a grid ``cells`` wide, bilinearly interpolated to the picture: one
+    octave of a natural-looking texture."""
+    grid = rng.uniform(-1, 1, (cells * height // width + 2, cells + 2)).astype(np.float32)
+    rows, cols = np.linspace(0, grid.shape[0] - 2, height), np.linspace(0, cells, width)
+    r, c = rows.astype(int), cols.astype(int)
+    fr, fc = (rows - r)[:, None], (cols - c)[None, :]
+    top = grid[r][:, c] * (1 - fc) + grid[r][:, c + 1] * fc
+    bottom = grid[r + 1][:, c] * (1 - fc) + grid[r + 1][:, c + 1] * fc
+    return (top * (1 - fr) + bottom * fr).astype(np.float32)
+
+
 def camera_jpegs(count: int, pix_fmt: str, width: int = 640, height: int = 480) -> list[bytes]:
-    """Moving pictures JPEG-coded the way IP cameras send them (4:2:2 or 4:2:0, full range)."""
+    """Pictures like an IP camera's: a textured scene with edges, sensor noise (mostly in
+    luma, as a camera's processing leaves it), a moving object; JPEG-coded 4:2:2 or 4:2:0,
+    full range, at a quality that makes VGA ~40 KB and 720p ~90 KB, as such cameras send."""
     encoder = CodecContext.create("mjpeg", "w")
     assert isinstance(encoder, VideoCodecContext)
     encoder.width, encoder.height, encoder.pix_fmt = width, height, pix_fmt
     encoder.time_base = Fraction(1, 15)
     encoder.color_range = ColorRange.JPEG
+    encoder.qmin = encoder.qmax = 3
     encoder.open()
     rng = np.random.default_rng(7)
-    y, x = np.mgrid[0:height, 0:width]
+    y, x = np.mgrid[0:height, 0:width].astype(np.float32)
+    texture = sum(w * _value_noise(rng, c, width, height) for c, w in ((4, 60), (16, 30), (64, 14)))
+    shade = 30 * y / height
+    scene = np.stack([110 + 0.9 * texture + shade, 120 + texture, 90 + 0.7 * texture - shade], -1)
+    for _ in range(6):  # walls, cars, windows: flat areas with sharp edges
+        left, top = rng.integers(0, width * 4 // 5), rng.integers(height // 3, height * 5 // 6)
+        scene[top : top + height // 6, left : left + width // 5] = rng.uniform(40, 220, 3)
     jpegs = []
     for n in range(count):
-        rgb = np.stack(
-            [(x + 8 * n) % 256, (y + 4 * n) % 256, ((x + y) // 2 + 6 * n) % 256], axis=-1
-        ).astype(np.uint8)
-        rgb = np.clip(rgb.astype(np.int16) + rng.integers(-8, 9, rgb.shape), 0, 255).astype(
-            np.uint8
+        rgb = scene.copy()
+        rgb[
+            (x - (width // 8 + 9 * n) % width) ** 2 + (y - height / 2) ** 2 < (height / 10) ** 2
+        ] = (
+            200,
+            40,
+            40,
         )
-        frame = VideoFrame.from_ndarray(rgb, format="rgb24").reformat(format=pix_fmt)
+        rgb += rng.normal(0, 3, (height, width, 1)) + rng.normal(0, 1, (height, width, 3))
+        picture = np.clip(rgb, 0, 255).astype(np.uint8)
+        frame = VideoFrame.from_ndarray(picture, format="rgb24").reformat(format=pix_fmt)
         jpegs.append(b"".join(bytes(p) for p in encoder.encode(frame)))
     return jpegs
 
@@ -234,18 +270,164 @@ def test_ffprobe_reads_the_stream(vga420: list[bytes], tmp_path: Path) -> None:
     assert stream["has_b_frames"] == 0
 
 
-async def test_worker_encodes_off_the_loop(vga422: list[bytes]) -> None:
-    worker = EncoderWorker(VGA)
+async def test_one_codec_thread_decodes_once_for_both_profiles(vga422: list[bytes]) -> None:
+    """Main and sub of a camera on its one thread: each picture decoded once, and both
+    profiles' access units (and any queued before) handed to the loop in one wake-up."""
+    thread = CodecThread("cam codecs")
+    sub_settings = EncoderSettings(480, 360, FPS, 300_000)
+    main, sub = VideoTranscoder(VGA, thread.decoder), VideoTranscoder(sub_settings, thread.decoder)
+    held = threading.Event()
+    ran_on: set[str] = set()
+
+    def encode(transcoder: VideoTranscoder, jpeg: bytes, n: int) -> EncodedAccessUnit | None:
+        ran_on.add(threading.current_thread().name)
+        return transcoder.encode(jpeg, n * STEP, force_idr=n == 2)
+
+    units: list[tuple[EncodedAccessUnit | None, EncodedAccessUnit | None]] = []
     try:
-        units = [
-            await worker.encode(jpeg, n * STEP, force_idr=n == 2)
-            for n, jpeg in enumerate(vga422[:4])
-        ]
+        for n, jpeg in enumerate(vga422[:4]):
+            # The thread is held busy until both profiles queued their picture.
+            blocker = thread.run(functools.partial(held.wait, 10))
+            pair = (thread.run(functools.partial(encode, main, jpeg, n)),
+                    thread.run(functools.partial(encode, sub, jpeg, n)))  # fmt: skip
+            held.set()
+            assert await blocker
+            units.append((await pair[0], await pair[1]))
+            held.clear()
     finally:
-        worker.close()
-    assert [u is not None and u.keyframe for u in units] == [True, False, True, False]
-    pts = [u.pts_90k for u in units if u is not None]
-    assert pts == [0, STEP, 2 * STEP, 3 * STEP]
+        thread.close()
+    assert thread.decoder.decoded == 4
+    assert thread.handovers == 4
+    assert len(ran_on) == 1
+    assert threading.current_thread().name not in ran_on
+    for profile in (0, 1):
+        encoded = [pair[profile] for pair in units]
+        assert [u is not None and u.keyframe for u in encoded] == [True, False, True, False]
+        assert [u.pts_90k for u in encoded if u is not None] == [0, STEP, 2 * STEP, 3 * STEP]
+    sizes = {(f.width, f.height) for f in decode_h264([u for u, _ in units if u is not None])}
+    assert sizes == {(640, 480)}
+    sizes = {(f.width, f.height) for f in decode_h264([u for _, u in units if u is not None])}
+    assert sizes == {(480, 360)}
+
+
+async def test_codec_thread_hands_errors_back_and_cancels_on_close() -> None:
+    thread = CodecThread("cam codecs")
+    started, held = threading.Event(), threading.Event()
+
+    def hold() -> bool:
+        started.set()
+        return held.wait(10)
+
+    try:
+        with pytest.raises(ProtocolError, match="bad picture"):
+            await thread.run(functools.partial(_raise, ProtocolError("bad picture")))
+        busy = thread.run(hold)
+        queued = thread.run(functools.partial(int, "1"))
+        assert await asyncio.to_thread(started.wait, 10)
+    finally:
+        thread.close()
+        held.set()
+    assert await busy  # the job under way finishes
+    assert queued.cancelled()
+    with pytest.raises(RuntimeError, match="closed"):
+        thread.run(functools.partial(int, "1"))
+
+
+async def test_results_of_several_cameras_share_one_wake_up() -> None:
+    """What codec threads finish while the loop is busy goes back in one wake-up."""
+    loop = asyncio.get_running_loop()
+    handback = Handback(loop)
+    futures = [loop.create_future() for _ in range(3)]
+    for n, future in enumerate(futures):  # three cameras, while the loop runs this test
+        handback.put([(CodecJob(future, int, None), n, None)])
+    assert handback.wakeups == 1
+    assert await asyncio.gather(*futures) == [0, 1, 2]
+    later = loop.create_future()
+    handback.put([(CodecJob(later, int, None), None, ProtocolError("bad picture"))])
+    assert handback.wakeups == 2
+    with pytest.raises(ProtocolError):
+        await later
+
+
+def _raise(error: Exception) -> None:
+    raise error
+
+
+def _planes(frame: VideoFrame) -> list[np.ndarray[tuple[int, int], np.dtype[np.float64]]]:
+    """Y, U, V of a yuv420p frame, without the line padding."""
+    sizes = [(frame.width, frame.height)] + [(frame.width // 2, frame.height // 2)] * 2
+    return [
+        np.frombuffer(plane, np.uint8).reshape(-1, plane.line_size)[:rows, :columns].astype(float)
+        for plane, (columns, rows) in zip(frame.planes, sizes, strict=True)
+    ]
+
+
+def _psnr(
+    a: np.ndarray[tuple[int, int], np.dtype[np.float64]],
+    b: np.ndarray[tuple[int, int], np.dtype[np.float64]],
+) -> float:
+    mse = float(((a - b) ** 2).mean())
+    return math.inf if mse == 0 else 10 * math.log10(255**2 / mse)
+
+
+def _swscale(picture: VideoFrame) -> VideoFrame:
+    """The conversion the gateway used before (and still uses where it must scale)."""
+    return picture.reformat(
+        picture.width, picture.height, format="yuv420p", interpolation=Interpolation.BILINEAR
+    )
+
+
+@pytest.mark.parametrize(("width", "height"), [(640, 480), (1280, 720)])
+def test_the_cheaper_conversion_matches_swscale(width: int, height: int) -> None:
+    """4:2:2 to 4:2:0 by averaging chroma row pairs in numpy, against swscale's bilinear
+    filter: luma identical, chroma >= 50 dB PSNR on camera-like pictures, i.e. differences
+    of rounding (one level in 255 is 48 dB), far below what x264 loses (~40 dB)."""
+    decoder = PictureDecoder()
+    canvas = Yuv420Canvas(width, height)
+    for jpeg in camera_jpegs(3, "yuvj422p", width, height):
+        picture = decoder.decode(jpeg, (width, height), 0)
+        assert picture.format.name == "yuvj422p"
+        filled = canvas.fill(picture)
+        assert filled is canvas.frame
+        (y, u, v), (ry, ru, rv) = _planes(filled), _planes(_swscale(picture))
+        assert np.array_equal(y, ry)
+        assert _psnr(u, ru) >= 50
+        assert _psnr(v, rv) >= 50
+    # 4:2:0 is copied as it is.
+    picture = decoder.decode(camera_jpegs(1, "yuvj420p", width, height)[0], (width, height), 0)
+    filled = canvas.fill(picture)
+    assert filled is not None
+    assert all(
+        np.array_equal(a, b)
+        for a, b in zip(_planes(filled), _planes(_swscale(picture)), strict=True)
+    )
+    # What it cannot take (another size, another chroma layout), swscale converts.
+    assert Yuv420Canvas(320, 240).fill(picture) is None
+    assert canvas.fill(picture.reformat(format="yuvj444p")) is None
+
+
+def test_the_stream_loses_nothing_to_the_cheaper_conversion(
+    vga422: list[bytes], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """What a viewer sees (the decoded stream in RGB, as a player shows it) against the
+    camera's pictures: within 0.2 dB of the stream the swscale conversion made."""
+    pictures = vga422[:15]
+    decoder = PictureDecoder()
+    originals = [_rgb(decoder.decode(jpeg, (640, 480), 0)) for jpeg in pictures]
+
+    def quality() -> float:
+        frames = decode_h264(transcode(VideoTranscoder(VGA), pictures))
+        return statistics.mean(_psnr(_rgb(f), o) for f, o in zip(frames, originals, strict=True))
+
+    cheaper = quality()
+    monkeypatch.setattr(Yuv420Canvas, "fill", lambda canvas, picture: None)
+    before = quality()
+    assert cheaper >= before - 0.2, (cheaper, before)
+    assert before > 30  # the comparison is of real pictures, not of noise
+
+
+def _rgb(frame: VideoFrame) -> np.ndarray[tuple[int, int], np.dtype[np.float64]]:
+    return frame.to_ndarray(format="rgb24").astype(float)
 
 
 def test_smoother_evens_out_jitter() -> None:
