@@ -24,14 +24,16 @@ def parse(argv: list[str] | None = None) -> Options:
         default=0.2,
         help="arrival spread: 0.2 makes inter-frame gaps vary +-20%% (default)",
     )
-    parser.add_argument("--settle", type=float, default=1.0, help="s after joining, unmeasured")
+    parser.add_argument(
+        "--settle", type=float, default=1.0, help="s of running before each window (after joining)"
+    )
     parser.add_argument(
         "--max-cameras", type=int, help="cap every scenario's cameras (a smoke run)"
     )
     parser.add_argument(
         "--quick",
         action="store_true",
-        help="every scenario with one camera, one round of 1 s windows: checks it runs",
+        help="every scenario with one camera, one round of 0.5 s windows: checks it runs",
     )
     parser.add_argument(
         "--cache",
@@ -43,7 +45,7 @@ def parse(argv: list[str] | None = None) -> Options:
     if not 0 <= args.jitter < 1:
         parser.error("--jitter must be in [0, 1)")
     if args.quick:
-        return Options(1.0, 1, args.fps, args.jitter, 0.3, 1, args.cache)
+        return Options(0.5, 1, args.fps, args.jitter, 0.2, 1, args.cache)
     return Options(
         args.seconds, args.rounds, args.fps, args.jitter, args.settle, args.max_cameras, args.cache
     )

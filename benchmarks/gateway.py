@@ -23,7 +23,6 @@ import multiprocessing.connection
 import random
 import resource
 import sys
-import threading
 import time
 from collections.abc import AsyncIterator, Callable, Sequence
 from dataclasses import dataclass, field
@@ -131,6 +130,7 @@ class ReplayHub(FrameHub):
         options: SimOptions,
         state: SimState,
         pictures: Sequence[bytes],
+        *,
         index: int,
         cameras: int,
         jitter: float,
@@ -192,7 +192,7 @@ async def _emulators(
     hubs = []
     for index in range(count):
         camera = HamaSimulator(options)
-        hub = ReplayHub(options, camera.state, pictures, index, count, jitter)
+        hub = ReplayHub(options, camera.state, pictures, index=index, cameras=count, jitter=jitter)
         camera.video = hub
         cameras.append(camera)
         hubs.append(hub)
@@ -396,10 +396,13 @@ class Subscription(Protocol):
 
 
 class Counter:
-    """Counts what flows through a subscription (camera pictures, or encoded video units)."""
+    """Counts what flows through a subscription (camera pictures, or encoded video units),
+    and of those the keyframes: an encoder reopened (by a size or rate change) starts with an
+    IDR of its own, so more IDRs than the GOP makes show reopens."""
 
     def __init__(self, subscription: Subscription, accept: Callable[[Any], bool]) -> None:
         self.count = 0
+        self.keyframes = 0
         self._subscription = subscription
         self._task = asyncio.create_task(self._run(accept))
 
@@ -407,6 +410,7 @@ class Counter:
         async for item in self._subscription:
             if accept(item):
                 self.count += 1
+                self.keyframes += getattr(item, "keyframe", False)
 
     async def stop(self) -> None:
         self._task.cancel()
@@ -441,6 +445,7 @@ class GatewayPlan:
 
     cameras: int
     profiles: tuple[tuple[Profile, float], ...]
+    gop: int  # the main profile's pictures from one IDR to the next
     settle: float  # after the last viewer's first frame, before the measured window
     seconds: float
 
@@ -506,6 +511,8 @@ async def measure_gateway(
         "seconds": wall,
         "cpu_s": cpu,
         "frames": transcoded,  # the main profile's
+        "idr": sum(c.keyframes for c in counters[1::2]),
+        "idr_expected": transcoded / plan.gop,
         "pictures": received,
         "camera_sent": camera_sent,
         "server_sent": server_sent,

@@ -178,12 +178,18 @@ class _Scene:
         luma[y : y + car_h, span] = 45
         luma[y + car_h // 5 : y + car_h // 2, span] = 205  # windows: a hard edge that moves
         cb[y : y + car_h, span], cr[y : y + car_h, span] = 100, 190
-        for plane, sigma in ((luma, noise), (cb, noise / 2), (cr, noise / 2)):
-            plane += sigma * self._noise.standard_normal(plane.shape, dtype=np.float32)
-        planes = (luma, (cb[:, 0::2] + cb[:, 1::2]) / 2, (cr[:, 0::2] + cr[:, 1::2]) / 2)
+        for values, sigma in ((luma, noise), (cb, noise / 2), (cr, noise / 2)):
+            grain = self._noise.standard_normal(values.shape, dtype=np.float32)
+            np.add(values, sigma * grain, out=values)
+        # 4:2:2: each chroma pair across averaged, every row kept.
+        planes: tuple[_Plane, ...] = (
+            luma,
+            (cb[:, 0::2] + cb[:, 1::2]) * np.float32(0.5),
+            (cr[:, 0::2] + cr[:, 1::2]) * np.float32(0.5),
+        )
         frame = av.VideoFrame(width, height, "yuvj422p")
-        for plane, values in zip(frame.planes, planes, strict=True):
-            pixels = np.clip(values, 0, 255).astype(np.uint8)
-            pad = plane.line_size - pixels.shape[1]
-            plane.update(np.ascontiguousarray(np.pad(pixels, ((0, 0), (0, pad)))))
+        for plane, samples in zip(frame.planes, planes, strict=True):
+            pixels = np.clip(samples, 0, 255).astype(np.uint8)
+            padding = plane.line_size - pixels.shape[1]
+            plane.update(np.pad(pixels, ((0, 0), (0, padding))).tobytes())
         return b"".join(bytes(packet) for packet in self._encoder.encode(frame))

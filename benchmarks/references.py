@@ -39,7 +39,6 @@ from benchmarks.pictures import arrivals
 from bridge.media.transcode import CLOCK_RATE, EncoderSettings
 
 Json = dict[str, Any]
-WARMUP = 1.0  # s of paced running before the measured window: x264's lookahead, caches
 
 
 def ffmpeg_command(preset: str, fps: float) -> list[str]:
@@ -60,6 +59,7 @@ class LoopPlan:
     profiles: tuple[EncoderSettings, ...]
     fps: float
     jitter: float
+    warmup: float  # s of paced running before the measured window: rate control, caches
     seconds: float
     flat_seconds: float  # 0: no flat-out window
 
@@ -148,7 +148,7 @@ def _bare_loop_child(plan: LoopPlan) -> Json:
     due = [(next(schedule), i) for i, schedule in enumerate(schedules)]
     heapq.heapify(due)
     sent = [0] * plan.cameras
-    window_start = began + WARMUP
+    window_start = began + plan.warmup
     window_end = window_start + plan.seconds
     frames = late = 0
     cpu_start: float | None = None
@@ -173,7 +173,7 @@ def _bare_loop_child(plan: LoopPlan) -> Json:
         "paced": {
             "frames": frames,
             "cpu_s": paced_cpu,
-            "fps": frames / plan.seconds,
+            "seconds": plan.seconds,
             "late_frames": late,
         },
     }
@@ -184,7 +184,7 @@ def _bare_loop_child(plan: LoopPlan) -> Json:
                 flat += camera.transcode(pictures[sent[index] % len(pictures)])
                 sent[index] += 1
         wall = time.monotonic() - began
-        result["flat_out"] = {"frames": flat, "cpu_s": _cpu() - cpu, "fps": flat / wall}
+        result["flat_out"] = {"frames": flat, "cpu_s": _cpu() - cpu, "seconds": wall}
     return result
 
 
@@ -210,7 +210,13 @@ def _run_ffmpeg(command: list[str], pictures: Sequence[bytes], times: Sequence[f
 
 
 def ffmpeg_cli(
-    pictures: Sequence[bytes], cameras: int, preset: str, fps: float, jitter: float, seconds: float
+    pictures: Sequence[bytes],
+    cameras: int,
+    preset: str,
+    *,
+    fps: float,
+    jitter: float,
+    seconds: float,
 ) -> Json:
     """``cameras`` ffmpeg processes, each fed ``seconds`` of pictures at ``fps`` with jitter."""
     command = ffmpeg_command(preset, fps)
@@ -236,6 +242,7 @@ def ffmpeg_cli(
         "command": " ".join(command),
         "processes": cameras,
         "frames": frames,
+        "seconds": seconds,
         "startup_cpu_s": startup,  # a process fed one picture: start, codec open, one frame
         "cpu_s": total,
         "steady_cpu_s": max(0.0, total - cameras * startup),
