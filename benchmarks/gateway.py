@@ -171,23 +171,22 @@ class ReplayHub(FrameHub):
             self.streams -= 1
 
 
-def emulator_main(
-    conn: multiprocessing.connection.Connection,
-    count: int,
-    options: SimOptions,
-    pictures: list[bytes],
-    jitter: float,
-) -> None:
-    asyncio.run(_emulators(conn, count, options, pictures, jitter))
+@dataclass(frozen=True, slots=True)
+class EmulatorPlan:
+    """``count`` hama cameras replaying ``pictures`` with arrival ``jitter``."""
+
+    count: int
+    options: SimOptions
+    pictures: list[bytes]
+    jitter: float
 
 
-async def _emulators(
-    conn: multiprocessing.connection.Connection,
-    count: int,
-    options: SimOptions,
-    pictures: list[bytes],
-    jitter: float,
-) -> None:
+def emulator_main(conn: multiprocessing.connection.Connection, plan: EmulatorPlan) -> None:
+    asyncio.run(_emulators(conn, plan))
+
+
+async def _emulators(conn: multiprocessing.connection.Connection, plan: EmulatorPlan) -> None:
+    count, options, pictures, jitter = plan.count, plan.options, plan.pictures, plan.jitter
     cameras = []
     hubs = []
     for index in range(count):

@@ -5,9 +5,9 @@ noisy scene, and their pictures reach the gateway with network and sensor-timing
 emulators' test pattern is mostly flat (cheap to decode and to encode) and the codec work per
 picture depends on exactly that, so the benchmark renders a scene of its own: a sky gradient,
 buildings with hard edges and windows, textured ground, per-picture sensor noise and a car
-crossing the picture. The noise level is chosen so that a picture has the size a camera's
-would (VGA about 40 KB, 720p about 90 KB, at a camera-typical quantiser), and the pictures are
-rendered once and cached on disk, as rendering costs more than transcoding them.
+crossing the picture, coded by libjpeg with a camera's layout (luma 2x1, chroma 1x1 samples)
+at the quality that gives a camera's picture size (VGA about 40 KB, 720p about 90 KB). They
+are rendered once and cached on disk, as rendering costs more than transcoding them.
 """
 
 from __future__ import annotations
@@ -16,23 +16,24 @@ import os
 import random
 import tempfile
 from collections.abc import Iterator
-from fractions import Fraction
 from pathlib import Path
 
-import av
 import numpy as np
 from numpy.typing import NDArray
 
+from bridge.simulator.media import encode_jpeg
+
 # Bump when the scene changes, so stale caches are not measured as the new pictures.
-GENERATOR_VERSION = 1
+GENERATOR_VERSION = 2
 PICTURES = 60  # 4 s at 15 fps: the car crosses once; cameras loop over them
 SEED = 12
-QSCALE = 3  # FFmpeg's MJPEG quantiser; about libjpeg quality 85, common in camera firmware
+NOISE = 2.5  # sensor noise, sigma in 8-bit luma steps: a camera's in daylight
 # Bytes per picture a camera of that size typically sends; other sizes interpolate per pixel.
 TARGET_BYTES = {(640, 480): 40_000, (1280, 720): 90_000}
-_NOISE_RANGE = (0.2, 12.0)  # sensor noise sigma searched, in 8-bit luma steps
+_QUALITY_RANGE = (30, 95)  # libjpeg quality searched; camera firmware commonly uses 50-90
 
 _Plane = NDArray[np.float32]
+_Bytes = NDArray[np.uint8]
 
 
 def cache_dir() -> Path:
@@ -84,21 +85,27 @@ def load(width: int, height: int, directory: Path | None = None) -> list[bytes]:
 
 
 def render(width: int, height: int) -> list[bytes]:
-    """``PICTURES`` consecutive camera pictures, noise tuned to the target size."""
+    """``PICTURES`` consecutive camera pictures, at the libjpeg quality that gives the target
+    size (as a camera's compression setting does)."""
     if width % 2 or height % 2 or width < 64 or height < 48:
         raise ValueError(f"picture size must be even and at least 64x48, not {width}x{height}")
     scene = _Scene(width, height)
-    low, high = _NOISE_RANGE
     target = target_bytes(width, height)
-    # JPEG size grows steadily with the noise; a few bisection steps on three pictures.
-    for _ in range(8):
-        sigma = (low + high) / 2
-        sample = [scene.jpeg(n * PICTURES // 3, sigma) for n in range(3)]
-        if np.mean([len(p) for p in sample]) > target:
-            high = sigma
+    sample = [scene.planes(n * PICTURES // 3) for n in range(3)]
+
+    def size(quality: int) -> float:
+        return float(np.mean([len(encode_jpeg(*planes, quality)) for planes in sample]))
+
+    # Size grows with quality: bisect to the two neighbours around the target, take the closer.
+    low, high = _QUALITY_RANGE
+    while high - low > 1:
+        middle = (low + high) // 2
+        if size(middle) > target:
+            high = middle
         else:
-            low = sigma
-    return [scene.jpeg(n, (low + high) / 2) for n in range(PICTURES)]
+            low = middle
+    quality = min((low, high), key=lambda q: abs(size(q) - target))
+    return [encode_jpeg(*scene.planes(n), quality) for n in range(PICTURES)]
 
 
 def _upsample(small: _Plane, height: int, width: int) -> _Plane:
@@ -158,17 +165,9 @@ class _Scene:
                     luma[y : y + pane, x : x + pane] = wall * 0.35
         self._planes = (luma, cb, cr)
         self._noise = np.random.default_rng(SEED + 1)
-        self._encoder = av.CodecContext.create("mjpeg", "w")
-        self._encoder.width, self._encoder.height = width, height
-        self._encoder.pix_fmt = "yuvj422p"
-        self._encoder.time_base = Fraction(1, 25)  # required to open; stills carry no timing
-        self._encoder.qmin = self._encoder.qmax = QSCALE
-        self._encoder.thread_count = 1
-        # Annex K tables and separate luma/chroma DQT, as camera JPEGs have.
-        self._encoder.options = {"huffman": "default", "force_duplicated_matrix": "1"}
-        self._encoder.open()
 
-    def jpeg(self, index: int, noise: float) -> bytes:
+    def planes(self, index: int) -> tuple[_Bytes, _Bytes, _Bytes]:
+        """Picture ``index``: Y, and Cb and Cr halved across (4:2:2)."""
         luma, cb, cr = (plane.copy() for plane in self._planes)
         width, height = self.width, self.height
         car_w, car_h = width // 6, height // 9
@@ -178,18 +177,17 @@ class _Scene:
         luma[y : y + car_h, span] = 45
         luma[y + car_h // 5 : y + car_h // 2, span] = 205  # windows: a hard edge that moves
         cb[y : y + car_h, span], cr[y : y + car_h, span] = 100, 190
-        for values, sigma in ((luma, noise), (cb, noise / 2), (cr, noise / 2)):
+        for values, sigma in ((luma, NOISE), (cb, NOISE / 2), (cr, NOISE / 2)):
             grain = self._noise.standard_normal(values.shape, dtype=np.float32)
             np.add(values, sigma * grain, out=values)
         # 4:2:2: each chroma pair across averaged, every row kept.
-        planes: tuple[_Plane, ...] = (
-            luma,
-            (cb[:, 0::2] + cb[:, 1::2]) * np.float32(0.5),
-            (cr[:, 0::2] + cr[:, 1::2]) * np.float32(0.5),
+        return (
+            _to_bytes(luma),
+            _to_bytes((cb[:, 0::2] + cb[:, 1::2]) / 2),
+            _to_bytes((cr[:, 0::2] + cr[:, 1::2]) / 2),
         )
-        frame = av.VideoFrame(width, height, "yuvj422p")
-        for plane, samples in zip(frame.planes, planes, strict=True):
-            pixels = np.clip(samples, 0, 255).astype(np.uint8)
-            padding = plane.line_size - pixels.shape[1]
-            plane.update(np.pad(pixels, ((0, 0), (0, padding))).tobytes())
-        return b"".join(bytes(packet) for packet in self._encoder.encode(frame))
+
+
+def _to_bytes(plane: NDArray[np.floating]) -> _Bytes:
+    result: _Bytes = np.clip(plane, 0, 255).astype(np.uint8)
+    return result
