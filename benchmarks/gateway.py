@@ -218,8 +218,6 @@ class Viewer:
     frames: int = 0
     lost: int = 0  # pictures missing between the ones received, from RTP timestamp gaps
     backsteps: int = 0  # RTP timestamps that went backwards
-    describe_to_first: float | None = None
-    play_to_first: float | None = None
     first_frame: asyncio.Event = field(default_factory=asyncio.Event)
     error: str = ""
     _last_timestamp: int | None = None
@@ -241,7 +239,6 @@ class Viewer:
     async def _play(self) -> None:
         host_port = self.url.split("/")[2]
         host, _, port = host_port.rpartition(":")
-        began = time.monotonic()
         reader, self._writer = await asyncio.open_connection(host, int(port))
         headers, body = await self._request(reader, "DESCRIBE", self.url, Accept="application/sdp")
         base = headers.get("content-base", self.url)
@@ -258,9 +255,8 @@ class Viewer:
             reader, "SETUP", track, Transport="RTP/AVP/TCP;unicast;interleaved=0-1"
         )
         self._session = headers["session"].split(";")[0]
-        played = time.monotonic()
         await self._request(reader, "PLAY", self.url, Session=self._session, Range="npt=0.000-")
-        await self._receive(reader, began, played)
+        await self._receive(reader)
 
     async def _request(
         self, reader: asyncio.StreamReader, method: str, uri: str, **fields: str
@@ -286,7 +282,7 @@ class Viewer:
         )
         return RtspRequest(method, uri, headers=headers).serialize()
 
-    async def _receive(self, reader: asyncio.StreamReader, began: float, played: float) -> None:
+    async def _receive(self, reader: asyncio.StreamReader) -> None:
         assert self._writer is not None
         buffer = bytearray()
         next_keepalive = time.monotonic() + KEEPALIVE
@@ -305,18 +301,16 @@ class Viewer:
                     break
                 # Channel 0 is video RTP; the marker bit ends a picture.
                 if buffer[pos + 1] == 0 and length >= 12 and buffer[pos + 5] & 0x80:
-                    self._picture(int.from_bytes(buffer[pos + 8 : pos + 12]), began, played)
+                    self._picture(int.from_bytes(buffer[pos + 8 : pos + 12]))
                 pos += 4 + length
             del buffer[:pos]
             if time.monotonic() >= next_keepalive:
                 self._writer.write(self._message("GET_PARAMETER", self.url, Session=self._session))
                 next_keepalive = time.monotonic() + KEEPALIVE
 
-    def _picture(self, timestamp: int, began: float, played: float) -> None:
+    def _picture(self, timestamp: int) -> None:
         self.frames += 1
         if self._last_timestamp is None:
-            now = time.monotonic()
-            self.describe_to_first, self.play_to_first = now - began, now - played
             self.first_frame.set()
         else:
             gap = (timestamp - self._last_timestamp) % (1 << 32)

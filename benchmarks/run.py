@@ -12,7 +12,6 @@ import asyncio
 import datetime
 import functools
 import logging
-import multiprocessing
 import os
 import platform
 import statistics
@@ -404,7 +403,6 @@ def run(options: Options) -> str:
     date = datetime.datetime.now(datetime.UTC).strftime("%Y-%m-%d %H:%M UTC")
     # Per-camera INFO lines would cost the gateway CPU in the measured windows.
     logging.getLogger("bridge").setLevel(max(logging.WARNING, logging.getLogger().level))
-    multiprocessing.set_start_method("spawn", force=True)
     results = asyncio.run(run_scenarios(options))
     conditions = {
         "date": date,
