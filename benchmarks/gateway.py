@@ -18,6 +18,7 @@ from __future__ import annotations
 import asyncio
 import base64
 import contextlib
+import dataclasses
 import multiprocessing
 import multiprocessing.connection
 import random
@@ -190,7 +191,8 @@ async def _emulators(conn: multiprocessing.connection.Connection, plan: Emulator
     cameras = []
     hubs = []
     for index in range(count):
-        camera = HamaSimulator(options)
+        # A MAC of its own each, as real cameras have (the gateway warns about shared ones).
+        camera = HamaSimulator(dataclasses.replace(options, mac=f"02:00:00:00:00:{index:02x}"))
         hub = ReplayHub(options, camera.state, pictures, index=index, cameras=count, jitter=jitter)
         camera.video = hub
         cameras.append(camera)
