@@ -321,7 +321,11 @@ def measurement_rows(results: Sequence[Measured]) -> list[list[str]]:
                     _cell(measured.ms_per_frame(reference)),
                     _cell(fps, 1),
                     _cell(startup, 0),
-                    str(sum(run["dropped"] for run in runs)) if gateway else "",
+                    str(sum(run["dropped"] for run in runs))
+                    if gateway
+                    else f"{sum(run['late_frames'] for run in runs)} late"
+                    if runs[0].get("late_frames") is not None
+                    else "",
                     f"{sum(run['idr'] for run in runs)} "
                     f"({sum(run['idr_expected'] for run in runs):.0f})"
                     if gateway
@@ -386,7 +390,7 @@ def report(results: Sequence[Measured], options: Options, conditions: Json) -> s
                     "CPU ms per frame, mean (range)",
                     "frames/s",
                     "startup CPU ms",
-                    "dropped",
+                    "dropped (loop: late)",
                     "IDRs (by the GOP)",
                     "latency p99 ms",
                 ],
