@@ -63,16 +63,17 @@ class Scenario:
     name: str
     size: tuple[int, int]
     cameras: int
-    references: tuple[str, ...]  # measured in this order every round
+    # Measured in this order every round; FLAT comes from the PACED run's process.
+    references: tuple[str, ...]
 
 
 SCENARIOS = (
-    Scenario("VGA x1", VGA, 1, (GATEWAY, PACED, ULTRAFAST, SUPERFAST)),
-    Scenario("VGA x10", VGA, 10, (GATEWAY, PACED, ULTRAFAST, SUPERFAST)),
-    Scenario("VGA x20", VGA, 20, (GATEWAY, PACED, ULTRAFAST, SUPERFAST)),
-    Scenario("720p x4", HD, 4, (GATEWAY, PACED, ULTRAFAST, SUPERFAST)),
+    Scenario("VGA x1", VGA, 1, (GATEWAY, PACED, FLAT, ULTRAFAST, SUPERFAST)),
+    Scenario("VGA x10", VGA, 10, (GATEWAY, PACED, FLAT, ULTRAFAST, SUPERFAST)),
+    Scenario("VGA x20", VGA, 20, (GATEWAY, PACED, FLAT, ULTRAFAST, SUPERFAST)),
+    Scenario("720p x4", HD, 4, (GATEWAY, PACED, FLAT, ULTRAFAST, SUPERFAST)),
     Scenario("VGA x30", VGA, MIN_CAMERAS, (GATEWAY,)),
-    Scenario("VGA x10, main + sub", VGA, 10, (MAIN_SUB, MAIN_ONLY, BARE_MAIN_SUB)),
+    Scenario("VGA x10, main + sub", VGA, 10, (MAIN_SUB, MAIN_ONLY, BARE_MAIN_SUB, PACED)),
 )
 
 
@@ -157,7 +158,7 @@ class Bench:
         pictures = self.pictures(size)
         if reference in (PACED, BARE_MAIN_SUB):
             profiles = (main, sub) if reference == BARE_MAIN_SUB else (main,)
-            flat = options.seconds / 2 if reference == PACED else 0.0
+            flat = options.seconds / 2 if FLAT in scenario.references else 0.0
             loop = LoopPlan(
                 pictures,
                 cameras,
@@ -215,9 +216,9 @@ async def run_scenarios(
             measured = Measured(scenario, cameras)
             for round_ in range(options.rounds):
                 for reference in scenario.references:
-                    progress(f"{scenario.name}: {reference}, round {round_ + 1}/{options.rounds}")
                     if reference == FLAT:
                         continue
+                    progress(f"{scenario.name}: {reference}, round {round_ + 1}/{options.rounds}")
                     run = await bench.measure(reference, scenario, cameras)
                     measured.runs.setdefault(reference, []).append(run)
                     if run.get("flat_out"):
@@ -241,7 +242,7 @@ def targets(results: Sequence[Measured]) -> list[tuple[str, str, str, str]]:
     rows: list[tuple[str, str, str, str]] = []
     for measured in results:
         name = measured.scenario.name
-        if PACED in measured.scenario.references:
+        if ULTRAFAST in measured.scenario.references:  # the CPU scenarios
             for reference, limit in (
                 (PACED, MAX_VS_PACED),
                 (ULTRAFAST, MAX_VS_ULTRAFAST),
@@ -285,15 +286,22 @@ def targets(results: Sequence[Measured]) -> list[tuple[str, str, str, str]]:
                 )
             )
         if MAIN_SUB in measured.scenario.references:
-            both, main = measured.mean_ms(MAIN_SUB), measured.mean_ms(MAIN_ONLY)
-            bare = measured.mean_ms(BARE_MAIN_SUB)
-            shown = (
-                "-"
-                if both is None or main is None
-                else f"sub adds {both - main:.2f} ms per picture to {main:.2f}"
-                + ("" if bare is None else f" (bare loop, one decode: {bare:.2f} in all)")
+            # Decoding once, sub adds its downscale and encode; decoding again adds a decode.
+            shown = "; ".join(
+                f"{label}: sub adds {both - main:.2f} ms per picture to {main:.2f}"
+                for label, both, main in (
+                    ("gateway", measured.mean_ms(MAIN_SUB), measured.mean_ms(MAIN_ONLY)),
+                    (
+                        "bare loop, one decode",
+                        measured.mean_ms(BARE_MAIN_SUB),
+                        measured.mean_ms(PACED),
+                    ),
+                )
+                if both is not None and main is not None
             )
-            rows.append(("main + sub watched: each JPEG decoded once", name, shown, "reported"))
+            rows.append(
+                ("main + sub watched: each JPEG decoded once", name, shown or "-", "reported")
+            )
     return rows
 
 

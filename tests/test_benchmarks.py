@@ -31,6 +31,7 @@ EXPECTED_ROWS = {
     ("VGA x10, main + sub", "gateway, main + sub"),
     ("VGA x10, main + sub", "gateway, main only"),
     ("VGA x10, main + sub", "paced PyAV loop, main + sub from one decode"),
+    ("VGA x10, main + sub", "paced PyAV loop"),
 }
 
 
