@@ -191,24 +191,22 @@ class Bench:
         return {**run, "cpu_s": run["steady_cpu_s"], "cpu_s_with_startup": run["cpu_s"]}
 
     def _most_cameras(self, size: tuple[int, int]) -> int:
-        return max(self._cameras(s) for s in SCENARIOS if s.size == size)
+        return max(self.cameras_for(s) for s in SCENARIOS if s.size == size)
 
-    def _cameras(self, scenario: Scenario) -> int:
+    def cameras_for(self, scenario: Scenario) -> int:
         cap = self.options.max_cameras
         return scenario.cameras if cap is None else min(cap, scenario.cameras)
 
 
-async def run_scenarios(
-    options: Options, scenarios: Sequence[Scenario] = SCENARIOS
-) -> list[Measured]:
+async def run_scenarios(options: Options) -> list[Measured]:
     bench = Bench(options)
     results: list[Measured] = []
     # Scenarios a camera cap makes identical are measured once.
     done: dict[tuple[Any, ...], Measured] = {}
     try:
         await bench.viewers.reply()
-        for scenario in scenarios:
-            cameras = bench._cameras(scenario)
+        for scenario in SCENARIOS:
+            cameras = bench.cameras_for(scenario)
             key = (scenario.size, cameras, scenario.references)
             if key in done:
                 results.append(replace(done[key], scenario=scenario))
