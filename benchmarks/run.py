@@ -370,7 +370,7 @@ def machine() -> Json:
         "python": platform.python_version(),
         "pyav": pyav,
         "pyav_ffmpeg": pyav_ffmpeg,
-        "ffmpeg_cli": ffmpeg.stdout.split("\n", 1)[0],
+        "ffmpeg_cli": ffmpeg.stdout.split("\n", 1)[0].split(" Copyright")[0],
         "commit": commit.stdout.strip() or "unknown",
     }
 
