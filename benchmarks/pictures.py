@@ -21,7 +21,7 @@ from pathlib import Path
 import numpy as np
 from numpy.typing import NDArray
 
-from bridge.simulator.media import encode_jpeg
+from bridge.simulator.jpeg import encode_jpeg
 
 # Bump when the scene changes, so stale caches are not measured as the new pictures.
 GENERATOR_VERSION = 2

@@ -14,19 +14,18 @@ import ctypes
 import ctypes.util
 import datetime
 import functools
-import io
 import weakref
 from fractions import Fraction
-from typing import Literal, Protocol, get_args
+from typing import Literal, Protocol
 
 import av
 import numpy as np
 from numpy.typing import NDArray
-from PIL import Image
 
 from bridge.cameras.base import AudioCodec
+from bridge.simulator.jpeg import Chroma, chroma_rows, encode_jpeg
 
-__all__ = ["AsfMuxer", "AudioCodec", "Chroma", "TestPattern", "ToneEncoder", "encode_jpeg"]
+__all__ = ["AsfMuxer", "AudioCodec", "Chroma", "TestPattern", "ToneEncoder"]
 
 _MIN_WIDTH = 64
 _MIN_HEIGHT = 48
@@ -55,36 +54,6 @@ _SEGMENTS = {
 }
 
 _Plane = NDArray[np.uint8]
-
-# JPEG chroma subsampling: 4:2:2 (chroma halved across, full height) is what IP cameras send;
-# 4:2:0 (halved both ways) what FFmpeg makes by default.
-Chroma = Literal["4:2:2", "4:2:0"]
-_CHROMA_ROWS: dict[Chroma, int] = {"4:2:2": 1, "4:2:0": 2}  # picture rows per chroma row
-_PILLOW_SUBSAMPLING: dict[Chroma, int] = {"4:2:2": 1, "4:2:0": 2}
-
-
-def encode_jpeg(luma: _Plane, cb: _Plane, cr: _Plane, quality: int) -> bytes:
-    """A baseline JPEG of full-range YCbCr planes, as a camera's libjpeg writes it.
-
-    Chroma is half the luma's width and either its height (4:2:2) or half (4:2:0). libjpeg
-    (through Pillow), not FFmpeg: FFmpeg codes 4:2:2 as luma 2x2 and chroma 1x2 samples, a
-    layout RTP/JPEG (RFC 2435) has no type for and no camera sends; libjpeg writes luma 2x1 and
-    chroma 1x1, with the Annex K Huffman tables and separate luma and chroma DQT, as cameras do.
-    ``quality`` is libjpeg's 1..100.
-    """
-    height, width = luma.shape
-    rows = height // cb.shape[0]
-    # Pillow takes full-resolution pixels and subsamples them itself; repeated chroma samples
-    # average back to exactly themselves.
-    pixels = np.empty((height // rows, rows, width // 2, 2, 3), dtype=np.uint8)
-    pixels[..., 0] = luma.reshape(height // rows, rows, width // 2, 2)
-    pixels[..., 1] = cb[:, None, :, None]
-    pixels[..., 2] = cr[:, None, :, None]
-    picture = Image.frombuffer("YCbCr", (width, height), pixels, "raw", "YCbCr", 0, 1)
-    chroma: Chroma = "4:2:2" if rows == 1 else "4:2:0"
-    out = io.BytesIO()
-    picture.save(out, "JPEG", quality=quality, subsampling=_PILLOW_SUBSAMPLING[chroma])
-    return out.getvalue()
 
 
 def _seven_segment_glyphs(height: int) -> dict[str, NDArray[np.bool_]]:
@@ -115,12 +84,12 @@ def _seven_segment_glyphs(height: int) -> dict[str, NDArray[np.bool_]]:
     return glyphs
 
 
-def _world(width: int, height: int, chroma_rows: int) -> tuple[_Plane, _Plane, _Plane]:
+def _world(width: int, height: int, rows_per_chroma: int) -> tuple[_Plane, _Plane, _Plane]:
     """The scene the camera looks at: twice the frame each way, so pan/tilt +-1 reach its edges.
 
     Luma has a grid (shows movement) and rings around the home position (shows where 0,0 is);
     chroma is a hue ramp, so the colour alone tells roughly where the camera points. Chroma is
-    subsampled as the frames cut from it: half across, and down by ``chroma_rows``.
+    subsampled as the frames cut from it: half across, and down by ``rows_per_chroma``.
     """
     row_ramp = (60 + 30 * np.arange(2 * height) / height).astype(np.uint8)
     col_ramp = (30 * np.arange(2 * width) / width).astype(np.uint8)
@@ -136,7 +105,7 @@ def _world(width: int, height: int, chroma_rows: int) -> tuple[_Plane, _Plane, _
         luma[offset::cell] = 16
         luma[:, offset::cell] = 16
 
-    rows = 2 * height // chroma_rows
+    rows = 2 * height // rows_per_chroma
     cb = (32 + 192 * np.arange(width) / width).astype(np.uint8)
     cr = (224 - 192 * np.arange(rows) / rows).astype(np.uint8)
     return (
@@ -187,11 +156,9 @@ class TestPattern:
             )
         if not 1 <= quality <= 100:
             raise ValueError(f"JPEG quality must be 1..100, not {quality}")
-        if chroma not in get_args(Chroma):
-            raise ValueError(f"chroma must be one of {get_args(Chroma)}, not {chroma!r}")
         self._width = width
         self._height = height
-        self._chroma_rows = _CHROMA_ROWS[chroma]
+        self._chroma_rows = chroma_rows(chroma)
         self._quality = quality
         self._world = _world(width, height, self._chroma_rows)
         self._canvas = np.empty(

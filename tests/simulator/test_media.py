@@ -85,6 +85,11 @@ def test_default_is_4_2_2() -> None:
     assert decode_jpeg(data).format.name == "yuvj422p"
 
 
+def test_unknown_chroma_is_refused() -> None:
+    with pytest.raises(ValueError, match="chroma must be one of"):
+        media.TestPattern(64, 48, chroma="4:4:4")  # type: ignore[arg-type]
+
+
 def test_consecutive_frames_differ(vga: media.TestPattern) -> None:
     first, second = luma(vga.render(1, NOON)), luma(vga.render(2, NOON))
     assert mean_difference(first, second) > 0.5
