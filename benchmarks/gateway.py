@@ -31,6 +31,7 @@ from typing import Any, Protocol
 from urllib.parse import urljoin
 
 from benchmarks.pictures import arrivals
+from benchmarks.references import cpu_seconds
 from bridge.app import Gateway
 from bridge.config import Config
 from bridge.media.source import Profile
@@ -47,11 +48,6 @@ Json = dict[str, Any]
 
 def progress(message: str) -> None:
     print(f"[benchmark] {message}", file=sys.stderr, flush=True)
-
-
-def cpu_seconds() -> float:
-    usage = resource.getrusage(resource.RUSAGE_SELF)
-    return usage.ru_utime + usage.ru_stime
 
 
 def percentile(values: Sequence[float], fraction: float) -> float | None:

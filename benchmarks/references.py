@@ -4,9 +4,10 @@
   JPEG, convert with swscale's default (bilinear) to yuv420p, encode with the gateway's x264
   settings. It is frozen here on purpose (not imported from ``bridge.media``): it is the
   yardstick a cheaper pipeline is measured against, and must not get cheaper with it. It runs
-  *paced*, one transcoder per camera, each fed at the camera's rate with the same jitter (what a
-  real-time gateway must do at best), then *flat out* over the same transcoders (the codec
-  limit, which pacing costs more than: caches go cold between pictures).
+  *paced*, one transcoder per camera, each fed at the camera's rate with the same jitter, in
+  one thread per core (what a real-time gateway must do at best), then *flat out* over the
+  same transcoders (the codec limit, which pacing costs more than: caches go cold between
+  pictures).
 - The ffmpeg CLI as people run it by hand or under go2rtc: one process per camera, JPEGs on
   stdin at the camera's rate, ``-pix_fmt yuv420p`` (without it x264 would encode High 4:2:2,
   which most players cannot play), at ``ultrafast`` and at ``superfast`` (go2rtc's default).
@@ -74,7 +75,8 @@ def bare_loop(plan: LoopPlan) -> Json:
         return result
 
 
-def _cpu() -> float:
+def cpu_seconds() -> float:
+    """CPU time (user and system) of this process, all its threads, so far."""
     usage = resource.getrusage(resource.RUSAGE_SELF)
     return usage.ru_utime + usage.ru_stime
 
@@ -139,7 +141,7 @@ def _bare_loop_child(plan: LoopPlan) -> Json:
     cameras = [_Camera(plan.profiles, plan.fps) for _ in range(plan.cameras)]
     pictures = plan.pictures
     cameras[0].transcode(pictures[0])
-    startup = _cpu()  # interpreter, imports, codecs opened, one picture: the process's start
+    startup = cpu_seconds()  # interpreter, imports, codecs opened, one picture: the process's start
     # As many threads as cores (PyAV lets go of the GIL in the codecs), cameras dealt out among
     # them: a real-time gateway may use the whole machine too.
     workers = min(plan.cameras, os.cpu_count() or 1)
@@ -186,10 +188,10 @@ def _bare_loop_child(plan: LoopPlan) -> Json:
         for thread in threads:
             thread.start()
         time.sleep(max(0.0, start - time.monotonic()))
-        cpu = _cpu()
+        cpu = cpu_seconds()
         for thread in threads:
             thread.join()
-        return _cpu() - cpu
+        return cpu_seconds() - cpu
 
     paced_cpu = run(window[0], paced)
     result: Json = {
