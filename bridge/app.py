@@ -522,9 +522,9 @@ class Gateway:
 
     async def start(self) -> None:
         gateway = self.config.gateway
-        # Encoder threads hold the GIL between codec calls for up to the switch interval, and
+        # Codec threads hold the GIL between codec calls for up to the switch interval, and
         # the event loop that sends every viewer's packets waits that long: at 20 cameras the
-        # default 5 ms showed as 50 ms p99 added latency in `bridge benchmark`, 1 ms as 8-14.
+        # default 5 ms showed as 50 ms p99 added latency in the benchmark, 1 ms as 8-14.
         sys.setswitchinterval(SWITCH_INTERVAL)
         # The ONVIF schemas take about half a second of CPU to load: off the event loop, once.
         await asyncio.to_thread(catalog)

@@ -12,7 +12,7 @@ import sys
 from collections.abc import Sequence
 from pathlib import Path
 
-from bridge import __version__, bench, commands
+from bridge import __version__, commands
 from bridge.cameras.base import Dialect
 from bridge.discovery import lan
 from bridge.errors import BridgeError, ConfigError
@@ -116,45 +116,7 @@ def _parser() -> argparse.ArgumentParser:
     simulate.add_argument("--height", type=int, default=480)
     simulate.add_argument("--fps", type=float, default=10.0)
 
-    benchmark = sub.add_parser(
-        "benchmark",
-        help="stream emulated cameras through the gateway to RTSP viewers; print JSON results",
-    )
-    benchmark.add_argument(
-        "--cameras", type=int, nargs="+", default=[1, 10, 20], help="camera counts to run"
-    )
-    benchmark.add_argument(
-        "--size",
-        action="append",
-        type=_bench_size,
-        metavar="WxH[:N,N...]",
-        help="picture size, with camera counts of its own after ':' (repeatable; "
-        "default 640x480 with --cameras, then 1280x720:1,4)",
-    )
-    benchmark.add_argument("--viewers", type=int, default=1, help="viewers per camera")
-    benchmark.add_argument("--seconds", type=float, default=10.0, help="measured window per run")
-    benchmark.add_argument("--fps", type=float, default=15.0, help="the emulated cameras' rate")
-    benchmark.add_argument("--baseline-seconds", type=float, default=3.0)
-    benchmark.add_argument(
-        "--viewer-scaling",
-        action=argparse.BooleanOptionalAction,
-        default=True,
-        help="also compare 1 and 10 viewers of one camera",
-    )
-    benchmark.add_argument(
-        "--motion",
-        action=argparse.BooleanOptionalAction,
-        default=True,
-        help="also compare watched cameras without and with motion detection",
-    )
     return parser
-
-
-def _bench_size(text: str) -> tuple[tuple[int, int], tuple[int, ...] | None]:
-    try:
-        return bench.parse_size(text)
-    except ValueError as exc:
-        raise argparse.ArgumentTypeError(str(exc)) from None
 
 
 def _ports(text: str) -> tuple[int, ...]:
@@ -162,23 +124,6 @@ def _ports(text: str) -> tuple[int, ...]:
         return lan.parse_ports(text)
     except ConfigError as exc:
         raise argparse.ArgumentTypeError(str(exc)) from None
-
-
-def _bench_options(args: argparse.Namespace) -> bench.BenchOptions:
-    sizes = args.size or [((640, 480), None), ((1280, 720), (1, 4))]
-    plans = tuple(
-        bench.SizePlan(width, height, counts or tuple(args.cameras))
-        for (width, height), counts in sizes
-    )
-    return bench.BenchOptions(
-        plans,
-        viewers=args.viewers,
-        seconds=args.seconds,
-        fps=args.fps,
-        baseline_seconds=args.baseline_seconds,
-        viewer_scaling=args.viewer_scaling,
-        motion=args.motion,
-    )
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -217,8 +162,6 @@ def main(argv: Sequence[str] | None = None) -> int:
             return asyncio.run(
                 commands.simulate(Dialect(args.dialect), args.host, args.port, options)
             )
-        if args.command == "benchmark":
-            return bench.run(_bench_options(args))
         if args.command == "demo":
             return asyncio.run(
                 commands.demo(

@@ -27,10 +27,10 @@ from bridge.media.emulated import (
     IMA_BLOCK_SAMPLES,
     AsfMuxer,
     AudioEncoder,
-    JpegEncoder,
 )
+from bridge.simulator.jpeg import Chroma, chroma_rows, encode_jpeg
 
-__all__ = ["AsfMuxer", "AudioCodec", "TestPattern", "ToneEncoder"]
+__all__ = ["AsfMuxer", "AudioCodec", "Chroma", "TestPattern", "ToneEncoder"]
 
 _MIN_WIDTH = 64
 _MIN_HEIGHT = 48
@@ -61,15 +61,6 @@ _SEGMENTS = {
 _Plane = NDArray[np.uint8]
 
 
-def _mjpeg_qscale(quality: int) -> int:
-    """The FFmpeg MJPEG qscale (1..31) giving about the file size libjpeg gives at `quality`."""
-    # libjpeg scales the Annex K tables by this percentage.
-    scale = 5000 / quality if quality < 50 else 200 - 2 * quality
-    # FFmpeg quantises with the MPEG-1 intra matrix times qscale/8, and that matrix is ~1.6 times
-    # finer than Annex K's, so qscale ~ scale * 8/100 * 1.6.
-    return min(31, max(1, round(scale * 0.128)))
-
-
 def _seven_segment_glyphs(height: int) -> dict[str, NDArray[np.bool_]]:
     """Masks for the digits and ':' at `height` pixels, drawn once and stamped every frame."""
     stroke = max(2, height // 7)
@@ -98,12 +89,12 @@ def _seven_segment_glyphs(height: int) -> dict[str, NDArray[np.bool_]]:
     return glyphs
 
 
-def _world(width: int, height: int) -> tuple[_Plane, _Plane, _Plane]:
+def _world(width: int, height: int, rows_per_chroma: int) -> tuple[_Plane, _Plane, _Plane]:
     """The scene the camera looks at: twice the frame each way, so pan/tilt +-1 reach its edges.
 
     Luma has a grid (shows movement) and rings around the home position (shows where 0,0 is);
     chroma is a hue ramp, so the colour alone tells roughly where the camera points. Chroma is
-    at half resolution, like the 4:2:0 frames cut from it.
+    subsampled as the frames cut from it: half across, and down by ``rows_per_chroma``.
     """
     row_ramp = (60 + 30 * np.arange(2 * height) / height).astype(np.uint8)
     col_ramp = (30 * np.arange(2 * width) / width).astype(np.uint8)
@@ -119,12 +110,13 @@ def _world(width: int, height: int) -> tuple[_Plane, _Plane, _Plane]:
         luma[offset::cell] = 16
         luma[:, offset::cell] = 16
 
+    rows = 2 * height // rows_per_chroma
     cb = (32 + 192 * np.arange(width) / width).astype(np.uint8)
-    cr = (224 - 192 * np.arange(height) / height).astype(np.uint8)
+    cr = (224 - 192 * np.arange(rows) / rows).astype(np.uint8)
     return (
         luma,
-        np.broadcast_to(cb[None, :], (height, width)),
-        np.broadcast_to(cr[:, None], (height, width)),
+        np.broadcast_to(cb[None, :], (rows, width)),
+        np.broadcast_to(cr[:, None], (rows, width)),
     )
 
 
@@ -142,23 +134,26 @@ def _text_width(glyphs: dict[str, NDArray[np.bool_]], text: str, gap: int) -> in
 
 
 def _bounce(distance: int, span: int) -> int:
-    """Triangle wave 0..span..0, kept even so the box covers whole 4:2:0 chroma samples."""
+    """Triangle wave 0..span..0, kept even so the box covers whole chroma samples."""
     phase = distance % (2 * span)
     return min(phase, 2 * span - phase) & ~1
 
 
 class TestPattern:
-    """Renders the camera picture as baseline 4:2:0 JPEGs, like an IP camera's snapshot CGI.
+    """Renders the camera picture as baseline JPEGs, like an IP camera's snapshot CGI: 4:2:2
+    (yuvj422p) as cameras send them, or 4:2:0 with ``chroma="4:2:0"``.
 
     pan/tilt are in [-1, 1] (positive tilt looks up), zoom in [0, 1]. mirror/flip turn the scene
     over as a sensor setting would; the text overlay stays readable, as a camera's OSD does.
     The frame counter shows `frame_number` modulo one million. `quality` is on libjpeg's 1..100
     scale.
 
-    Not thread-safe: the frame buffer, the cached background and the JPEG encoder are reused.
+    Not thread-safe: the frame buffer and the cached background are reused.
     """
 
-    def __init__(self, width: int, height: int, quality: int = 80) -> None:
+    def __init__(
+        self, width: int, height: int, quality: int = 80, chroma: Chroma = "4:2:2"
+    ) -> None:
         if width < _MIN_WIDTH or height < _MIN_HEIGHT or width % 2 or height % 2:
             raise ValueError(
                 f"picture size must be even and at least {_MIN_WIDTH}x{_MIN_HEIGHT}, "
@@ -168,8 +163,12 @@ class TestPattern:
             raise ValueError(f"JPEG quality must be 1..100, not {quality}")
         self._width = width
         self._height = height
-        self._world = _world(width, height)
-        self._canvas = np.empty(width * height * 3 // 2, dtype=np.uint8)
+        self._chroma_rows = chroma_rows(chroma)
+        self._quality = quality
+        self._world = _world(width, height, self._chroma_rows)
+        self._canvas = np.empty(
+            width * height + width * height // self._chroma_rows, dtype=np.uint8
+        )
         self._canvas_planes = self._planes(self._canvas)
         self._view: tuple[float, float, float, bool, bool] | None = None
         self._background = self._canvas.copy()
@@ -193,8 +192,6 @@ class TestPattern:
         self._clock_at = (margin, margin)
         counter_height = self._counter_glyphs["0"].shape[0]
         self._counter_at = (height - margin - counter_height, margin)
-
-        self._encoder = JpegEncoder(width, height, _mjpeg_qscale(quality))
 
     # Positional PTZ arguments kept: asyncio.to_thread callers pass the state that way.
     def render(  # noqa: PLR0917
@@ -231,13 +228,13 @@ class TestPattern:
             self._counter_glyphs,
         )
 
-        return self._encoder.encode(self._canvas_planes)
+        return encode_jpeg(*self._canvas_planes, self._quality)
 
     def _planes(self, buffer: _Plane) -> tuple[_Plane, _Plane, _Plane]:
-        """Y, Cb and Cr views into a contiguous yuv420p buffer."""
+        """Y, Cb and Cr views into a contiguous planar buffer of the picture's subsampling."""
         width, height = self._width, self._height
-        luma_size, chroma_size = width * height, width * height // 4
-        chroma_shape = (height // 2, width // 2)
+        chroma_shape = (height // self._chroma_rows, width // 2)
+        luma_size, chroma_size = width * height, chroma_shape[0] * chroma_shape[1]
         return (
             buffer[:luma_size].reshape(height, width),
             buffer[luma_size : luma_size + chroma_size].reshape(chroma_shape),
@@ -259,7 +256,10 @@ class TestPattern:
         cols = _sample_indices(left, width, 1, magnification, limit=2 * width, reverse=mirror)
         # Rows then columns: two 1-D gathers run ~5x faster than one 2-D fancy index.
         luma[:] = world_luma[rows][:, cols]
-        rows = _sample_indices(top, height // 2, 2, magnification, limit=height, reverse=flip)
+        step = self._chroma_rows
+        rows = _sample_indices(
+            top, height // step, step, magnification, limit=2 * height // step, reverse=flip
+        )
         cols = _sample_indices(left, width // 2, 2, magnification, limit=width, reverse=mirror)
         cb[:] = world_cb[rows][:, cols]
         cr[:] = world_cr[rows][:, cols]
@@ -277,7 +277,8 @@ class TestPattern:
             y = self._height - size - y
         box_y, box_cb, box_cr = _BOX_YUV
         luma[y : y + size, x : x + size] = box_y
-        chroma = (slice(y // 2, (y + size) // 2), slice(x // 2, (x + size) // 2))
+        step = self._chroma_rows
+        chroma = (slice(y // step, (y + size) // step), slice(x // 2, (x + size) // 2))
         cb[chroma] = box_cb
         cr[chroma] = box_cr
 
@@ -291,8 +292,9 @@ class TestPattern:
         height = glyphs["0"].shape[0]
         bottom, right = top + height + gap, left + _text_width(glyphs, text, gap) + gap
         luma[top - gap : bottom, left - gap : right] = _OSD_PAPER
+        step = self._chroma_rows
         chroma = (
-            slice((top - gap) // 2, (bottom + 1) // 2),
+            slice((top - gap) // step, -(-bottom // step)),
             slice((left - gap) // 2, (right + 1) // 2),
         )
         cb[chroma] = _NEUTRAL_CHROMA

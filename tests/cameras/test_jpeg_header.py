@@ -42,7 +42,7 @@ def test_a_camera_picture_is_read_without_decoding() -> None:
     header = check_header(PICTURE)
     assert read_header(PICTURE) == header
     assert (header.width, header.height, header.precision) == (320, 240, 8)
-    assert header.sampling == ((2, 2), (1, 1), (1, 1))  # 4:2:0, as the emulators send
+    assert header.sampling == ((2, 1), (1, 1), (1, 1))  # 4:2:2, as cameras and emulators send
     assert jpeg_size(PICTURE) == (320, 240)
     assert jpeg_end(PICTURE, 0, len(PICTURE)) == len(PICTURE)
     assert jpeg_end(PICTURE, 0, len(PICTURE) - 1) == -1

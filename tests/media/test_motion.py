@@ -208,10 +208,11 @@ def test_a_jpeg_decodes_to_the_small_luma_of_its_full_picture(width: int, height
     assert small.shape == (HEIGHT, WIDTH)
     assert small.dtype == np.uint8
     # The same picture decoded at full size and then reduced: reduced while decoding, it
-    # differs only by rounding and the block averages of the reduced decode.
+    # differs only by rounding and the block averages of the reduced decode (up to about 5 grey
+    # levels on the emulator's grid lines at 320x240; another picture would differ by tens).
     (full,) = av.CodecContext.create("mjpeg", "r").decode(av.Packet(jpeg))
     reference = full.reformat(WIDTH, HEIGHT, format="gray", interpolation="AREA").to_ndarray()
-    assert float(np.mean(np.abs(small.astype(float) - reference))) < 5.0
+    assert float(np.mean(np.abs(small.astype(float) - reference))) < 6.0
 
 
 def test_an_undecodable_picture_is_refused_and_the_next_one_decodes() -> None:

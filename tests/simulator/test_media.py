@@ -17,6 +17,8 @@ from helpers import decode_jpeg, dominant_frequency
 from numpy.typing import NDArray
 
 # The module, not its names: pytest would try to collect a class called TestPattern.
+from bridge.codecs.jpeg import check_header
+from bridge.rtsp.jpeg import parse_jpeg
 from bridge.simulator import media
 from bridge.simulator.media import AsfMuxer, AudioCodec, ToneEncoder
 
@@ -51,6 +53,40 @@ def test_render_is_a_baseline_jpeg_of_the_requested_size(width: int, height: int
     frame = decode_jpeg(data)
     assert (frame.width, frame.height) == (width, height)
     assert frame.format.name in {"yuvj420p", "yuvj422p"}
+
+
+@pytest.mark.parametrize(
+    ("chroma", "pix_fmt", "sampling"),
+    [
+        # What cameras send, in libjpeg's layout, which RTP/JPEG carries as type 0 ...
+        ("4:2:2", "yuvj422p", ((2, 1), (1, 1), (1, 1))),
+        # ... and, on request, FFmpeg's default (RTP/JPEG type 1).
+        ("4:2:0", "yuvj420p", ((2, 2), (1, 1), (1, 1))),
+    ],
+)
+def test_chroma_subsampling_is_a_cameras(
+    chroma: media.Chroma, pix_fmt: str, sampling: tuple[tuple[int, int], ...]
+) -> None:
+    data = media.TestPattern(320, 240, chroma=chroma).render(7, NOON, pan=0.5, tilt=0.3)
+    assert check_header(data).sampling == sampling
+    assert parse_jpeg(data).type == sampling[0][1] - 1
+    frame = decode_jpeg(data)
+    assert frame.format.name == pix_fmt
+    # Both draw the same picture: the box and the hue ramps land alike whatever the layout.
+    other = media.TestPattern(320, 240, chroma="4:2:0" if chroma == "4:2:2" else "4:2:2")
+    twin = decode_jpeg(other.render(7, NOON, pan=0.5, tilt=0.3))
+    rgb = frame.to_ndarray(format="rgb24").astype(np.float64)
+    assert np.mean(np.abs(rgb - twin.to_ndarray(format="rgb24"))) < 2.0
+
+
+def test_default_is_4_2_2() -> None:
+    data = media.TestPattern(64, 48).render(0, NOON)
+    assert decode_jpeg(data).format.name == "yuvj422p"
+
+
+def test_unknown_chroma_is_refused() -> None:
+    with pytest.raises(ValueError, match="chroma must be one of"):
+        media.TestPattern(64, 48, chroma="4:4:4")  # type: ignore[arg-type]
 
 
 def test_consecutive_frames_differ(vga: media.TestPattern) -> None:
