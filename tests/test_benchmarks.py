@@ -57,8 +57,11 @@ def test_quick_run_prints_every_row_with_a_verdict() -> None:
     rows = _rows(measurements[measurements.index("| scenario") :])
     assert {(row[0], row[2]) for row in rows} == EXPECTED_ROWS
     for row in rows:
-        assert float(row[3].split()[0]) > 0, row  # CPU per frame, so frames flowed
-        assert float(row[4].split()[0]) > 0, row  # frames/s
+        assert float(row[4].split()[0]) > 0, row  # frames/s: frames flowed
+        # CPU per frame. The ffmpeg CLI's is its processes' CPU less a separately measured
+        # start, which a quick run's two seconds on a loaded machine can bring down to 0.
+        cpu = float(row[3].split()[0])
+        assert cpu >= 0 if row[2].startswith("ffmpeg CLI") else cpu > 0, row
     verdicts = _rows("| target" + targets)
     # 3 ratios for each of the 4 CPU scenarios; 30 cameras: drops, latency; main + sub.
     assert len(verdicts) == 4 * 3 + 2 + 1
