@@ -65,6 +65,8 @@ def test_quick_run_prints_every_row_with_a_verdict() -> None:
     verdicts = _rows("| target" + targets)
     # 3 ratios for each of the 4 CPU scenarios; 30 cameras: drops, latency; main + sub.
     assert len(verdicts) == 4 * 3 + 2 + 1
-    assert {row[-1] for row in verdicts} <= {"pass", "FAIL", "reported"}
+    # "no data": a ratio to a reference that measured nothing, as the ffmpeg CLI's steady CPU
+    # can in a quick run (see above).
+    assert {row[-1] for row in verdicts} <= {"pass", "FAIL", "reported", "no data"}
     # --quick caps every scenario at one camera, and the 30-camera target says so.
     assert next(row for row in verdicts if "no dropped" in row[0])[2].startswith("1 camera")
