@@ -3,7 +3,8 @@
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator, Awaitable, Callable
+import logging
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
 
 import pytest
 from aiohttp import web
@@ -18,6 +19,17 @@ StartSim = Callable[[SimulatedCamera], Awaitable[RunningSimulator]]
 StartGateway = Callable[..., Awaitable[Gateway]]
 OpenHttp = Callable[..., CameraHttp]
 Serve = Callable[[web.Application], Awaitable[str]]
+
+
+@pytest.fixture(autouse=True)
+def keep_root_logging() -> Iterator[None]:
+    """Undo what a test's in-process `bridge` command does to the root logger: its handler
+    writes to the stderr that pytest captured for that test, closed once the test ends."""
+    root = logging.getLogger()
+    handlers, level = root.handlers[:], root.level
+    yield
+    root.handlers[:] = handlers
+    root.setLevel(level)
 
 
 @pytest.fixture

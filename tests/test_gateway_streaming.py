@@ -226,12 +226,22 @@ async def test_four_viewers_cost_one_upstream_request(
     gateway = await start_gateway(sim)
     camera = gateway.cameras["hama"]
     main = camera.source(Profile.MAIN)
+    began = time.monotonic()
     decoded = await asyncio.gather(
         *(ffmpeg_frames(rtsp_url(gateway, path), 3) for path in ("hama/main",) * 3 + ("hama/sub",))
     )
-    # main at the camera's rate, sub at half of it
-    rates = (FPS, FPS, FPS, FPS / 2)
-    assert all(n >= 0.8 * 3 * fps for (n, _), fps in zip(decoded, rates, strict=True)), decoded
+    # Stream time is arrival time, so 3 s of it hold what the camera delivered in 3 s: on a
+    # loaded machine that can be less than the emulator's nominal rate. The upstream ran for
+    # less than the wall time measured here, so this rate errs low, i.e. lenient.
+    assert camera.media is not None
+    delivered = min(FPS, camera.media.frames.items / (time.monotonic() - began))
+    # main at the camera's rate, sub at half of the nominal rate (at most)
+    lowest = (delivered, delivered, delivered, min(delivered, FPS / 2))
+    assert all(n >= 0.8 * 3 * fps for (n, _), fps in zip(decoded, lowest, strict=True)), (
+        decoded,
+        delivered,
+    )
+    assert decoded[3][0] <= 1.25 * 3 * FPS / 2, decoded
     # Every viewer of a profile was served by that profile's one source (one encoder).
     assert set(camera.sources) == {Profile.MAIN, Profile.SUB}
     assert camera.sources[Profile.MAIN] is main
