@@ -11,8 +11,10 @@
 - The ffmpeg CLI as people run it by hand or under go2rtc: one process per camera, JPEGs on
   stdin at the camera's rate, ``-pix_fmt yuv420p`` (without it x264 would encode High 4:2:2,
   which most players cannot play), at ``ultrafast`` and at ``superfast`` (go2rtc's default).
-  Its CPU is read from the processes' rusage when they exit, so their startup (reported on its
-  own, from a process fed one picture) is counted and can be taken out.
+  Each process is fed ``settle`` seconds of pictures before the measured window; its CPU is
+  read from ``/proc`` as the window opens and from its rusage when it exits, so the window's
+  share is its steady cost. Startup (a process fed one picture: start, codec open, one frame)
+  is measured and reported apart.
 """
 
 from __future__ import annotations
@@ -215,15 +217,32 @@ def _bare_loop_child(plan: LoopPlan) -> Json:
     return result
 
 
-def _run_ffmpeg(command: list[str], pictures: Sequence[bytes], times: Sequence[float]) -> float:
-    """Feed ``pictures`` at ``times`` (monotonic) to one process; its CPU seconds at exit."""
+_CLOCK_TICKS = os.sysconf("SC_CLK_TCK")
+
+
+def _process_cpu(pid: int) -> float:
+    """CPU seconds (user + system) a live process has used so far, from /proc/PID/stat."""
+    with open(f"/proc/{pid}/stat", encoding="ascii") as stat:
+        # The command name (field 2) may hold blanks; fields after it are plain numbers.
+        fields = stat.read().rpartition(")")[2].split()
+    return (int(fields[11]) + int(fields[12])) / _CLOCK_TICKS  # utime and stime: fields 14, 15
+
+
+def _run_ffmpeg(
+    command: list[str], pictures: Sequence[bytes], times: Sequence[float], window: int = 0
+) -> tuple[float, float]:
+    """Feed ``pictures`` at ``times`` (monotonic) to one process: its CPU seconds just before
+    picture number ``window`` was due, and its CPU seconds at exit."""
     process = subprocess.Popen(command, stdin=subprocess.PIPE, stdout=subprocess.DEVNULL)
     assert process.stdin is not None
+    before_window = 0.0
     try:
         for index, at in enumerate(times):
             wait = at - time.monotonic()
             if wait > 0:
                 time.sleep(wait)
+            if index == window:
+                before_window = _process_cpu(process.pid)
             process.stdin.write(pictures[index % len(pictures)])
             process.stdin.flush()
     finally:
@@ -233,7 +252,7 @@ def _run_ffmpeg(command: list[str], pictures: Sequence[bytes], times: Sequence[f
     process.returncode = os.waitstatus_to_exitcode(status)
     if process.returncode:
         raise RuntimeError(f"{' '.join(command)} exited with {process.returncode}")
-    return usage.ru_utime + usage.ru_stime
+    return before_window, usage.ru_utime + usage.ru_stime
 
 
 def ffmpeg_cli(
@@ -243,34 +262,35 @@ def ffmpeg_cli(
     *,
     fps: float,
     jitter: float,
+    settle: float,
     seconds: float,
 ) -> Json:
-    """``cameras`` ffmpeg processes, each fed ``seconds`` of pictures at ``fps`` with jitter."""
+    """``cameras`` ffmpeg processes, each fed ``settle`` then ``seconds`` of pictures at
+    ``fps`` with jitter; the CPU of the ``seconds`` window is the steady cost."""
     command = ffmpeg_command(preset, fps)
-    startup = _run_ffmpeg(command, pictures, [time.monotonic()])
+    _, startup = _run_ffmpeg(command, pictures, [time.monotonic()])
     began = time.monotonic() + 0.2  # every process started before the first picture is due
+    settling, measured = round(settle * fps), round(seconds * fps)
     plans = []
     for index in range(cameras):
         schedule = arrivals(fps, jitter, began + index / cameras / fps, random.Random(index))
-        plans.append([at for at, _ in zip(schedule, range(round(seconds * fps)), strict=False)])
-    totals = [0.0] * cameras
+        plans.append([at for at, _ in zip(schedule, range(settling + measured), strict=False)])
+    cpu = [(0.0, 0.0)] * cameras
 
     def one(index: int) -> None:
-        totals[index] = _run_ffmpeg(command, pictures, plans[index])
+        cpu[index] = _run_ffmpeg(command, pictures, plans[index], settling)
 
     threads = [threading.Thread(target=one, args=(i,)) for i in range(cameras)]
     for thread in threads:
         thread.start()
     for thread in threads:
         thread.join()
-    frames = sum(len(times) for times in plans)
-    total = sum(totals)
     return {
         "command": " ".join(command),
         "processes": cameras,
-        "frames": frames,
+        "frames": cameras * measured,
         "seconds": seconds,
-        "startup_cpu_s": startup,  # a process fed one picture: start, codec open, one frame
-        "cpu_s": total,
-        "steady_cpu_s": max(0.0, total - cameras * startup),
+        "startup_cpu_s": startup,
+        "cpu_s": sum(total for _, total in cpu),
+        "steady_cpu_s": sum(total - before for before, total in cpu),
     }

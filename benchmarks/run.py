@@ -185,6 +185,7 @@ class Bench:
                 preset,
                 fps=options.fps,
                 jitter=options.jitter,
+                settle=options.settle,
                 seconds=options.seconds,
             )
         )
