@@ -130,7 +130,7 @@ class Camera:
         speaker = driver.capabilities.audio_out
         self.talk = None
         if speaker is not None and can_talk(speaker):
-            self.talk = CameraTalk(self.config.name, driver, speaker)
+            self.talk = CameraTalk(self.config.name, driver.send_audio, speaker)
         self.sources = {}
         self.last_error = ""
 

@@ -22,7 +22,7 @@ import contextlib
 import functools
 import logging
 import time
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterable, AsyncIterator, Awaitable, Callable
 
 import av
 import numpy as np
@@ -30,7 +30,7 @@ from av.audio.codeccontext import AudioCodecContext
 from av.audio.frame import AudioFrame
 from numpy.typing import NDArray
 
-from bridge.cameras.base import AudioCodec, AudioFormat, CameraDriver
+from bridge.cameras.base import AudioCodec, AudioFormat
 from bridge.errors import CameraError
 from bridge.media.audio import PCMU_RATE, mulaw_table
 from bridge.media.emulated import AudioEncoder
@@ -43,6 +43,9 @@ SILENCE = 1.5  # seconds without a packet that end a talk spurt and its upload
 QUEUE_PACKETS = 50  # a second of 20 ms packets waiting for the camera, then new ones drop
 TALK_CODECS = (AudioCodec.MULAW, AudioCodec.G726)  # what the talk CGIs of the dialects take
 _G711_DECODERS = {TalkCodec.PCMU: "pcm_mulaw", TalkCodec.PCMA: "pcm_alaw"}
+
+# What plays a stream of encoded audio on the camera: a driver's ``send_audio``.
+Play = Callable[[AsyncIterable[bytes]], Awaitable[None]]
 
 
 @functools.cache
@@ -135,12 +138,14 @@ class _Talker:
 
 
 class CameraTalk:
-    """One camera's speaker, shared by whoever claims it, one at a time."""
+    """One camera's speaker, shared by whoever claims it, one at a time: ``play`` uploads a
+    talk spurt in ``target``, the camera's talk format (its driver's ``send_audio`` and
+    ``capabilities.audio_out``)."""
 
     def __init__(
         self,
         name: str,
-        driver: CameraDriver,
+        play: Play,
         target: AudioFormat,
         *,
         silence: float = SILENCE,
@@ -149,7 +154,7 @@ class CameraTalk:
         if not can_talk(target):
             raise ValueError(f"camera {name}: cannot play talk in {target}")
         self._name = name
-        self._driver = driver
+        self._play = play
         self._target = target
         self._silence = silence
         # Packets, or None: the talker left, so the upload ends now, not after the silence.
@@ -178,12 +183,12 @@ class CameraTalk:
             self.dropped += 1
 
     def release(self, talker: _Talker) -> None:
-        """The talker is done: what it sent and the camera has not taken yet is dropped, and
-        its upload ends at once rather than after the silence."""
+        """The talker is done: its upload ends once the camera took what it sent, rather than
+        after the silence (its last packet makes room for the end where the queue is full)."""
         if talker is not self._talker:
             return
         self._talker = None
-        while not self._queue.empty():
+        if self._queue.full():
             self._queue.get_nowait()
         self._queue.put_nowait(None)
 
@@ -191,21 +196,24 @@ class CameraTalk:
         """Upload each talk spurt while a talker holds the speaker."""
         while True:
             first = await self._queue.get()
-            talker = self._talker
-            if first is None or talker is None:
+            if first is None:
                 continue
+            talker = self._talker
             try:
                 self.uploads += 1
-                await self._driver.send_audio(self._spurt(first))
+                await self._play(self._spurt(first))
             except CameraError as exc:
-                talker.failed = True
-                self._errors.log(
-                    logging.WARNING, "upload", "camera %s: talk failed: %s", self._name, exc
-                )
+                self._errors.log(logging.WARNING, "upload", "talk failed: %s", exc)
             except Exception:
-                talker.failed = True
                 if self._tracebacks.allow(time.monotonic()):
                     log.exception("camera %s: talk failed", self._name)
+            else:
+                continue
+            # The rest of the failed talk is dropped, not retried packet by packet.
+            if talker is not None:
+                talker.failed = True
+            while not self._queue.empty() and self._queue.get_nowait() is not None:
+                pass
 
     async def _spurt(self, first: tuple[TalkCodec, bytes]) -> AsyncIterator[bytes]:
         """The camera's audio from ``first`` on, until :data:`SILENCE` passes without any."""
