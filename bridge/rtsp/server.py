@@ -474,11 +474,6 @@ class RtspServer:
         if unknown:
             raise _Status(551, [("Unsupported", ", ".join(unknown))])
 
-    def _talk_line(self, path: str, user: str | None) -> TalkLine | None:
-        """The speaker a back channel on ``path`` would feed, for this user; None if none."""
-        line = self._talk(path)
-        return line if line is not None and self._may_talk(user) else None
-
     def _session(self, client: _Client, request: RtspRequest, user: str | None) -> Session:
         value = request.headers.get("Session")
         if value is None:
@@ -534,7 +529,8 @@ class RtspServer:
             raise _Status(503) from None
         media = [media_description(t, f"trackID={i}") for i, t in enumerate(source.tracks)]
         if BACKCHANNEL in parse_require(request.headers.get_all("Require")):
-            if self._talk_line(path, user) is None:
+            if self._talk(path) is None or not self._may_talk(user):
+                # As for a server without the feature: the client can retry without it.
                 raise _Status(551, [("Unsupported", BACKCHANNEL)])
             talk = backchannel_media(control=f"trackID={len(media)}")
             media = [*map(received_by_client, media), talk]
