@@ -142,15 +142,7 @@ class CameraTalk:
     talk spurt in ``target``, the camera's talk format (its driver's ``send_audio`` and
     ``capabilities.audio_out``)."""
 
-    def __init__(
-        self,
-        name: str,
-        play: Play,
-        target: AudioFormat,
-        *,
-        silence: float = SILENCE,
-        depth: int = QUEUE_PACKETS,
-    ) -> None:
+    def __init__(self, name: str, play: Play, target: AudioFormat, *, silence: float = SILENCE):
         if not can_talk(target):
             raise ValueError(f"camera {name}: cannot play talk in {target}")
         self._name = name
@@ -158,7 +150,7 @@ class CameraTalk:
         self._target = target
         self._silence = silence
         # Packets, or None: the talker left, so the upload ends now, not after the silence.
-        self._queue: asyncio.Queue[tuple[TalkCodec, bytes] | None] = asyncio.Queue(depth)
+        self._queue: asyncio.Queue[tuple[TalkCodec, bytes] | None] = asyncio.Queue(QUEUE_PACKETS)
         self._talker: _Talker | None = None
         self._pump: asyncio.Task[None] | None = None
         self._errors = ThrottledLog(log)

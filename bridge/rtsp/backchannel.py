@@ -49,19 +49,15 @@ class Backchannel:
     """One session's back-channel track; ``on_activity`` is told of each packet accepted (it
     keeps the session alive: a talker sends RTP and Sender Reports, never Receiver Reports)."""
 
-    def __init__(self, sink: TalkSink, control: str, on_activity: Callable[[], None]) -> None:
-        self.control = control
+    def __init__(self, sink: TalkSink, on_activity: Callable[[], None]) -> None:
         self._sink = sink
         self._on_activity = on_activity
-        self._receiver = RtpReceiver(PAYLOAD_CODECS)
+        # What it refused is counted in the receiver's ``dropped`` and in ``rate_limited``.
+        self.receiver = RtpReceiver(PAYLOAD_CODECS)
         self._rate = TokenBucket(rate=MAX_PACKET_RATE, burst=MAX_PACKET_RATE / 2)
         self.output: Output | None = None  # the transport SETUP opened; nothing is sent on it
         self.playing = False
         self.rate_limited = 0
-
-    @property
-    def receiver(self) -> RtpReceiver:
-        return self._receiver
 
     def datagram_protocol(self, client_host: str) -> asyncio.DatagramProtocol:
         """The protocol of the server RTP socket, for a UDP transport."""
@@ -84,7 +80,7 @@ class Backchannel:
         if not self._rate.allow(time.monotonic()):
             self.rate_limited += 1
             return
-        packet = self._receiver.receive(data)
+        packet = self.receiver.receive(data)
         if packet is None:
             return
         self._on_activity()

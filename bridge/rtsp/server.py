@@ -627,7 +627,7 @@ class RtspServer:
                 await self._end(session)
             self._refuse("talking", "refused a talker from %s: another one talks", client.peer_host)
             raise _Status(453)
-        backchannel = Backchannel(sink, request.uri, session.touch)
+        backchannel = Backchannel(sink, session.touch)
         try:
             spec, output = await self._open_output(
                 client, session, specs, len(session.source.tracks),

@@ -18,7 +18,7 @@ from helpers import dominant_frequency
 from bridge.cameras.base import AudioCodec, AudioFormat
 from bridge.errors import CameraUnreachable
 from bridge.media.audio import PcmDecoder
-from bridge.media.talk import CameraTalk, TalkEncoder, can_talk
+from bridge.media.talk import QUEUE_PACKETS, CameraTalk, TalkEncoder, can_talk
 from bridge.talk import TalkCodec
 
 TONE = 1000.0
@@ -158,14 +158,14 @@ async def test_an_upload_per_talk_spurt() -> None:
 
 async def test_a_camera_that_does_not_take_its_upload_loses_audio_not_time() -> None:
     speaker = Speaker(reads=False)
-    line = CameraTalk("cam", speaker.play, ULAW, depth=10)
+    line = CameraTalk("cam", speaker.play, ULAW)
     talker = line.claim()
     assert talker is not None
     talker.send(TalkCodec.PCMU, b"\xff" * PACKET)
     await speaker.wait_started(1)  # the upload opened with the first packet
     for _ in range(100):
         talker.send(TalkCodec.PCMU, b"\xff" * PACKET)  # returns at once, every time
-    assert line.dropped == 100 - 10
+    assert line.dropped == 100 - QUEUE_PACKETS
     await line.close()
     await speaker.wait_finished(1)
 

@@ -23,7 +23,7 @@ from rtsp_rig import (
 
 from bridge.rtsp.backchannel import BACKCHANNEL
 from bridge.rtsp.protocol import InterleavedFrame
-from bridge.rtsp.rtp import RtpPacket
+from bridge.rtsp.rtp import Dropped, RtpPacket
 from bridge.rtsp.sdp import SessionDescription
 from bridge.rtsp.server import RtspServer
 from bridge.talk import TalkCodec, TalkSink
@@ -203,6 +203,14 @@ async def test_talking_over_tcp_interleaved(
     assert await speaker.next() == (TalkCodec.PCMU, b"\x01" * PACKET)
     assert await speaker.next() == (TalkCodec.PCMA, b"\x02" * PACKET)
     assert await speaker.next() == (TalkCodec.PCMU, b"\x04" * PACKET)
+    talk = talk_server.sessions[session].backchannel
+    assert talk is not None
+    assert talk.receiver.dropped == {
+        Dropped.MALFORMED: 3,
+        Dropped.PAYLOAD_TYPE: 1,
+        Dropped.EMPTY: 1,
+        Dropped.LATE: 1,
+    }
     status, _, _ = await client.request(
         "TEARDOWN", base(talk_server) + "/", {"Session": session, **REQUIRE}
     )
