@@ -40,6 +40,7 @@ from bridge.talk import TalkCodec, TalkSink
 log = logging.getLogger(__name__)
 
 SILENCE = 1.5  # seconds without a packet that end a talk spurt and its upload
+STALLED = 5.0  # seconds a camera may take no audio while there is some before its upload fails
 QUEUE_PACKETS = 50  # a second of 20 ms packets waiting for the camera, then new ones drop
 TALK_CODECS = (AudioCodec.MULAW, AudioCodec.G726)  # what the talk CGIs of the dialects take
 _G711_DECODERS = {TalkCodec.PCMU: "pcm_mulaw", TalkCodec.PCMA: "pcm_alaw"}
@@ -193,7 +194,13 @@ class CameraTalk:
             talker = self._talker
             try:
                 self.uploads += 1
-                await self._play(self._spurt(first))
+                async with asyncio.timeout(STALLED) as deadline:
+                    await self._play(self._spurt(first, deadline))
+            except TimeoutError:
+                self._errors.log(
+                    logging.WARNING, "stalled", "camera %s: talk failed: it took no audio for %g s",
+                    self._name, STALLED,
+                )  # fmt: skip
             except CameraError as exc:
                 self._errors.log(logging.WARNING, "upload", "talk failed: %s", exc)
             except Exception:
@@ -207,11 +214,17 @@ class CameraTalk:
             while not self._queue.empty() and self._queue.get_nowait() is not None:
                 pass
 
-    async def _spurt(self, first: tuple[TalkCodec, bytes]) -> AsyncIterator[bytes]:
-        """The camera's audio from ``first`` on, until :data:`SILENCE` passes without any."""
+    async def _spurt(
+        self, first: tuple[TalkCodec, bytes], deadline: asyncio.Timeout
+    ) -> AsyncIterator[bytes]:
+        """The camera's audio from ``first`` on, until :data:`SILENCE` passes without any.
+        Each time the camera asks for more, ``deadline`` moves on: a camera that stops taking
+        its upload (a full socket that never drains) fails it rather than hold the speaker."""
+        loop = asyncio.get_running_loop()
         encoder = TalkEncoder(self._target)
         packet: tuple[TalkCodec, bytes] | None = first
         while packet is not None:
+            deadline.reschedule(loop.time() + self._silence + STALLED)
             if encoder.passthrough:
                 data = encoder.encode(*packet)
             else:  # codec work off the loop the viewers share

@@ -17,6 +17,7 @@ from helpers import dominant_frequency
 
 from bridge.cameras.base import AudioCodec, AudioFormat
 from bridge.errors import CameraUnreachable
+from bridge.media import talk
 from bridge.media.audio import PcmDecoder
 from bridge.media.talk import QUEUE_PACKETS, CameraTalk, TalkEncoder, can_talk
 from bridge.talk import TalkCodec
@@ -189,3 +190,23 @@ async def test_a_failed_upload_ends_that_talk_only(caplog: pytest.LogCaptureFixt
     again.send(TalkCodec.PCMU, b"\xff" * PACKET)
     await speaker.wait_finished(2)
     await line.close()
+
+
+async def test_a_camera_that_stops_taking_audio_fails_the_talk(
+    monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+) -> None:
+    monkeypatch.setattr(talk, "STALLED", 0.2)
+    speaker = Speaker(reads=False)
+    line = CameraTalk("cam", speaker.play, ULAW, silence=0.1)
+    talker = line.claim()
+    assert talker is not None
+    with caplog.at_level(logging.WARNING, "bridge.media.talk"):
+        talker.send(TalkCodec.PCMU, b"\xff" * PACKET)
+        await speaker.wait_finished(1)
+    assert [r.getMessage() for r in caplog.records] == [
+        "camera cam: talk failed: it took no audio for 0.2 s"
+    ]
+    talker.send(TalkCodec.PCMU, b"\xff" * PACKET)  # the rest of this talk is dropped
+    assert line.dropped == 0
+    await line.close()
+    assert len(speaker.uploads) == 1
