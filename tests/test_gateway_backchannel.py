@@ -76,8 +76,9 @@ class Talker:
     async def setup(self, url: str) -> int:
         """SETUP of the back channel; the status."""
         if self.transport == "udp":
-            self._udp = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
-            self._udp.bind(("127.0.0.1", 0))
+            if self._udp is None:
+                self._udp = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+                self._udp.bind(("127.0.0.1", 0))
             port = self._udp.getsockname()[1]
             spec = f"RTP/AVP;unicast;client_port={port}-{port + 1}"
         else:
