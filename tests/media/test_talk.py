@@ -171,9 +171,23 @@ async def test_a_camera_that_does_not_take_its_upload_loses_audio_not_time() -> 
     await speaker.wait_finished(1)
 
 
-async def test_a_failed_upload_ends_that_talk_only(caplog: pytest.LogCaptureFixture) -> None:
-    speaker = Speaker(fails=True)
-    line = CameraTalk("cam", speaker.play, ULAW, silence=0.2)
+@pytest.mark.parametrize(
+    ("camera", "complaint"),
+    [
+        ({"fails": True}, "talk failed: cam: connection refused"),
+        ({"reads": False}, "camera cam: talk failed: it took no audio for 0.2 s"),
+    ],
+    ids=["refused", "stalled"],
+)
+async def test_a_failed_upload_ends_that_talk_only(
+    monkeypatch: pytest.MonkeyPatch,
+    caplog: pytest.LogCaptureFixture,
+    camera: dict[str, bool],
+    complaint: str,
+) -> None:
+    monkeypatch.setattr(talk, "STALLED", 0.2)
+    speaker = Speaker(**camera)
+    line = CameraTalk("cam", speaker.play, ULAW, silence=0.1)
     talker = line.claim()
     assert talker is not None
     with caplog.at_level(logging.WARNING, "bridge.media.talk"):
@@ -183,30 +197,11 @@ async def test_a_failed_upload_ends_that_talk_only(caplog: pytest.LogCaptureFixt
             talker.send(TalkCodec.PCMU, b"\xff" * PACKET)  # dropped: this talk is over
             await asyncio.sleep(0)
     assert len(speaker.uploads) == 1
-    assert [r.getMessage() for r in caplog.records] == ["talk failed: cam: connection refused"]
+    assert line.dropped == 0  # not queued at all, so not lost for want of room
+    assert [r.getMessage() for r in caplog.records] == [complaint]
     talker.close()
     again = line.claim()  # the next talker tries afresh
     assert again is not None
     again.send(TalkCodec.PCMU, b"\xff" * PACKET)
     await speaker.wait_finished(2)
     await line.close()
-
-
-async def test_a_camera_that_stops_taking_audio_fails_the_talk(
-    monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
-) -> None:
-    monkeypatch.setattr(talk, "STALLED", 0.2)
-    speaker = Speaker(reads=False)
-    line = CameraTalk("cam", speaker.play, ULAW, silence=0.1)
-    talker = line.claim()
-    assert talker is not None
-    with caplog.at_level(logging.WARNING, "bridge.media.talk"):
-        talker.send(TalkCodec.PCMU, b"\xff" * PACKET)
-        await speaker.wait_finished(1)
-    assert [r.getMessage() for r in caplog.records] == [
-        "camera cam: talk failed: it took no audio for 0.2 s"
-    ]
-    talker.send(TalkCodec.PCMU, b"\xff" * PACKET)  # the rest of this talk is dropped
-    assert line.dropped == 0
-    await line.close()
-    assert len(speaker.uploads) == 1
