@@ -186,6 +186,7 @@ class Camera:
             address=config.address,
             location=config.location,
             ptz=self.ptz,
+            talk=self.talk is not None,
         )
         app = device_app(
             device_operations(context),

@@ -71,6 +71,9 @@ class DeviceContext:
     on_discovery_change: Callable[[], Awaitable[None]] | None = None
     # What the gateway keeps for the camera's PTZ head (the camera's, not this device's).
     ptz: PtzHead | None = None
+    # Whether the gateway can make the camera play a back channel's audio (its talk format is
+    # one the gateway encodes): then the device has an audio output.
+    talk: bool = False
     # Background work of the services (event subscriptions ...), stopped with the device.
     closers: list[Callable[[], Awaitable[None]]] = field(default_factory=list)
 

@@ -61,6 +61,7 @@ from bridge.onvif.context import (
     DeviceContext,
 )
 from bridge.streams import Codec
+from bridge.talk import TalkCodec
 
 MAX_PROFILES = 8  # fixed and created together
 QUALITY = 5  # no quality knob: x264 is rate-controlled by the bitrate alone
@@ -126,9 +127,9 @@ def available_configurations(device: DeviceContext) -> dict[Kind, tuple[str, ...
 
 
 def has_audio_output(device: DeviceContext) -> bool:
-    """Whether the camera plays audio: then it has one audio output, whatever its codec (the
-    backchannel transcodes to it)."""
-    return device.driver.capabilities.audio_out is not None
+    """Whether the camera plays a back channel's audio: then it has one audio output, whatever
+    its codec (the back channel transcodes to it)."""
+    return device.talk
 
 
 class ProfileStore:
@@ -502,7 +503,7 @@ OUTPUT_LEVEL = 100
 SEND_PRIMACY = "www.onvif.org/ver20/HalfDuplex/Auto"
 # What the RTSP backchannel takes from a client (ONVIF Streaming: G.711 at 8 kHz), by Media2's
 # names (RTP payload formats); Media calls both G711.
-DECODER_ENCODINGS = ("PCMU", "PCMA")
+DECODER_ENCODINGS = tuple(codec.name for codec in TalkCodec)
 DECODER_SAMPLE_RATE_KHZ = 8
 
 
