@@ -4,6 +4,12 @@ Serves live streams only: DESCRIBE, SETUP (UDP unicast or TCP interleaved), PLAY
 IDR, PAUSE, TEARDOWN, and GET/SET_PARAMETER as keepalives. A malformed request gets 400 and
 closes its own connection only.
 
+The same port takes RTSP tunnelled in HTTP (:mod:`bridge.rtsp.tunnel`): a connection that
+opens with an HTTP GET carrying an ``x-sessioncookie`` becomes a tunnel, whose RTSP
+conversation is that connection's as if it spoke RTSP (responses and interleaved RTP go out on
+it, its sessions are released when it closes), except that the requests come from POSTs with
+the same cookie from the same address, decoded from base64. RTP always rides the tunnel.
+
 Peers are hostile and the gateway runs unattended for years, so everything a client can make
 the server hold is bounded (the time limits are gortsplib's, in its ``server.go``):
 
