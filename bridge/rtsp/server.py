@@ -52,6 +52,7 @@ from urllib.parse import urlsplit
 from bridge.errors import CameraError, MessageTooLarge, ProtocolError
 from bridge.httpauth import Authenticator
 from bridge.ratelimit import ThrottledLog, TokenBucket
+from bridge.rtsp import tunnel as http_tunnel
 from bridge.rtsp.protocol import (
     RTSP_VERSION,
     InterleavedFrame,
@@ -76,14 +77,6 @@ from bridge.rtsp.session import (
     new_sequencer,
 )
 from bridge.rtsp.stream import StreamSource, media_description
-from bridge.rtsp.tunnel import (
-    TUNNEL_OPENED,
-    Half,
-    TunnelData,
-    TunnelReceiver,
-    http_refusal,
-    speaks_http,
-)
 
 log = logging.getLogger(__name__)
 
@@ -347,7 +340,7 @@ class RtspServer:
         self._clients.add(client)
         try:
             first = await self._first_bytes(reader, client)
-            if first and speaks_http(first):
+            if first and http_tunnel.speaks_http(first):
                 await self._open_tunnel_half(client, _reads(reader, first))
             elif first:
                 await self._converse(client, _reads(reader, first))
@@ -398,7 +391,7 @@ class RtspServer:
         read = functools.partial(reader.read, READ_SIZE)
         data = await self._receive(read, client, None)
         since = time.monotonic()
-        while data and speaks_http(data) is None:
+        while data and http_tunnel.speaks_http(data) is None:
             more = await self._receive(read, client, since)
             data = data + more if more else b""
         return data
@@ -471,42 +464,63 @@ class RtspServer:
 
     async def _open_tunnel_half(self, client: _Client, read: Read) -> None:
         """Serve a connection that opened with an HTTP request: a tunnel's GET or POST."""
-        receiver = TunnelReceiver()
-        since = time.monotonic()
+        receiver = http_tunnel.TunnelReceiver()
         try:
-            while receiver.next_event() is None:
-                data = await self._receive(read, client, since)
-                if not data:
-                    return
-                receiver.receive_data(data)
+            head = await self._next_tunnel_event(receiver, read, client, time.monotonic())
         except ProtocolError as exc:
-            self._refusals.log(
-                logging.INFO, "bad tunnel request",
-                "rtsp: refused an HTTP request from %s: %s", client.peer_host, exc,
-            )  # fmt: skip
-            client.writer.write(http_refusal(431 if isinstance(exc, MessageTooLarge) else 400))
+            status = 431 if isinstance(exc, MessageTooLarge) else 400
+            self._refuse_tunnel(client, status, "bad tunnel request", "%s", exc, level=logging.INFO)
             return
-        head = receiver.head
-        assert head is not None
-        if head.half is Half.GET:
+        if head is None:
+            return
+        assert isinstance(head, http_tunnel.TunnelHead)
+        if head.half is http_tunnel.Half.GET:
             await self._serve_tunnel(client, read, head.cookie)
         else:
             await self._feed_tunnel(client, read, receiver, head.cookie)
 
+    def _refuse_tunnel(
+        self,
+        client: _Client,
+        status: int,
+        kind: str,
+        reason: str,
+        *args: object,
+        level: int = logging.WARNING,
+    ) -> None:
+        """Answer an HTTP request that opens no tunnel half with ``status`` (the connection
+        closes next), logged as a refusal of ``kind``."""
+        self._refusals.log(
+            level, kind, "rtsp: refused an HTTP request from %s: " + reason, client.peer_host, *args
+        )
+        client.writer.write(http_tunnel.http_refusal(status))
+
+    async def _next_tunnel_event(
+        self,
+        receiver: http_tunnel.TunnelReceiver,
+        read: Read,
+        client: _Client,
+        partial_since: float | None,
+    ) -> http_tunnel.TunnelHead | http_tunnel.TunnelData | None:
+        """The receiver's next event, read as it needs (under ``client``'s time limits); None
+        when the connection ends first."""
+        while (event := receiver.next_event()) is None:
+            data = await self._receive(read, client, partial_since)
+            if not data:
+                return None
+            receiver.receive_data(data)
+        return event
+
     async def _serve_tunnel(self, client: _Client, read: Read, cookie: str) -> None:
         """A tunnel's GET: its RTSP conversation, until the client closes the GET."""
         if cookie in self._tunnels:
-            self._refuse(
-                "tunnel cookie in use", "refused a tunnel GET from %s: its cookie is in use",
-                client.peer_host,
-            )  # fmt: skip
-            client.writer.write(http_refusal(409))
+            self._refuse_tunnel(client, 409, "tunnel cookie in use", "a GET's cookie is in use")
             return
         tunnel = self._tunnels[cookie] = _Tunnel(client)
         client.tunnelled = True
         watcher = asyncio.create_task(self._watch_get(read, tunnel), name="rtsp tunnel GET")
         try:
-            client.writer.write(TUNNEL_OPENED)
+            client.writer.write(http_tunnel.TUNNEL_OPENED)
             await self._drain(client)
             # Until a POST brings a request the tunnel counts as an unfinished one: a GET
             # whose POST never comes is closed after the header timeout.
@@ -527,7 +541,7 @@ class RtspServer:
         tunnel.end()
 
     async def _feed_tunnel(
-        self, client: _Client, read: Read, receiver: TunnelReceiver, cookie: str
+        self, client: _Client, read: Read, receiver: http_tunnel.TunnelReceiver, cookie: str
     ) -> None:
         """A tunnel's POST: decode what it carries into its GET's conversation. It is never
         answered, and its close leaves the tunnel open for the next POST."""
@@ -535,23 +549,14 @@ class RtspServer:
         # A cookie binds only the address that opened the GET (as in gortsplib): anyone else
         # who learnt it cannot talk on another's tunnel.
         if tunnel is None or tunnel.ended or tunnel.client.peer_host != client.peer_host:
-            self._refuse(
-                "unknown tunnel cookie", "refused a tunnel POST from %s: no GET with its cookie",
-                client.peer_host,
-            )  # fmt: skip
-            client.writer.write(http_refusal(404))
+            self._refuse_tunnel(client, 404, "unknown tunnel cookie", "no GET with a POST's cookie")
             return
         tunnel.posts.add(client.writer)
         try:
-            while True:
-                while (event := receiver.next_event()) is not None:
-                    assert isinstance(event, TunnelData)
-                    await tunnel.feed(event.data)
-                # The POST lives as long as its tunnel may idle, not longer.
-                data = await self._receive(read, tunnel.client, None)
-                if not data or tunnel.ended:
-                    return
-                receiver.receive_data(data)
+            # The POST lives as long as its tunnel may idle, not longer: the GET's time limits.
+            while event := await self._next_tunnel_event(receiver, read, tunnel.client, None):
+                assert isinstance(event, http_tunnel.TunnelData)
+                await tunnel.feed(event.data)
         except ProtocolError as exc:
             self._refusals.log(
                 logging.INFO, "bad tunnel data",
@@ -814,7 +819,7 @@ class RtspServer:
             "rtsp: viewer %s joined %s over %s",
             session.host,
             session.path,
-            "TCP" if session.interleaved else "UDP",
+            "HTTP" if client.tunnelled else "TCP" if session.interleaved else "UDP",
         )
         return RtspResponse.reply(request, 200, headers), session.start
 

@@ -1,6 +1,7 @@
 """RtspServer's RTSP-over-HTTP tunnel against raw sockets on loopback: a client as ffmpeg
 opens one (a GET, then a POST of base64 requests), and clients that get it wrong on purpose.
-Real clients (ffprobe, ffmpeg, GStreamer) play through it in tests/test_gateway_tunnel.py."""
+Real clients (ffprobe, ffmpeg, GStreamer) play through it in
+tests/test_gateway_streaming.py."""
 
 from __future__ import annotations
 
@@ -11,18 +12,9 @@ import logging
 from collections.abc import AsyncIterator, Callable
 
 import pytest
+import rtsp_rig as rig
 from helpers import RawClient
-from rtsp_rig import (
-    BASIC,
-    TCP_TRANSPORT,
-    StartServer,
-    base,
-    play,
-    server_fixture,  # noqa: F401 (a fixture)
-    setup_session,
-    source_fixture,  # noqa: F401 (a fixture)
-    start_server_fixture,  # noqa: F401 (a fixture)
-)
+from rtsp_rig import server_fixture, source_fixture, start_server_fixture  # noqa: F401 (fixtures)
 
 from bridge.rtsp.server import RtspServer
 from bridge.rtsp.session import State
@@ -103,7 +95,7 @@ class Tunnel:
         writer.write(post_head(cookie))
         return reader, writer
 
-    async def open(self, server: RtspServer, authorization: str = BASIC) -> RawClient:
+    async def open(self, server: RtspServer, authorization: str = rig.BASIC) -> RawClient:
         """A whole tunnel as an RTSP client: responses and RTP from its GET, requests by POST."""
         reader = await self.open_get(server)
         _, post = await self.open_post(server)
@@ -149,25 +141,32 @@ def refusals(caplog: pytest.LogCaptureFixture, text: str) -> int:
 
 async def test_requests_by_post_are_answered_on_the_get(server: RtspServer, tunnel: Tunnel) -> None:
     client = await tunnel.open(server)
-    status, headers, _ = await client.request("OPTIONS", base(server), auth=False)
+    status, headers, _ = await client.request("OPTIONS", rig.base(server), auth=False)
     assert status == 200
     assert "DESCRIBE" in headers["Public"]
     # Auth is the RTSP requests' own, as on a plain connection.
-    status, headers, _ = await client.request("DESCRIBE", base(server), auth=False)
+    status, headers, _ = await client.request("DESCRIBE", rig.base(server), auth=False)
     assert status == 401
     assert headers["WWW-Authenticate"]
-    status, headers, body = await client.request("DESCRIBE", base(server))
+    status, headers, body = await client.request("DESCRIBE", rig.base(server))
     assert status == 200
     assert b"m=video" in body
     assert server.connections == 2  # the GET and the POST
 
 
+async def playing(server: RtspServer, tunnel: Tunnel) -> tuple[RawClient, str]:
+    """A tunnel whose session plays the video track: the client, the session's id."""
+    client = await tunnel.open(server)
+    session = await rig.setup_session(client, server)
+    await rig.play(client, server, session)
+    assert server.sessions[session].state is State.PLAYING
+    return client, session
+
+
 async def test_a_tunnel_plays_interleaved_rtp_on_its_get(
     server: RtspServer, tunnel: Tunnel
 ) -> None:
-    client = await tunnel.open(server)
-    session = await setup_session(client, server)
-    await play(client, server, session)
+    client, _ = await playing(server, tunnel)
     async with asyncio.timeout(LIMIT):
         channels = [(await client.frame())[0] for _ in range(20)]
     assert channels.count(0) >= 15  # RTP; RTCP sender reports on 1
@@ -177,11 +176,11 @@ async def test_a_tunnel_plays_interleaved_rtp_on_its_get(
 async def test_udp_is_refused_inside_a_tunnel(server: RtspServer, tunnel: Tunnel) -> None:
     client = await tunnel.open(server)
     udp = {"Transport": "RTP/AVP;unicast;client_port=5000-5001"}
-    status, _, _ = await client.request("SETUP", f"{base(server)}/trackID=0", udp)
+    status, _, _ = await client.request("SETUP", f"{rig.base(server)}/trackID=0", udp)
     assert status == 461
     # Offered both, the client gets the tunnel.
-    either = {"Transport": f"{udp['Transport']},{TCP_TRANSPORT['Transport']}"}
-    status, headers, _ = await client.request("SETUP", f"{base(server)}/trackID=0", either)
+    either = {"Transport": f"{udp['Transport']},{rig.TCP_TRANSPORT['Transport']}"}
+    status, headers, _ = await client.request("SETUP", f"{rig.base(server)}/trackID=0", either)
     assert status == 200
     assert "interleaved=0-1" in headers["Transport"]
 
@@ -190,23 +189,20 @@ async def test_closing_the_post_leaves_the_tunnel_to_the_next_one(
     server: RtspServer, tunnel: Tunnel
 ) -> None:
     client = await tunnel.open(server)
-    session = await setup_session(client, server)
+    session = await rig.setup_session(client, server)
     assert isinstance(client.writer, Post)
     client.writer.close()
     await client.writer.wait_closed()
     _, post = await tunnel.open_post(server)
     client.writer = Post(post)  # type: ignore[assignment]
-    await play(client, server, session)
+    await rig.play(client, server, session)
     assert (await client.frame())[0] in (0, 1)
 
 
 async def test_closing_the_get_ends_its_sessions_and_posts(
     server: RtspServer, tunnel: Tunnel
 ) -> None:
-    client = await tunnel.open(server)
-    session = await setup_session(client, server)
-    await play(client, server, session)
-    assert server.sessions[session].state is State.PLAYING
+    client, _ = await playing(server, tunnel)
     post_reader = (await tunnel.open_post(server))[0]  # a second POST, still open
     assert isinstance(client.writer, Post)
     tunnel.opened[0].write_eof()  # the GET
@@ -220,7 +216,7 @@ async def test_a_request_split_across_posts_is_one_request(
     server: RtspServer, tunnel: Tunnel
 ) -> None:
     reader = await tunnel.open_get(server)
-    request = f"OPTIONS {base(server)} RTSP/1.0\r\nCSeq: 7\r\n\r\n".encode()
+    request = f"OPTIONS {rig.base(server)} RTSP/1.0\r\nCSeq: 7\r\n\r\n".encode()
     _, first = await tunnel.open_post(server)
     first.write(base64.b64encode(request[:10]) + b"\r\n")
     await first.drain()
@@ -264,13 +260,13 @@ async def test_a_post_without_its_get_is_refused(
     server: RtspServer, tunnel: Tunnel, caplog: pytest.LogCaptureFixture
 ) -> None:
     reader, post = await tunnel.open_post(server)
-    post.write(base64.b64encode(f"OPTIONS {base(server)} RTSP/1.0\r\nCSeq: 1\r\n\r\n".encode()))
+    post.write(base64.b64encode(f"OPTIONS {rig.base(server)} RTSP/1.0\r\nCSeq: 1\r\n\r\n".encode()))
     assert (await closed_by_server(reader)).startswith(b"HTTP/1.0 404 ")
     # Knowing a live cookie is not enough from another address.
     await tunnel.open_get(server)
     reader, _ = await tunnel.open_post(server, host="127.0.0.2")
     assert (await closed_by_server(reader)).startswith(b"HTTP/1.0 404 ")
-    assert refusals(caplog, "no GET with its cookie") == 1
+    assert refusals(caplog, "no GET with a POST's cookie") == 1
     assert errors(caplog) == []
 
 
@@ -281,7 +277,7 @@ async def test_a_second_get_with_a_live_cookie_is_refused(
     reader, writer = await tunnel.connect(server)
     writer.write(get_head())
     assert (await closed_by_server(reader)).startswith(b"HTTP/1.0 409 ")
-    assert (await client.request("OPTIONS", base(server)))[0] == 200  # the first one lives on
+    assert (await client.request("OPTIONS", rig.base(server)))[0] == 200  # the first one lives on
 
 
 async def test_garbage_on_a_post_closes_that_post_only(
@@ -293,7 +289,7 @@ async def test_garbage_on_a_post_closes_that_post_only(
     post.write(b"T1BU*ONS")
     assert await closed_by_server(reader) == b""  # a POST is never answered
     assert refusals(caplog, "not base64") == 1
-    assert (await client.request("OPTIONS", base(server)))[0] == 200
+    assert (await client.request("OPTIONS", rig.base(server)))[0] == 200
     assert errors(caplog) == []
 
 
@@ -301,7 +297,7 @@ async def test_garbage_on_a_post_closes_that_post_only(
 
 
 async def test_a_get_whose_post_never_comes_is_closed(
-    start_server: StartServer, tunnel: Tunnel
+    start_server: rig.StartServer, tunnel: Tunnel
 ) -> None:
     server = await start_server(header_timeout=0.5)
     reader = await tunnel.open_get(server)
@@ -317,24 +313,24 @@ async def test_a_get_whose_post_never_comes_is_closed(
 
 
 async def test_an_idle_tunnel_is_closed_with_its_post(
-    start_server: StartServer, tunnel: Tunnel
+    start_server: rig.StartServer, tunnel: Tunnel
 ) -> None:
     server = await start_server(idle_timeout=0.5)
     reader = await tunnel.open_get(server)
     post_reader, post = await tunnel.open_post(server)
-    client = RawClient(reader, Post(post), BASIC)  # type: ignore[arg-type]
-    assert (await client.request("OPTIONS", base(server)))[0] == 200
+    client = RawClient(reader, Post(post), rig.BASIC)  # type: ignore[arg-type]
+    assert (await client.request("OPTIONS", rig.base(server)))[0] == 200
     assert await closed_by_server(reader) == b""
     assert await closed_by_server(post_reader) == b""
     await wait_for(lambda: server.connections == 0)
 
 
 async def test_tunnel_halves_count_against_the_per_address_cap(
-    start_server: StartServer, tunnel: Tunnel
+    start_server: rig.StartServer, tunnel: Tunnel
 ) -> None:
     server = await start_server(max_connections_per_host=2)
     client = await tunnel.open(server)
-    assert (await client.request("OPTIONS", base(server)))[0] == 200
+    assert (await client.request("OPTIONS", rig.base(server)))[0] == 200
     reader, _ = await tunnel.connect(server)
     assert await closed_by_server(reader) == b""  # closed unread: the GET and POST are two
-    assert (await client.request("OPTIONS", base(server)))[0] == 200
+    assert (await client.request("OPTIONS", rig.base(server)))[0] == 200
