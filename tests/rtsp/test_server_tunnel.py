@@ -173,6 +173,23 @@ async def test_a_tunnel_plays_interleaved_rtp_on_its_get(
     assert set(channels) <= {0, 1}
 
 
+async def test_receiver_reports_by_post_keep_a_playing_session(
+    start_server: rig.StartServer, tunnel: Tunnel
+) -> None:
+    server = await start_server(session_timeout=1.0)
+    client, session = await playing(server, tunnel)
+    report = b"$\x01\x00\x08" + bytes.fromhex("80c90001deadbeef")  # RTCP RR, interleaved
+    loop = asyncio.get_running_loop()
+    until = loop.time() + 2.5  # two and a half session timeouts
+    async with asyncio.timeout(LIMIT):
+        while loop.time() < until:
+            client.writer.write(report)
+            for _ in range(5):  # a third of a second of video
+                await client.frame()
+    assert server.sessions[session].state is State.PLAYING
+    await wait_for(lambda: session not in server.sessions)  # without them it times out
+
+
 async def test_udp_is_refused_inside_a_tunnel(server: RtspServer, tunnel: Tunnel) -> None:
     client = await tunnel.open(server)
     udp = {"Transport": "RTP/AVP;unicast;client_port=5000-5001"}
