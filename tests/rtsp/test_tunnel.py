@@ -24,35 +24,41 @@ from bridge.rtsp.tunnel import (
     speaks_http,
 )
 
-# The halves ffmpeg 5.1 opens for rtsp://127.0.0.1:8554/cam/main -rtsp_transport http.
+# The halves ffmpeg 5.1 and GStreamer 1.22 open, byte for byte, each with the start of its POST's
+# body (an OPTIONS request): ffprobe -rtsp_transport http rtsp://127.0.0.1:44399/cam/main and
+# gst-launch-1.0 rtspsrc location=rtsph://127.0.0.1:36673/cam/main.
 FFMPEG_GET = (
-    b"GET /cam/main HTTP/1.1\r\n"
-    b"User-Agent: Lavf/59.27.100\r\n"
-    b"Accept: */*\r\n"
-    b"Range: bytes=0-\r\n"
-    b"Connection: close\r\n"
-    b"Host: 127.0.0.1:8554\r\n"
-    b"Icy-MetaData: 1\r\n"
-    b"x-sessioncookie: 5c2a4e36b2c1f0d9\r\n"
-    b"Accept: application/x-rtsp-tunnelled\r\n"
-    b"Pragma: no-cache\r\n"
-    b"Cache-Control: no-cache\r\n"
-    b"\r\n"
+    b"GET /cam/main HTTP/1.1\r\nUser-Agent: Lavf/59.27.100\r\nRange: bytes=0-\r\n"
+    b"Connection: close\r\nHost: 127.0.0.1:44399\r\nIcy-MetaData: 1\r\n"
+    b"x-sessioncookie: b2b8c4786a4aa58b\r\nAccept: application/x-rtsp-tunnelled\r\n"
+    b"Pragma: no-cache\r\nCache-Control: no-cache\r\n\r\n"
 )
 FFMPEG_POST = (
-    b"POST /cam/main HTTP/1.1\r\n"
-    b"User-Agent: Lavf/59.27.100\r\n"
-    b"Accept: */*\r\n"
-    b"Connection: close\r\n"
-    b"Host: 127.0.0.1:8554\r\n"
-    b"Icy-MetaData: 1\r\n"
-    b"x-sessioncookie: 5c2a4e36b2c1f0d9\r\n"
-    b"Content-Type: application/x-rtsp-tunnelled\r\n"
-    b"Pragma: no-cache\r\n"
-    b"Cache-Control: no-cache\r\n"
-    b"Content-Length: 32767\r\n"
-    b"Expires: Sun, 9 Jan 1972 00:00:00 GMT\r\n"
-    b"\r\n"
+    b"POST /cam/main HTTP/1.1\r\nUser-Agent: Lavf/59.27.100\r\nAccept: */*\r\n"
+    b"Connection: close\r\nHost: 127.0.0.1:44399\r\nIcy-MetaData: 1\r\n"
+    b"x-sessioncookie: b2b8c4786a4aa58b\r\nContent-Type: application/x-rtsp-tunnelled\r\n"
+    b"Pragma: no-cache\r\nCache-Control: no-cache\r\nContent-Length: 32767\r\n"
+    b"Expires: Sun, 9 Jan 1972 00:00:00 GMT\r\n\r\n"
+)
+FFMPEG_OPTIONS = (
+    b"T1BUSU9OUyBydHNwOi8vMTI3LjAuMC4xOjQ0Mzk5L2NhbS9tYWluIFJUU1AvMS4wDQpDU2VxOiAxDQpVc2VyLUFn"
+    b"ZW50OiBMYXZmNTkuMjcuMTAwDQoNCg=="
+)
+GSTREAMER_GET = (
+    b"GET /cam/main HTTP/1.0\r\nx-sessioncookie: abostjmiwulwlyblxqnxdtr\r\n"
+    b"Accept: application/x-rtsp-tunnelled\r\nCache-Control: no-cache\r\nPragma: no-cache\r\n"
+    b"Host: 127.0.0.1:36673\r\nDate: Wed, 02 Dec 2026 10:21:24 GMT\r\n\r\n"
+)
+GSTREAMER_POST = (
+    b"POST /cam/main HTTP/1.0\r\nx-sessioncookie: abostjmiwulwlyblxqnxdtr\r\n"
+    b"Accept: application/x-rtsp-tunnelled\r\nContent-Type: application/x-rtsp-tunnelled\r\n"
+    b"Cache-Control: no-cache\r\nPragma: no-cache\r\nExpires: Sun, 9 Jan 1972 00:00:00 GMT\r\n"
+    b"Content-Length: 32767\r\nHost: 127.0.0.1:36673\r\n"
+    b"Date: Wed, 02 Dec 2026 10:21:24 GMT\r\n\r\n"
+)
+GSTREAMER_OPTIONS = (
+    b"T1BUSU9OUyBydHNwOi8vMTI3LjAuMC4xOjM2NjczL2NhbS9tYWluIFJUU1AvMS4wDQpDU2VxOiAxDQpVc2VyLUFn"
+    b"ZW50OiBHU3RyZWFtZXIvMS4yMi4wDQpEYXRlOiBXZWQsIDAyIERlYyAyMDI2IDEwOjIxOjI0IEdNVA0KDQo="
 )
 UA = b"User-Agent: Lavf59.27.100\r\n"
 OPTIONS = b"OPTIONS rtsp://127.0.0.1:8554/cam/main RTSP/1.0\r\nCSeq: 1\r\n" + UA + b"\r\n"
@@ -98,8 +104,23 @@ def test_tells_a_tunnel_half_from_rtsp_by_its_first_bytes(
     assert speaks_http(prefix) is verdict
 
 
-def test_an_ffmpeg_get_opens_the_server_to_client_half() -> None:
-    assert receive(FFMPEG_GET) == [TunnelHead(Half.GET, "/cam/main", "5c2a4e36b2c1f0d9")]
+@pytest.mark.parametrize(
+    ("get", "post", "options", "cookie"),
+    [
+        (FFMPEG_GET, FFMPEG_POST, FFMPEG_OPTIONS, "b2b8c4786a4aa58b"),
+        (GSTREAMER_GET, GSTREAMER_POST, GSTREAMER_OPTIONS, "abostjmiwulwlyblxqnxdtr"),
+    ],
+    ids=["ffmpeg", "gstreamer"],
+)
+def test_real_clients_open_both_halves(
+    get: bytes, post: bytes, options: bytes, cookie: str
+) -> None:
+    assert receive(get) == [TunnelHead(Half.GET, "/cam/main", cookie)]
+    events = receive(post + options)
+    assert events[0] == TunnelHead(Half.POST, "/cam/main", cookie)
+    (request,) = RtspConnection().feed(decoded(events))
+    assert isinstance(request, RtspRequest)
+    assert (request.method, request.cseq) == ("OPTIONS", "1")
 
 
 def test_bytes_after_a_get_are_ignored() -> None:
@@ -117,7 +138,7 @@ def test_an_ffmpeg_post_carries_separately_encoded_requests() -> None:
     body = b"".join(base64.b64encode(r) for r in (OPTIONS, DESCRIBE, KEEPALIVE))
     assert base64.b64encode(DESCRIBE).endswith(b"=")
     events = receive(FFMPEG_POST + body)
-    assert events[0] == TunnelHead(Half.POST, "/cam/main", "5c2a4e36b2c1f0d9")
+    assert events[0] == TunnelHead(Half.POST, "/cam/main", "b2b8c4786a4aa58b")
     requests = RtspConnection().feed(decoded(events))
     assert [r.method for r in requests if isinstance(r, RtspRequest)] == [
         "OPTIONS",
@@ -258,7 +279,7 @@ def test_any_chunking_of_a_whole_post_gives_one_head_and_the_requests(
 ) -> None:
     events = receive(*_split(FFMPEG_POST + base64.b64encode(message), cuts))
     assert [e for e in events if isinstance(e, TunnelHead)] == [
-        TunnelHead(Half.POST, "/cam/main", "5c2a4e36b2c1f0d9")
+        TunnelHead(Half.POST, "/cam/main", "b2b8c4786a4aa58b")
     ]
     assert decoded(events) == message
 
