@@ -176,16 +176,24 @@ async def test_a_tunnel_plays_interleaved_rtp_on_its_get(
 async def test_receiver_reports_by_post_keep_a_playing_session(
     start_server: rig.StartServer, tunnel: Tunnel
 ) -> None:
-    server = await start_server(session_timeout=1.0)
+    server = await start_server(session_timeout=1.5)
     client, session = await playing(server, tunnel)
     report = b"$\x01\x00\x08" + bytes.fromhex("80c90001deadbeef")  # RTCP RR, interleaved
-    loop = asyncio.get_running_loop()
-    until = loop.time() + 2.5  # two and a half session timeouts
-    async with asyncio.timeout(LIMIT):
-        while loop.time() < until:
+
+    async def report_now_and_then() -> None:  # as players do, whatever the video does
+        while True:
             client.writer.write(report)
-            for _ in range(5):  # a third of a second of video
+            await asyncio.sleep(0.25)
+
+    reporter = asyncio.create_task(report_now_and_then())
+    loop = asyncio.get_running_loop()
+    until = loop.time() + 4.0  # over two and a half session timeouts
+    try:
+        async with asyncio.timeout(LIMIT + 4.0):
+            while loop.time() < until:
                 await client.frame()
+    finally:
+        reporter.cancel()
     assert server.sessions[session].state is State.PLAYING
     await wait_for(lambda: session not in server.sessions)  # without them it times out
 
