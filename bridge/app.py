@@ -47,6 +47,8 @@ from bridge.identity import DeviceIdentities, DeviceIdentity
 from bridge.logs import register_secret
 from bridge.media.motion import MotionSettings, camera_events
 from bridge.media.source import CameraMedia, Profile
+from bridge.media.talk import CameraTalk, can_talk
+from bridge.onvif.access import ACTUATE, POLICY
 from bridge.onvif.context import DeviceContext, GatewayPorts, endpoint_reference
 from bridge.onvif.device import all_scopes, serial_number
 from bridge.onvif.security import UsernameTokenVerifier
@@ -60,6 +62,7 @@ from bridge.reload import camera_changes, gateway_changes
 from bridge.rtsp.server import RtspServer
 from bridge.rtsp.session import Delivered, State
 from bridge.rtsp.stream import FanoutSource, StreamSource
+from bridge.talk import TalkLine
 from bridge.web.app import web_app
 from bridge.web.metrics import CameraCounts, ProfileCounts, Snapshot, metrics_registry
 from bridge.web.status import (
@@ -96,6 +99,7 @@ class Camera:
     info: DeviceInfo | None = None
     media: CameraMedia | None = None
     ptz: PtzHead | None = None  # what the gateway keeps for its head, whoever drives it
+    talk: CameraTalk | None = None  # its speaker, where it has one the gateway can feed
     # Each profile's RTSP source, built at its first DESCRIBE or SETUP and then shared by all
     # its sessions (each source runs its own encoder); they live as long as ``media``.
     sources: dict[Profile, FanoutSource] = field(default_factory=dict)
@@ -123,6 +127,10 @@ class Camera:
         self.media = CameraMedia(self.config.name, driver, audio=audio, idle_grace=self.idle_grace)
         self.media.frames.on_failing = self._stream_failing
         self.ptz = PtzHead(driver) if driver.capabilities.ptz.any else None
+        speaker = driver.capabilities.audio_out
+        self.talk = None
+        if speaker is not None and can_talk(speaker):
+            self.talk = CameraTalk(self.config.name, driver.send_audio, speaker)
         self.sources = {}
         self.last_error = ""
 
@@ -253,6 +261,8 @@ class Camera:
             await self._onvif_runner.cleanup()
         if self.ptz is not None:
             await self.ptz.close()  # a move still going would otherwise run to its end stop
+        if self.talk is not None:
+            await self.talk.close()
         for source in self.sources.values():
             await source.close()
         if self.media is not None:
@@ -334,7 +344,12 @@ class Gateway:
         )
         self.cameras = {cam.name: self._camera(cam) for cam in config.cameras}
         self.rtsp = RtspServer(
-            self._stream, host=gateway.listen_host, port=gateway.rtsp_port, users=self.users
+            self._stream,
+            host=gateway.listen_host,
+            port=gateway.rtsp_port,
+            users=self.users,
+            talk=self._talk,
+            may_talk=self._may_talk,
         )
         self.onvif_requests: RequestCounts = Counter()
         metrics = metrics_registry(self._metrics)
@@ -388,6 +403,19 @@ class Gateway:
                 f"not connected yet: {camera.last_error or 'connecting'}", camera=name
             )
         return camera.source(Profile(profile_name))
+
+    def _talk(self, path: str) -> TalkLine | None:
+        """``<camera>/<profile>`` to the camera's speaker, for the RTSP back channel."""
+        name, _, profile_name = path.partition("/")
+        camera = self.cameras.get(name)
+        if camera is None or profile_name not in PROFILE_NAMES:
+            return None
+        return camera.talk
+
+    def _may_talk(self, user: str | None) -> bool:
+        """Talking through a camera acts on the world: ONVIF's ACTUATE class, which the default
+        access policy gives Operators and Administrators (config users are Administrators)."""
+        return ACTUATE in POLICY[self.users.level(user)]
 
     def _snapshot(self, name: str) -> Callable[[], Awaitable[bytes]] | None:
         media = self._media(name)

@@ -27,6 +27,7 @@ NEUTRAL = (
     "bridge.logs",
     "bridge.aiter",
     "bridge.streams",
+    "bridge.talk",
     "bridge.fanout",
     "bridge.codecs",
 )

@@ -6,6 +6,8 @@ waits for the next one. Output is cut the way RTP wants it: PCMU in 20 ms frames
 AAC in raw access units of 1024 samples (no ADTS headers; the SDP carries the config).
 
 u-law at 8 kHz mono going to PCMU is only re-cut into 20 ms frames, never decoded.
+:class:`PcmDecoder` decodes the same bitstreams to samples (the emulators record what a camera
+was told to play with it).
 """
 
 from __future__ import annotations
@@ -34,7 +36,7 @@ _G726_RATES = range(2, 6)  # bits per code: 16, 24, 32, 40 kbit/s
 
 
 @functools.cache
-def _mulaw_table() -> NDArray[np.uint8]:
+def mulaw_table() -> NDArray[np.uint8]:
     """u-law byte for every 16-bit sample, indexed by the sample's bits as uint16.
 
     Built once with FFmpeg's own encoder so it matches the decoder on the far side exactly.
@@ -65,13 +67,12 @@ class AudioTranscoder:
             # Every camera of this era is mono; a stereo source would need a downmix decision.
             raise ValueError(f"only mono camera audio is supported, not {source.channels} channels")
         self._source = source
-        self._pending = b""  # bytes of an incomplete codec unit
+        self._units = _WholeUnits(source)
         self._passthrough = (
             target == "pcmu"
             and source.codec is AudioCodec.MULAW
             and source.sample_rate == PCMU_RATE
         )
-        self._unit = _unit_bytes(source)
         self._decoder = None if self._passthrough else _open_decoder(source)
         self._pcmu = bytearray()  # u-law bytes short of a whole 20 ms frame
         self._encoder: AudioCodecContext | None = None
@@ -96,26 +97,19 @@ class AudioTranscoder:
 
     def transcode(self, chunk: bytes) -> list[bytes]:
         """Feed received bytes; returns the output frames completed by them (maybe none)."""
-        data = self._pending + chunk if self._pending else chunk
-        whole = len(data) - len(data) % self._unit
-        self._pending = data[whole:]
-        if not whole:
+        units = self._units.take(chunk)
+        if not units:
             return []
         if self._passthrough:
-            self._pcmu += data[:whole]
+            self._pcmu += units
             return self._cut_pcmu()
         assert self._decoder is not None
-        try:
-            decoded = self._decoder.decode(av.Packet(data[:whole]))
-        except av.error.FFmpegError as exc:
-            raise ProtocolError(f"undecodable {self._source.codec.name} audio: {exc}") from exc
         out: list[bytes] = []
-        for frame in decoded:
-            assert isinstance(frame, AudioFrame)
+        for frame in _decode(self._decoder, units, self._source):
             for resampled in self._resampler.resample(frame):
                 if self._encoder is None:
                     samples = resampled.to_ndarray().reshape(-1)
-                    self._pcmu += _mulaw_table()[samples.view(np.uint16)].tobytes()
+                    self._pcmu += mulaw_table()[samples.view(np.uint16)].tobytes()
                 else:
                     out.extend(self._encode_aac(resampled))
         if self._encoder is None:
@@ -136,6 +130,52 @@ class AudioTranscoder:
         frame.pts = self._samples_out
         self._samples_out += frame.samples
         return [bytes(packet) for packet in self._encoder.encode(frame)]
+
+
+class PcmDecoder:
+    """A camera codec's bitstream, in pieces of any size, to mono 16-bit samples at its rate.
+    Synchronous; use from one thread."""
+
+    def __init__(self, source: AudioFormat) -> None:
+        if source.channels != 1:
+            raise ValueError(f"only mono camera audio is supported, not {source.channels} channels")
+        self._source = source
+        self._units = _WholeUnits(source)
+        self._decoder = _open_decoder(source)
+        self._resampler = av.AudioResampler("s16", "mono", source.sample_rate)
+
+    def decode(self, chunk: bytes) -> NDArray[np.int16]:
+        """The samples of the whole codec units received so far; ProtocolError on garbage."""
+        units = self._units.take(chunk)
+        frames = _decode(self._decoder, units, self._source) if units else []
+        samples = [
+            resampled.to_ndarray().reshape(-1)
+            for frame in frames
+            for resampled in self._resampler.resample(frame)
+        ]
+        return np.concatenate(samples) if samples else np.zeros(0, dtype=np.int16)
+
+
+class _WholeUnits:
+    """Received pieces cut to whole codec units; the tail of a piece waits for the next."""
+
+    def __init__(self, source: AudioFormat) -> None:
+        self._unit = _unit_bytes(source)
+        self._pending = b""
+
+    def take(self, chunk: bytes) -> bytes:
+        data = self._pending + chunk if self._pending else chunk
+        whole = len(data) - len(data) % self._unit
+        self._pending = data[whole:]
+        return data[:whole]
+
+
+def _decode(decoder: AudioCodecContext, data: bytes, source: AudioFormat) -> list[AudioFrame]:
+    try:
+        frames = decoder.decode(av.Packet(data))
+    except av.error.FFmpegError as exc:
+        raise ProtocolError(f"undecodable {source.codec.name} audio: {exc}") from exc
+    return [frame for frame in frames if isinstance(frame, AudioFrame)]
 
 
 def _unit_bytes(source: AudioFormat) -> int:

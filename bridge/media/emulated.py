@@ -1,9 +1,10 @@
 """The PyAV encoders the emulated cameras make their media with: JPEG pictures from planes, the
 legacy audio codecs, a live ASF stream.
 
-The gateway never calls these (it decodes what cameras send; it encodes only H.264 and audio
-for its viewers). They live here because PyAV lives only in ``bridge/media``: the emulators
-(``bridge/simulator``) draw their pictures and tones with numpy and hand them to these.
+The gateway calls only the audio encoder (what a client says to a camera goes out in the
+camera's codec, :mod:`bridge.media.talk`); it decodes what cameras send and encodes only H.264
+and audio for its viewers. They live here because PyAV lives only in ``bridge/media``: the
+emulators (``bridge/simulator``) draw their pictures and tones with numpy and hand them to these.
 
 Nothing here is thread-safe: each object reuses its codec context across calls.
 """
@@ -22,7 +23,7 @@ from bridge.cameras.base import AudioCodec
 
 IMA_BLOCK_ALIGN = 256
 IMA_BLOCK_SAMPLES = 505  # the 4-byte block header holds the first sample, then 2 per byte
-G726_BIT_RATE = 32000  # 4 bits per sample at 8 kHz, Axis's audio/32KADPCM
+G726_BITS = 4  # bits per sample: 32 kbit/s at 8 kHz, Axis's audio/32KADPCM
 
 
 class JpegEncoder:
@@ -75,17 +76,24 @@ _PYAV_ENCODERS: dict[AudioCodec, tuple[_PyAvEncoderName, str]] = {
 
 
 class AudioEncoder:
-    """Mono s16 samples to a legacy camera codec FFmpeg can encode (u-law, G.726-32, IMA
-    ADPCM in 256-byte blocks); :attr:`batch_samples` at a time."""
+    """Mono s16 samples to a legacy camera codec FFmpeg can encode (u-law, G.726 at
+    ``bits_per_sample``, IMA ADPCM in 256-byte blocks); :attr:`batch_samples` at a time."""
 
-    def __init__(self, codec: AudioCodec, sample_rate: int, fallback_batch: int) -> None:
+    def __init__(
+        self,
+        codec: AudioCodec,
+        sample_rate: int,
+        fallback_batch: int,
+        *,
+        bits_per_sample: int = G726_BITS,
+    ) -> None:
         name, sample_format = _PYAV_ENCODERS[codec]
         context = av.CodecContext.create(name, "w")
         context.sample_rate = sample_rate
         context.layout = "mono"
         context.format = sample_format
         if name == "g726":
-            context.bit_rate = G726_BIT_RATE
+            context.bit_rate = bits_per_sample * sample_rate
         if name == "adpcm_ima_wav":
             context.options = {"block_size": str(IMA_BLOCK_ALIGN)}
         context.open()

@@ -3,7 +3,10 @@
 Profiles and what they hold live in the device's :class:`~bridge.onvif.profiles.ProfileStore`,
 shared with Media2; this module shapes them into Media's schema (tt:Profile,
 tt:VideoEncoderConfiguration ...). Changing a video encoder configuration changes what the
-gateway's encoder of that RTSP profile produces.
+gateway's encoder of that RTSP profile produces. A camera that plays audio has one audio output
+with one output and one decoder configuration (what the RTSP backchannel feeds); for one that
+does not, Media's audio output and decoder operations answer ter:AudioOutputNotSupported and
+ter:AudioDecodingNotSupported, and their lists are empty.
 """
 
 from __future__ import annotations
@@ -13,14 +16,16 @@ from collections.abc import Mapping
 from functools import partial
 from typing import Any
 
-from bridge.errors import InvalidArgVal
+from bridge.errors import ActionNotSupported, InvalidArgVal
 from bridge.media.source import Profile
 from bridge.onvif.context import (
     AUDIO_ENCODER_CONFIG,
     DeviceContext,
 )
 from bridge.onvif.profiles import (
+    DECODER_SAMPLE_RATE_KHZ,
     ENCODER_INSTANCES,
+    G711_KBPS,
     H264_PROFILE,
     QUALITY,
     SESSION_TIMEOUT,
@@ -32,11 +37,18 @@ from bridge.onvif.profiles import (
     MediaProfile,
     ProfileStore,
     apply_encoder,
+    audio_decoder_configuration,
     audio_encoding,
+    audio_output_configuration,
+    audio_output_options,
+    audio_outputs,
     audio_source,
     audio_source_configuration,
     camera_video,
     carried,
+    check_audio_decoder_change,
+    check_audio_output_change,
+    configuration_entity,
     encoder_options,
     encoder_state,
     multicast,
@@ -48,9 +60,23 @@ from bridge.onvif.ptz import ptz_configuration
 from bridge.onvif.soap import OnvifRequest, Operations, Service
 
 Values = Mapping[str, Any]
-# The configurations Media serves Get<kind>Configuration(s) and GetCompatible<kind>... for
-# (the PTZ configuration is the PTZ service's).
-_MEDIA_KINDS = (Kind.VIDEO_SOURCE, Kind.VIDEO_ENCODER, Kind.AUDIO_SOURCE, Kind.AUDIO_ENCODER)
+# The configurations the media services serve Get<kind>Configuration(s) and Media's
+# GetCompatible<kind>... for (the PTZ configuration is the PTZ service's).
+CONFIGURATION_KINDS = (
+    Kind.VIDEO_SOURCE,
+    Kind.VIDEO_ENCODER,
+    Kind.AUDIO_SOURCE,
+    Kind.AUDIO_ENCODER,
+    Kind.AUDIO_OUTPUT,
+    Kind.AUDIO_DECODER,
+)
+# Configurations tt:Profile holds in its Extension (they came with ONVIF 2.0).
+_EXTENSION_KINDS = frozenset({Kind.AUDIO_OUTPUT, Kind.AUDIO_DECODER})
+# Media's fault subcode for an audio output or decoder operation on a camera without audio out.
+_NOT_SUPPORTED = {
+    Kind.AUDIO_OUTPUT: "AudioOutputNotSupported",
+    Kind.AUDIO_DECODER: "AudioDecodingNotSupported",
+}
 # The gateway's RTSP server takes RTP over UDP and interleaved in the RTSP connection (RTSP;
 # TCP, deprecated, is RTP over TCP: the same), so these get its rtsp:// URI; HTTP (RTSP
 # tunnelled in HTTP) gets the tunnel's http:// URI.
@@ -98,9 +124,7 @@ class ConfigurationShapes(abc.ABC):
         state = encoder_state(self.device, profile, await camera_video(self.device, self.store))
         width, height = state.size
         configuration: dict[str, Any] = {
-            "token": profile.value,
-            "Name": profile.value,
-            "UseCount": self.store.use_count(Kind.VIDEO_ENCODER, profile.value),
+            **configuration_entity(self.store, Kind.VIDEO_ENCODER, profile.value, profile.value),
             "Encoding": state.encoding,
             "Resolution": {"Width": width, "Height": height},
             "Quality": QUALITY,
@@ -114,9 +138,9 @@ class ConfigurationShapes(abc.ABC):
         encoding = audio_encoding(self.device)
         assert encoding is not None  # the store has no audio configurations without audio
         return {
-            "token": AUDIO_ENCODER_CONFIG,
-            "Name": "Audio encoder",
-            "UseCount": self.store.use_count(Kind.AUDIO_ENCODER, AUDIO_ENCODER_CONFIG),
+            **configuration_entity(
+                self.store, Kind.AUDIO_ENCODER, AUDIO_ENCODER_CONFIG, "Audio encoder"
+            ),
             "Encoding": self.audio_name(encoding),
             "Bitrate": encoding.bitrate_kbps,
             "SampleRate": encoding.sample_rate_khz,
@@ -139,6 +163,10 @@ class ConfigurationShapes(abc.ABC):
                 configuration = ptz_configuration(self.device)
                 assert configuration is not None  # the store has no PTZ configuration then
                 return configuration
+            case Kind.AUDIO_OUTPUT:
+                return audio_output_configuration(self.store)
+            case Kind.AUDIO_DECODER:
+                return audio_decoder_configuration(self.store)
 
     async def configurations(self, kind: Kind) -> list[dict[str, Any]]:
         """Every configuration of a kind the device has."""
@@ -157,12 +185,17 @@ class ConfigurationShapes(abc.ABC):
             encoder = Profile(token)
         return list(Profile) if encoder is None else [encoder]
 
-    def audio_options(self, params: Mapping[str, Any]) -> list[dict[str, Any]]:
-        """GetAudioEncoderConfigurationOptions' choices (none for a camera without sound)."""
+    def check_option_tokens(self, kind: Kind, params: Mapping[str, Any]) -> None:
+        """The tokens a Get<kind>ConfigurationOptions names exist (every configuration of the
+        device fits every profile, so the options do not depend on them)."""
         if params.get("ConfigurationToken") is not None:
-            self.store.check(Kind.AUDIO_ENCODER, params["ConfigurationToken"])
+            self.store.check(kind, params["ConfigurationToken"])
         if params.get("ProfileToken") is not None:
             self.store.profile(params["ProfileToken"])
+
+    def audio_options(self, params: Mapping[str, Any]) -> list[dict[str, Any]]:
+        """GetAudioEncoderConfigurationOptions' choices (none for a camera without sound)."""
+        self.check_option_tokens(Kind.AUDIO_ENCODER, params)
         encoding = audio_encoding(self.device)
         return [] if encoding is None else [encoding.options(self.audio_name(encoding))]
 
@@ -183,6 +216,16 @@ class ConfigurationShapes(abc.ABC):
         )
         video = await camera_video(self.device, self.store)
         apply_encoder(self.device, Profile(token), video, change, self.digits)
+
+    async def get_audio_output_configuration_options(self, request: OnvifRequest) -> Values:
+        self.check_option_tokens(Kind.AUDIO_OUTPUT, request.params)
+        return {"Options": audio_output_options()}
+
+    async def set_audio_output_configuration(self, request: OnvifRequest) -> None:
+        check_audio_output_change(self.store, request.params["Configuration"])
+
+    async def set_audio_decoder_configuration(self, request: OnvifRequest) -> None:
+        check_audio_decoder_change(self.store, request.params["Configuration"])
 
 
 class MediaService(ConfigurationShapes):
@@ -219,8 +262,16 @@ class MediaService(ConfigurationShapes):
             "Name": profile.name,
         }
         for kind, token in profile.configurations.items():
-            shaped[f"{kind.value}Configuration"] = await self.configuration(kind, token)
+            held = shaped.setdefault("Extension", {}) if kind in _EXTENSION_KINDS else shaped
+            held[f"{kind.value}Configuration"] = await self.configuration(kind, token)
         return shaped
+
+    def require(self, kind: Kind) -> None:
+        """Media's ter:ActionNotSupported for an audio output or decoder operation on a camera
+        that plays no audio."""
+        subcode = _NOT_SUPPORTED.get(kind)
+        if subcode is not None and kind not in self.store.available:
+            raise ActionNotSupported("The camera plays no audio", subcode=subcode)
 
     # -- handlers ---------------------------------------------------------------------------
 
@@ -258,16 +309,19 @@ class MediaService(ConfigurationShapes):
         self.store.delete(request.params["ProfileToken"])
 
     async def add_configuration(self, kind: Kind, request: OnvifRequest) -> None:
+        self.require(kind)
         params = request.params
         self.store.add(params["ProfileToken"], kind, params["ConfigurationToken"])
 
     async def remove_configuration(self, kind: Kind, request: OnvifRequest) -> None:
+        self.require(kind)
         self.store.remove(request.params["ProfileToken"], kind)
 
     async def get_configurations(self, kind: Kind, request: OnvifRequest) -> Values:
         return {"Configurations": await self.configurations(kind)}
 
     async def get_configuration(self, kind: Kind, request: OnvifRequest) -> Values:
+        self.require(kind)
         token = request.params["ConfigurationToken"]
         self.store.check(kind, token)
         return {"Configuration": await self.configuration(kind, token)}
@@ -306,6 +360,31 @@ class MediaService(ConfigurationShapes):
 
     async def get_audio_encoder_configuration_options(self, request: OnvifRequest) -> Values:
         return {"Options": {"Options": self.audio_options(request.params)}}
+
+    async def get_audio_outputs(self, request: OnvifRequest) -> Values:
+        return {"AudioOutputs": [{"token": token} for token in audio_outputs(self.store)]}
+
+    async def get_audio_output_configuration_options(self, request: OnvifRequest) -> Values:
+        self.require(Kind.AUDIO_OUTPUT)
+        return await super().get_audio_output_configuration_options(request)
+
+    async def get_audio_decoder_configuration_options(self, request: OnvifRequest) -> Values:
+        self.require(Kind.AUDIO_DECODER)
+        self.check_option_tokens(Kind.AUDIO_DECODER, request.params)
+        # tt:G711DecOptions covers both laws (PCMU and PCMA) the backchannel takes.
+        g711 = {
+            "Bitrate": {"Items": [G711_KBPS]},
+            "SampleRateRange": {"Items": [DECODER_SAMPLE_RATE_KHZ]},
+        }
+        return {"Options": {"G711DecOptions": g711}}
+
+    async def set_audio_output_configuration(self, request: OnvifRequest) -> None:
+        self.require(Kind.AUDIO_OUTPUT)
+        await super().set_audio_output_configuration(request)
+
+    async def set_audio_decoder_configuration(self, request: OnvifRequest) -> None:
+        self.require(Kind.AUDIO_DECODER)
+        await super().set_audio_decoder_configuration(request)
 
     async def get_stream_uri(self, request: OnvifRequest) -> Values:
         profile = self.store.profile(request.params["ProfileToken"])
@@ -362,13 +441,18 @@ def register(operations: Operations, device: DeviceContext) -> None:
             media.get_guaranteed_number_of_video_encoder_instances
         ),
         "GetAudioEncoderConfigurationOptions": media.get_audio_encoder_configuration_options,
+        "GetAudioOutputs": media.get_audio_outputs,
+        "GetAudioOutputConfigurationOptions": media.get_audio_output_configuration_options,
+        "SetAudioOutputConfiguration": media.set_audio_output_configuration,
+        "GetAudioDecoderConfigurationOptions": media.get_audio_decoder_configuration_options,
+        "SetAudioDecoderConfiguration": media.set_audio_decoder_configuration,
         "GetStreamUri": media.get_stream_uri,
         "GetSnapshotUri": media.get_snapshot_uri,
     }
     for kind in Kind:
         handlers[f"Add{kind.value}Configuration"] = partial(media.add_configuration, kind)
         handlers[f"Remove{kind.value}Configuration"] = partial(media.remove_configuration, kind)
-    for kind in _MEDIA_KINDS:
+    for kind in CONFIGURATION_KINDS:
         name = f"{kind.value}Configuration"
         handlers[f"Get{name}s"] = partial(media.get_configurations, kind)
         handlers[f"Get{name}"] = partial(media.get_configuration, kind)

@@ -2,7 +2,10 @@
 
 Media2 names configurations by type (tr2:ConfigurationEnumeration) and adds or removes them
 with one AddConfiguration / RemoveConfiguration; encoders are tt:VideoEncoder2Configuration and
-tt:AudioEncoder2Configuration, with MIME names for encodings and fractional frame rates.
+tt:AudioEncoder2Configuration, with MIME names for encodings and fractional frame rates. A camera
+that plays audio has an AudioOutput and an AudioDecoder configuration (the decoder's options
+are the encodings the RTSP backchannel takes); a camera that does not has none, and the options
+and Set operations of those two are not served for it (ter:ActionNotSupported).
 """
 
 from __future__ import annotations
@@ -13,18 +16,23 @@ from typing import Any
 
 from bridge.errors import InvalidArgVal, NoConfig
 from bridge.onvif.context import DeviceContext
-from bridge.onvif.media import ConfigurationShapes
+from bridge.onvif.media import CONFIGURATION_KINDS, ConfigurationShapes
 from bridge.onvif.profiles import (
+    DECODER_ENCODINGS,
+    DECODER_SAMPLE_RATE_KHZ,
     ENCODER_INSTANCES,
+    G711_KBPS,
     H264_PROFILE,
     QUALITY,
     AudioEncoding,
     EncoderState,
     Kind,
     MediaProfile,
+    audio_choice,
     camera_video,
     carried,
     encoder_options,
+    has_audio_output,
     profile_store,
 )
 from bridge.onvif.soap import OnvifRequest, Operations, Service
@@ -87,7 +95,9 @@ class Media2Service(ConfigurationShapes):
             token = ref.get("Token")
             if token is None:
                 tokens = self.store.available.get(kind, ())
-                if len(tokens) != 1:
+                if not tokens:
+                    raise NoConfig(f"No {kind.value} configuration")
+                if len(tokens) > 1:
                     raise NoConfig(f"Which {kind.value} configuration? A Token is needed")
                 token = tokens[0]
             self.store.check(kind, token)
@@ -194,6 +204,13 @@ class Media2Service(ConfigurationShapes):
         assert options  # registered for cameras with sound only
         return {"Options": options}
 
+    async def get_audio_decoder_configuration_options(self, request: OnvifRequest) -> Values:
+        self.check_option_tokens(Kind.AUDIO_DECODER, request.params)
+        options = [
+            audio_choice(name, G711_KBPS, DECODER_SAMPLE_RATE_KHZ) for name in DECODER_ENCODINGS
+        ]
+        return {"Options": options}
+
     async def get_stream_uri(self, request: OnvifRequest) -> Values:
         profile = self.store.profile(request.params["ProfileToken"])
         if request.params["Protocol"] not in STREAM_PROTOCOLS:
@@ -231,11 +248,18 @@ def register(operations: Operations, device: DeviceContext) -> None:
         "GetStreamUri": media2.get_stream_uri,
         "GetSnapshotUri": media2.get_snapshot_uri,
     }
-    for kind in (Kind.VIDEO_SOURCE, Kind.VIDEO_ENCODER, Kind.AUDIO_SOURCE, Kind.AUDIO_ENCODER):
+    for kind in CONFIGURATION_KINDS:
         handlers[f"Get{kind.value}Configurations"] = partial(media2.get_configurations, kind)
     if device.media.has_audio:
         handlers["GetAudioEncoderConfigurationOptions"] = (
             media2.get_audio_encoder_configuration_options
         )
+    if has_audio_output(device):
+        handlers |= {
+            "GetAudioOutputConfigurationOptions": media2.get_audio_output_configuration_options,
+            "SetAudioOutputConfiguration": media2.set_audio_output_configuration,
+            "GetAudioDecoderConfigurationOptions": media2.get_audio_decoder_configuration_options,
+            "SetAudioDecoderConfiguration": media2.set_audio_decoder_configuration,
+        }
     for operation, handler in handlers.items():
         operations.add(Service.MEDIA2, operation, handler)

@@ -4,14 +4,16 @@ and the configurations they hold.
 A profile holds configurations by token: the one video source configuration, one of the three
 video encoder configurations (``main``, ``sub``, ``jpeg``: the RTSP profiles of
 :class:`~bridge.media.source.CameraMedia`), the audio source and encoder configurations where the
-camera has sound, and the PTZ configuration where it moves. The three fixed profiles hold all of
-them; clients create more (up to :data:`MAX_PROFILES` in all), empty, and fill them. A profile
-streams the RTSP profile its video encoder configuration names.
+camera has sound, the PTZ configuration where it moves, and the audio output and decoder
+configurations where it plays audio (what a client's RTSP backchannel reaches). The three fixed
+profiles hold all of them; clients create more (up to :data:`MAX_PROFILES` in all), empty, and
+fill them. A profile streams the RTSP profile its video encoder configuration names.
 
 What the configurations are now (sizes, rates, kbit/s) is computed here as typed values, and
 changes to a video encoder are checked and applied here; each service shapes the values into
-its own schema. Only the shapes both schemas share (video and audio source configurations) are
-built here as dicts; the PTZ configuration is the PTZ service's.
+its own schema. Only the shapes both schemas share (sources, audio outputs and decoders) are
+built here as dicts; the PTZ configuration is the PTZ service's. The audio output has nothing
+that can be changed (the legacy talk CGIs have no volume), so a change to it is only checked.
 """
 
 from __future__ import annotations
@@ -47,7 +49,10 @@ from bridge.media.source import (
 )
 from bridge.media.transcode import MAX_GOP_SECONDS
 from bridge.onvif.context import (
+    AUDIO_DECODER_CONFIG,
     AUDIO_ENCODER_CONFIG,
+    AUDIO_OUTPUT,
+    AUDIO_OUTPUT_CONFIG,
     AUDIO_SOURCE,
     AUDIO_SOURCE_CONFIG,
     PTZ_CONFIG,
@@ -63,7 +68,7 @@ H264_PROFILE = "Baseline"
 SESSION_TIMEOUT = "PT60S"
 # Sizes offered besides the camera's own (each scaled to the camera's aspect, never up).
 RESOLUTION_BOXES: tuple[tuple[int, int], ...] = ((1280, 720), SUB_SIZE, (320, 240))
-PCMU_KBPS = 64
+G711_KBPS = 64  # PCMU and PCMA alike: 8-bit samples at 8 kHz
 AAC_BITS_PER_SAMPLE = 3  # bridge.media.audio encodes AAC at 3 bits per sample (24/48 kbit/s)
 ENCODER_INSTANCES = {"H264": 2, "JPEG": 1}  # main and sub, jpeg
 _RATE_SLACK = 1e-6
@@ -77,6 +82,8 @@ class Kind(enum.Enum):
     VIDEO_ENCODER = "VideoEncoder"
     AUDIO_ENCODER = "AudioEncoder"
     PTZ = "PTZ"
+    AUDIO_OUTPUT = "AudioOutput"
+    AUDIO_DECODER = "AudioDecoder"
 
 
 @dataclass
@@ -112,7 +119,16 @@ def available_configurations(device: DeviceContext) -> dict[Kind, tuple[str, ...
         available[Kind.AUDIO_ENCODER] = (AUDIO_ENCODER_CONFIG,)
     if device.driver.capabilities.ptz.any:
         available[Kind.PTZ] = (PTZ_CONFIG,)
+    if has_audio_output(device):
+        available[Kind.AUDIO_OUTPUT] = (AUDIO_OUTPUT_CONFIG,)
+        available[Kind.AUDIO_DECODER] = (AUDIO_DECODER_CONFIG,)
     return available
+
+
+def has_audio_output(device: DeviceContext) -> bool:
+    """Whether the camera plays audio: then it has one audio output, whatever its codec (the
+    backchannel transcodes to it)."""
+    return device.driver.capabilities.audio_out is not None
 
 
 class ProfileStore:
@@ -402,11 +418,17 @@ class AudioEncoding:
     def options(self, name: str) -> dict[str, Any]:
         """The one choice there is (tt:AudioEncoderConfigurationOption and its Media2 twin),
         under the encoding ``name`` the service uses."""
-        return {
-            "Encoding": name,
-            "BitrateList": {"Items": [self.bitrate_kbps]},
-            "SampleRateList": {"Items": [self.sample_rate_khz]},
-        }
+        return audio_choice(name, self.bitrate_kbps, self.sample_rate_khz)
+
+
+def audio_choice(name: str, bitrate_kbps: int, sample_rate_khz: int) -> dict[str, Any]:
+    """One encoding at one rate: tt:AudioEncoderConfigurationOption or
+    tt:AudioEncoder2ConfigurationOptions (Media2 lists decoder encodings in the latter too)."""
+    return {
+        "Encoding": name,
+        "BitrateList": {"Items": [bitrate_kbps]},
+        "SampleRateList": {"Items": [sample_rate_khz]},
+    }
 
 
 def audio_encoding(device: DeviceContext) -> AudioEncoding | None:
@@ -416,10 +438,15 @@ def audio_encoding(device: DeviceContext) -> AudioEncoding | None:
     if track.codec is Codec.AAC:
         kbps = AAC_BITS_PER_SAMPLE * track.sample_rate // 1000
         return AudioEncoding(Codec.AAC, track.sample_rate, kbps)
-    return AudioEncoding(Codec.PCMU, track.sample_rate, PCMU_KBPS)
+    return AudioEncoding(Codec.PCMU, track.sample_rate, G711_KBPS)
 
 
 # -- the configurations both schemas shape alike ---------------------------------------------
+
+
+def configuration_entity(store: ProfileStore, kind: Kind, token: str, name: str) -> dict[str, Any]:
+    """What every configuration has (tt:ConfigurationEntity): its token, name and use count."""
+    return {"token": token, "Name": name, "UseCount": store.use_count(kind, token)}
 
 
 def video_source(video: CameraVideo) -> dict[str, Any]:
@@ -436,9 +463,7 @@ def video_source_configuration(store: ProfileStore, video: CameraVideo) -> dict[
     """tt:VideoSourceConfiguration: the whole picture."""
     width, height = video.size
     return {
-        "token": VIDEO_SOURCE_CONFIG,
-        "Name": "Video source",
-        "UseCount": store.use_count(Kind.VIDEO_SOURCE, VIDEO_SOURCE_CONFIG),
+        **configuration_entity(store, Kind.VIDEO_SOURCE, VIDEO_SOURCE_CONFIG, "Video source"),
         "SourceToken": VIDEO_SOURCE,
         "Bounds": {"x": 0, "y": 0, "width": width, "height": height},
     }
@@ -452,9 +477,7 @@ def audio_source() -> dict[str, Any]:
 def audio_source_configuration(store: ProfileStore) -> dict[str, Any]:
     """tt:AudioSourceConfiguration."""
     return {
-        "token": AUDIO_SOURCE_CONFIG,
-        "Name": "Audio source",
-        "UseCount": store.use_count(Kind.AUDIO_SOURCE, AUDIO_SOURCE_CONFIG),
+        **configuration_entity(store, Kind.AUDIO_SOURCE, AUDIO_SOURCE_CONFIG, "Audio source"),
         "SourceToken": AUDIO_SOURCE,
     }
 
@@ -467,3 +490,71 @@ def multicast() -> dict[str, Any]:
         "TTL": 0,
         "AutoStart": False,
     }
+
+
+# -- the audio output (the camera's speaker) and its decoder -----------------------------------
+
+# The talk CGIs take audio at the level it comes and have no volume of their own to set, so
+# the output level is one fixed value: the whole of the camera's own volume.
+OUTPUT_LEVEL = 100
+# The gateway sends the camera's sound to viewers while a client talks (the backchannel is a
+# session of its own): how the two directions share the camera is up to the device.
+SEND_PRIMACY = "www.onvif.org/ver20/HalfDuplex/Auto"
+# What the RTSP backchannel takes from a client (ONVIF Streaming: G.711 at 8 kHz), by Media2's
+# names (RTP payload formats); Media calls both G711.
+DECODER_ENCODINGS = ("PCMU", "PCMA")
+DECODER_SAMPLE_RATE_KHZ = 8
+
+
+def audio_outputs(store: ProfileStore) -> list[str]:
+    """The tokens of the device's audio outputs: one where the camera plays audio."""
+    return [AUDIO_OUTPUT] if Kind.AUDIO_OUTPUT in store.available else []
+
+
+def audio_output_configuration(store: ProfileStore) -> dict[str, Any]:
+    """tt:AudioOutputConfiguration."""
+    return {
+        **configuration_entity(store, Kind.AUDIO_OUTPUT, AUDIO_OUTPUT_CONFIG, "Audio output"),
+        "OutputToken": AUDIO_OUTPUT,
+        "SendPrimacy": SEND_PRIMACY,
+        "OutputLevel": OUTPUT_LEVEL,
+    }
+
+
+def audio_output_options() -> dict[str, Any]:
+    """tt:AudioOutputConfigurationOptions: the one output, at its one level."""
+    return {
+        "OutputTokensAvailable": [AUDIO_OUTPUT],
+        "SendPrimacyOptions": [SEND_PRIMACY],
+        "OutputLevelRange": {"Min": OUTPUT_LEVEL, "Max": OUTPUT_LEVEL},
+    }
+
+
+def audio_decoder_configuration(store: ProfileStore) -> dict[str, Any]:
+    """tt:AudioDecoderConfiguration (it has nothing to configure: it decodes what comes)."""
+    return configuration_entity(store, Kind.AUDIO_DECODER, AUDIO_DECODER_CONFIG, "Audio decoder")
+
+
+def check_audio_output_change(store: ProfileStore, configuration: Mapping[str, Any]) -> None:
+    """A SetAudioOutputConfiguration: ter:NoConfig for a configuration the device lacks,
+    ter:ConfigModify for anything but what it is (the options allow nothing else)."""
+    store.check(Kind.AUDIO_OUTPUT, configuration["token"])
+    _check_name(configuration, audio_output_configuration(store))
+    if configuration["OutputToken"] != AUDIO_OUTPUT:
+        raise _refuse(f"No audio output {configuration['OutputToken'][:64]!r}")
+    if configuration["OutputLevel"] != OUTPUT_LEVEL:
+        raise _refuse(f"The camera's output level cannot be set: it stays {OUTPUT_LEVEL}")
+    if configuration.get("SendPrimacy") not in (None, SEND_PRIMACY):
+        raise _refuse(f"The only send primacy is {SEND_PRIMACY}")
+
+
+def check_audio_decoder_change(store: ProfileStore, configuration: Mapping[str, Any]) -> None:
+    """A SetAudioDecoderConfiguration: as :func:`check_audio_output_change` (a decoder has
+    only its name)."""
+    store.check(Kind.AUDIO_DECODER, configuration["token"])
+    _check_name(configuration, audio_decoder_configuration(store))
+
+
+def _check_name(configuration: Mapping[str, Any], current: Mapping[str, Any]) -> None:
+    if configuration["Name"] != current["Name"]:
+        raise _refuse(f"The configuration's name is fixed: {current['Name']}")

@@ -38,6 +38,7 @@ _REASONS = {
     200: "OK",
     400: "Bad Request",
     401: "Unauthorized",
+    403: "Forbidden",
     404: "Not Found",
     405: "Method Not Allowed",
     413: "Request Entity Too Large",
@@ -52,6 +53,7 @@ _REASONS = {
     501: "Not Implemented",
     503: "Service Unavailable",
     505: "RTSP Version Not Supported",
+    551: "Option not supported",
 }
 
 _TOKEN = re.compile(r"[!#$%&'*+\-.^_`|~0-9A-Za-z]+")
@@ -481,6 +483,25 @@ def parse_transport(value: str) -> list[TransportSpec]:
     return specs
 
 
+def parse_require(values: Iterable[str]) -> list[str]:
+    """The option tags of a request's ``Require`` fields (RFC 2326 §12.32), in order, once each.
+
+    Tags are compared as sent: RFC 2326 gives them no case rule and the ONVIF one is lower-case.
+    An empty element (``a,,b``) is skipped; a tag holding white space is a ProtocolError."""
+    tags: list[str] = []
+    for value in values:
+        for element in value.split(","):
+            tag = element.strip(_OWS)
+            if not tag:
+                continue
+            if not _OPTION_TAG.fullmatch(tag):
+                raise ProtocolError("bad option tag in Require")
+            if tag not in tags:
+                tags.append(tag)
+    return tags
+
+
+_OPTION_TAG = re.compile(r"[!-~]{1,200}")
 _SESSION_ID = re.compile(r"[A-Za-z0-9$\-_.+]+")
 
 

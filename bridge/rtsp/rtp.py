@@ -1,16 +1,19 @@
-"""RTP packets (RFC 3550 §5.1) and the sender-side sequencer that stamps payloads into them.
+"""RTP packets (RFC 3550 §5.1), the sender-side sequencer that stamps payloads into them, and
+the receiving side of a stream a client sends (the ONVIF audio back channel).
 
-:class:`RtpPacket` is the general form (CSRCs, header extension, padding on parse), for the
-tests only: they check with it the bytes the gateway sends. :class:`RtpSequencer` is the hot
-path: it turns payloads straight into packet bytes
+:class:`RtpPacket` is the general form (CSRCs, header extension, padding on parse): the tests
+check with it the bytes the gateway sends, and :class:`RtpReceiver` reads client packets with
+it. :class:`RtpSequencer` is the hot path: it turns payloads straight into packet bytes
 with one struct pack each, and counts what the RTCP Sender Report needs. Media time is passed
 in, never read from a clock.
 """
 
 from __future__ import annotations
 
+import enum
 import struct
-from collections.abc import Sequence
+from collections import Counter
+from collections.abc import Collection, Sequence
 from dataclasses import dataclass
 from typing import NamedTuple
 
@@ -173,3 +176,98 @@ class RtpSequencer:
             packet_count=self.packet_count,
             octet_count=self.octet_count,
         )
+
+
+# A client's packet is at most this big: a second of G.711, and far above any MTU-sized one.
+MAX_RECEIVED_PACKET = 8 * 1024
+MAX_DROPOUT = 3000  # RFC 3550 A.1: a forward sequence jump up to this is loss, beyond it a restart
+MAX_MISORDER = 100  # ... and one this far behind the newest is late (or repeated), not a restart
+
+
+class Dropped(enum.StrEnum):
+    """Why :class:`RtpReceiver` refused a packet."""
+
+    MALFORMED = "malformed"  # not RTP version 2, truncated, bad padding
+    TOO_LARGE = "too large"
+    EMPTY = "empty"  # no payload
+    PAYLOAD_TYPE = "payload type"  # not one the SDP offered
+    LATE = "late"  # repeated, or behind the newest packet: audio that was due already
+    TIMESTAMP = "timestamp"  # its timestamp runs back from the newest packet's
+    UNSYNCED = "unsynced"  # another SSRC or a sequence jump, until the next packet confirms it
+
+
+class Received(NamedTuple):
+    payload_type: int
+    payload: bytes
+    timestamp: int
+    lost: int  # packets missing between the previous one accepted and this one
+
+
+class RtpReceiver:
+    """The receiving end of one RTP stream, sans I/O: datagrams or interleaved payloads in,
+    in-order packets of the accepted payload types out; anything else is counted in
+    :attr:`dropped` and never raises.
+
+    The stream is the first packet's SSRC and sequence. Loss is reported, late and repeated
+    packets are dropped (a talk pipeline plays what it gets in order; waiting for stragglers
+    would only add delay). A packet that fits neither, another SSRC or a sequence jump past
+    :data:`MAX_DROPOUT` (a client restarting its stream), is held as a candidate: the stream
+    switches to it when the packet after it follows on, as RFC 3550 A.1 resynchronizes.
+    """
+
+    def __init__(
+        self, payload_types: Collection[int], *, max_packet: int = MAX_RECEIVED_PACKET
+    ) -> None:
+        self._payload_types = frozenset(payload_types)
+        self._max_packet = max_packet
+        self._ssrc: int | None = None
+        self._sequence = 0  # the newest accepted packet's
+        self._timestamp = 0
+        self._candidate: tuple[int, int] | None = None  # (SSRC, sequence) a switch would follow
+        self.accepted = 0
+        self.dropped: Counter[Dropped] = Counter()
+
+    def receive(self, data: bytes) -> Received | None:
+        if len(data) > self._max_packet:
+            self.dropped[Dropped.TOO_LARGE] += 1
+            return None
+        try:
+            packet = RtpPacket.parse(data)
+        except ProtocolError:
+            self.dropped[Dropped.MALFORMED] += 1
+            return None
+        if packet.payload_type not in self._payload_types:
+            self.dropped[Dropped.PAYLOAD_TYPE] += 1
+            return None
+        if not packet.payload:
+            self.dropped[Dropped.EMPTY] += 1
+            return None
+        lost = self._place(packet)
+        if isinstance(lost, Dropped):
+            self.dropped[lost] += 1
+            return None
+        self.accepted += 1
+        return Received(packet.payload_type, packet.payload, packet.timestamp, lost)
+
+    def _place(self, packet: RtpPacket) -> int | Dropped:
+        """Packets lost before ``packet`` when it continues the stream, else why it does not."""
+        sequence, timestamp = packet.sequence_number, packet.timestamp
+        if self._ssrc is None or self._candidate == (packet.ssrc, (sequence - 1) & 0xFFFF):
+            self._start(packet)
+            return 0
+        if packet.ssrc == self._ssrc:
+            ahead = (sequence - self._sequence) & 0xFFFF
+            if ahead == 0 or ahead > 0x10000 - MAX_MISORDER:
+                return Dropped.LATE
+            if ahead < MAX_DROPOUT:
+                if (timestamp - self._timestamp) & 0x80000000:
+                    return Dropped.TIMESTAMP
+                self._sequence, self._timestamp, self._candidate = sequence, timestamp, None
+                return ahead - 1
+        self._candidate = (packet.ssrc, sequence)
+        return Dropped.UNSYNCED
+
+    def _start(self, packet: RtpPacket) -> None:
+        self._ssrc = packet.ssrc
+        self._sequence, self._timestamp = packet.sequence_number, packet.timestamp
+        self._candidate = None

@@ -3,15 +3,17 @@ parser is for the tests only: the server writes SDP, it never reads any).
 
 The server describes each camera as one aggregate session (``a=control:*``, live
 ``a=range:npt=now-``) with a media section per track, built by :func:`h264_media`,
-:func:`jpeg_media`, :func:`pcmu_media` or :func:`aac_media`. Ports are 0 and the connection
-address unspecified, as RTSP negotiates both in SETUP. The parser reads what this module writes
-and what FFmpeg writes; it skips line types it does not model (``b=``, ``i=``, ``k=`` ...).
+:func:`jpeg_media`, :func:`pcmu_media` or :func:`aac_media`; a client asking for the ONVIF
+back channel also gets :func:`backchannel_media`, the section it sends in. Ports are 0 and the
+connection address unspecified, as RTSP negotiates both in SETUP. The parser reads what this
+module writes and what FFmpeg writes; it skips line types it does not model (``b=``, ``i=``,
+``k=`` ...).
 """
 
 from __future__ import annotations
 
 import ipaddress
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 from bridge.codecs.h264 import parse_sps
 from bridge.errors import ProtocolError
@@ -20,6 +22,7 @@ from bridge.rtsp.h264 import profile_level_id, sprop_parameter_sets
 Attribute = tuple[str, str | None]  # (name, value); value None for a flag like a=recvonly
 
 PT_PCMU = 0
+PT_PCMA = 8
 PT_JPEG = 26
 PT_H264 = 96  # dynamic payload types (96-127) are ours to choose
 PT_AAC = 97
@@ -224,6 +227,29 @@ def pcmu_media(*, control: str = "trackID=1") -> MediaDescription:
     return MediaDescription(
         "audio", (PT_PCMU,), (("rtpmap", f"{PT_PCMU} PCMU/8000"), ("control", control))
     )
+
+
+def backchannel_media(*, control: str) -> MediaDescription:
+    """The ONVIF audio back channel (Streaming Specification, "Back channel connection"): what
+    the client may send, every codec the server decodes listed in one section (G.711 u-law and
+    A-law at 8 kHz, static PTs 0 and 8), ``a=sendonly`` as the specification names the
+    client-to-server direction."""
+    return MediaDescription(
+        "audio",
+        (PT_PCMU, PT_PCMA),
+        (
+            ("rtpmap", f"{PT_PCMU} PCMU/8000"),
+            ("rtpmap", f"{PT_PCMA} PCMA/8000"),
+            ("control", control),
+            ("sendonly", None),
+        ),
+    )
+
+
+def received_by_client(media: MediaDescription) -> MediaDescription:
+    """``media`` marked ``a=recvonly``: next to a back channel, the specification has every
+    server-to-client section say its direction (the client receives it)."""
+    return replace(media, attributes=(*media.attributes, ("recvonly", None)))
 
 
 def aac_media(

@@ -32,6 +32,12 @@ the server hold is bounded (the time limits are gortsplib's, in its ``server.go`
   UDP sessions that are playing (they live on the client's RTCP receiver reports), so socket
   pairs never outlive a client that merely set them up.
 
+Talking back (the ONVIF audio back channel, :mod:`bridge.rtsp.backchannel`): a DESCRIBE that
+requires it gets the extra ``a=sendonly`` section where the path's camera has a speaker and the
+user may operate it, else 551 Option not supported; the camera's one speaker goes to one
+session at a time (a second talker's SETUP: 453). Any other option tag a request requires is
+answered 551, as RFC 2326 §12.32 asks.
+
 Refusals are logged through :class:`~bridge.ratelimit.ThrottledLog`, and no log line holds a
 request line or a header: they say what was wrong, not what was sent.
 """
@@ -40,19 +46,20 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import functools
 import logging
 import re
 import resource
 import time
 from collections.abc import Awaitable, Callable, Iterable, Mapping
 from dataclasses import dataclass, field
+from functools import partial
 from urllib.parse import urlsplit
 
 from bridge.errors import CameraError, MessageTooLarge, ProtocolError
 from bridge.httpauth import Authenticator
 from bridge.ratelimit import ThrottledLog, TokenBucket
 from bridge.rtsp import tunnel as http_tunnel
+from bridge.rtsp.backchannel import BACKCHANNEL, Backchannel
 from bridge.rtsp.protocol import (
     RTSP_VERSION,
     InterleavedFrame,
@@ -60,10 +67,11 @@ from bridge.rtsp.protocol import (
     RtspRequest,
     RtspResponse,
     TransportSpec,
+    parse_require,
     parse_session,
     parse_transport,
 )
-from bridge.rtsp.sdp import SessionDescription
+from bridge.rtsp.sdp import SessionDescription, backchannel_media, received_by_client
 from bridge.rtsp.session import (
     Delivered,
     DeliveryStats,
@@ -77,6 +85,7 @@ from bridge.rtsp.session import (
     new_sequencer,
 )
 from bridge.rtsp.stream import StreamSource, media_description
+from bridge.talk import TalkLine
 
 log = logging.getLogger(__name__)
 
@@ -99,6 +108,10 @@ _TRACK = re.compile(r"trackID=([0-9]{1,3})")
 
 # A path to its stream; None for no such stream, CameraError for one that cannot play now.
 Resolver = Callable[[str], StreamSource | None]
+# A path to its camera's speaker, None where it has none; whether a user (None on a server
+# without users) may talk.
+TalkResolver = Callable[[str], TalkLine | None]
+TalkPermission = Callable[[str | None], bool]
 Reply = tuple[RtspResponse, Callable[[], None] | None]  # the response, then what follows it
 Read = Callable[[], Awaitable[bytes]]  # the next bytes of a conversation; b"" at its end
 
@@ -210,6 +223,8 @@ class RtspServer:
         host: str = "127.0.0.1",
         port: int = 0,
         users: Mapping[str, str],
+        talk: TalkResolver = lambda path: None,
+        may_talk: TalkPermission = lambda user: True,
         realm: str = "bridge",
         session_timeout: float = 60,
         header_timeout: float = HEADER_TIMEOUT,
@@ -221,6 +236,8 @@ class RtspServer:
         max_udp_sockets: int | None = None,  # None: see _udp_socket_budget
     ) -> None:
         self._resolver = resolver
+        self._talk = talk
+        self._may_talk = may_talk
         self._host = host
         self._requested_port = port
         self._auth = Authenticator(users, realm)
@@ -388,7 +405,7 @@ class RtspServer:
     async def _first_bytes(self, reader: asyncio.StreamReader, client: _Client) -> bytes:
         """Enough of a connection's first bytes to tell RTSP from a tunnel half; b"" if it
         closed before."""
-        read = functools.partial(reader.read, READ_SIZE)
+        read = partial(reader.read, READ_SIZE)
         data = await self._receive(read, client, None)
         since = time.monotonic()
         while data and http_tunnel.speaks_http(data) is None:
@@ -567,6 +584,10 @@ class RtspServer:
 
     def _on_interleaved(self, client: _Client, frame: InterleavedFrame) -> None:
         for session in client.sessions:
+            talk = session.backchannel
+            if talk is not None and talk.channels is not None and frame.channel == talk.channels[0]:
+                talk.on_rtp(frame.payload)
+                return
             for binding in session.tracks.values():
                 output = binding.output
                 if isinstance(output, InterleavedOutput) and frame.channel == output.channels[1]:
@@ -585,6 +606,7 @@ class RtspServer:
             if handler is None:
                 raise _Status(501, [("Public", PUBLIC)])
             user = None if request.method == "OPTIONS" else self._authorize(request)
+            self._check_required(request)
             return await handler(client, request, user)
         except _Status as status:
             return RtspResponse.reply(request, status.status, status.headers), None
@@ -616,6 +638,16 @@ class RtspServer:
                 401, [("WWW-Authenticate", value) for value in self._auth.challenges(authorization)]
             )
         return user
+
+    def _check_required(self, request: RtspRequest) -> None:
+        """551 naming the option tags the request requires that this server does not know."""
+        try:
+            required = parse_require(request.headers.get_all("Require"))
+        except ProtocolError:
+            raise _Status(400) from None
+        unknown = [tag for tag in required if tag != BACKCHANNEL]
+        if unknown:
+            raise _Status(551, [("Unsupported", ", ".join(unknown))])
 
     def _session(self, client: _Client, request: RtspRequest, user: str | None) -> Session:
         value = request.headers.get("Session")
@@ -670,10 +702,15 @@ class RtspServer:
                 await source.wait_ready()
         except TimeoutError:
             raise _Status(503) from None
+        media = [media_description(t, f"trackID={i}") for i, t in enumerate(source.tracks)]
+        if BACKCHANNEL in parse_require(request.headers.get_all("Require")):
+            if self._talk(path) is None or not self._may_talk(user):
+                # As for a server without the feature: the client can retry without it.
+                raise _Status(551, [("Unsupported", BACKCHANNEL)])
+            talk = backchannel_media(control=f"trackID={len(media)}")
+            media = [*map(received_by_client, media), talk]
         sdp = SessionDescription(
-            media=tuple(media_description(t, f"trackID={i}") for i, t in enumerate(source.tracks)),
-            host=client.local_host,
-            session_id=int(time.time()),
+            media=tuple(media), host=client.local_host, session_id=int(time.time())
         )
         headers = {
             "Content-Type": "application/sdp",
@@ -693,8 +730,18 @@ class RtspServer:
             if session.state is State.PLAYING:
                 raise _Status(455)  # no transport changes mid-stream
         source = session.source if session is not None else self._resolve(path)
-        if source is None or not 0 <= index < len(source.tracks):
+        if source is None or not 0 <= index <= len(source.tracks):
             raise _Status(404)
+        talk: TalkLine | None = None
+        if index == len(source.tracks):  # the back channel's, as DESCRIBE numbered it
+            talk = self._talk(path)
+            if talk is None:
+                raise _Status(404)
+            if not self._may_talk(user):
+                self._refuse(
+                    "talk", "refused to let %s talk: its user may not operate", client.peer_host
+                )
+                raise _Status(403)
         transport = request.headers.get("Transport")
         if transport is None:
             raise _Status(461)
@@ -716,10 +763,12 @@ class RtspServer:
             # Registered before any await, so that quotas count it while its sockets are bound.
             self._sessions[session.id] = session
             client.sessions.add(session)
+        if talk is not None:
+            return await self._setup_backchannel(client, request, session, talk, specs)
         try:
             spec, output = await self._open_output(client, session, specs, index)
         except _Status:
-            if not session.tracks:  # the session this very request was creating
+            if session.empty:  # the session this very request was creating
                 await self._end(session)
             raise
         track = source.tracks[index]
@@ -732,6 +781,44 @@ class RtspServer:
             track, request.uri, answer, output, sequencer, self.stats, session.delivered
         )
         headers = {"Transport": answer.serialize(), **self._session_header(session)}
+        return RtspResponse.reply(request, 200, headers), None
+
+    async def _setup_backchannel(
+        self,
+        client: _Client,
+        request: RtspRequest,
+        session: Session,
+        talk: TalkLine,
+        specs: list[TransportSpec],
+    ) -> Reply:
+        """SETUP of the back channel: the camera's speaker claimed for this session, then a
+        transport the client sends on (453 while another session holds the speaker)."""
+        if session.backchannel is not None:  # a repeated SETUP replaces the transport
+            session.backchannel.close()
+            session.backchannel = None
+        sink = talk.claim()
+        if sink is None:
+            if session.empty:
+                await self._end(session)
+            self._refuse("talking", "refused a talker from %s: another one talks", client.peer_host)
+            raise _Status(453)
+        backchannel = Backchannel(sink, session.touch)
+        try:
+            spec, output = await self._open_output(
+                client, session, specs, len(session.source.tracks),
+                rtp_protocol=partial(backchannel.datagram_protocol, session.host),
+            )  # fmt: skip
+        except _Status:
+            backchannel.close()
+            if session.empty:
+                await self._end(session)
+            raise
+        backchannel.output = output
+        session.backchannel = backchannel
+        headers = {
+            "Transport": answer_transport(spec, output, None).serialize(),
+            **self._session_header(session),
+        }
         return RtspResponse.reply(request, 200, headers), None
 
     def _check_session_quota(self, client: _Client, user: str | None) -> None:
@@ -749,10 +836,17 @@ class RtspServer:
             raise _Status(453)
 
     async def _open_output(
-        self, client: _Client, session: Session, specs: list[TransportSpec], index: int
+        self,
+        client: _Client,
+        session: Session,
+        specs: list[TransportSpec],
+        index: int,
+        *,
+        rtp_protocol: Callable[[], asyncio.DatagramProtocol] | None = None,
     ) -> tuple[TransportSpec, Output]:
         """The first of the client's transports that can be had; 461 when none is supported,
-        453 when a supported one was refused for want of resources."""
+        453 when a supported one was refused for want of resources. ``rtp_protocol`` reads
+        the server RTP port of a UDP transport (a back channel's)."""
         short_of_resources = False
         for spec in specs:
             if spec.protocol != "RTP/AVP" or spec.delivery == "multicast":
@@ -772,7 +866,7 @@ class RtspServer:
             if client.tunnelled:
                 continue  # RTP rides the tunnel (RTP/RTSP/HTTP/TCP): UDP did not get through
             if spec.lower_transport in (None, "UDP") and spec.client_port is not None:
-                output = await self._bind_udp(client, session, spec.client_port)
+                output = await self._bind_udp(client, session, spec.client_port, rtp_protocol)
                 if output is None:
                     short_of_resources = True
                     continue
@@ -780,7 +874,11 @@ class RtspServer:
         raise _Status(453 if short_of_resources else 461)
 
     async def _bind_udp(
-        self, client: _Client, session: Session, client_ports: tuple[int, int]
+        self,
+        client: _Client,
+        session: Session,
+        client_ports: tuple[int, int],
+        rtp_protocol: Callable[[], asyncio.DatagramProtocol] | None,
     ) -> UdpOutput | None:
         """A server port pair for the session, or None (logged) when none can be had."""
         held = sum(s.udp_sockets for s in self._sessions.values()) + self._binding_udp
@@ -793,8 +891,9 @@ class RtspServer:
         self._binding_udp += 2
         try:
             return await UdpOutput.bind(
-                client.local_host, session.host, client_ports, session.touch
-            )
+                client.local_host, session.host, client_ports, session.touch,
+                rtp_protocol=rtp_protocol,
+            )  # fmt: skip
         except OSError as exc:
             self._refuse("udp bind", "refused UDP to %s: %s", client.peer_host, exc)
             return None
@@ -810,13 +909,15 @@ class RtspServer:
             positions = await session.prepare_play()
         except TimeoutError:
             raise _Status(503, headers.items()) from None
-        rtp_info = ",".join(
-            f"url={binding.control};seq={seq};rtptime={rtptime}"
-            for binding, seq, rtptime in positions
-        )
-        headers |= {"Range": "npt=now-", "RTP-Info": rtp_info}
+        headers["Range"] = "npt=now-"
+        if positions:  # none for a session that only talks: it is sent nothing
+            headers["RTP-Info"] = ",".join(
+                f"url={binding.control};seq={seq};rtptime={rtptime}"
+                for binding, seq, rtptime in positions
+            )
         log.info(
-            "rtsp: viewer %s joined %s over %s",
+            "rtsp: %s %s joined %s over %s",
+            "viewer" if session.backchannel is None else "talker",
             session.host,
             session.path,
             "HTTP" if client.tunnelled else "TCP" if session.interleaved else "UDP",

@@ -18,7 +18,7 @@ import time
 from collections import deque
 from collections.abc import Callable
 from dataclasses import dataclass, field, replace
-from typing import Protocol
+from typing import TYPE_CHECKING, Protocol
 
 from bridge.errors import ProtocolError
 from bridge.rtsp.protocol import InterleavedFrame, TransportSpec
@@ -32,6 +32,9 @@ from bridge.rtsp.rtcp import (
 from bridge.rtsp.rtp import RtpSequencer
 from bridge.rtsp.stream import MediaSubscription, PacketizedUnit, StreamSource, payload_type
 from bridge.streams import MediaTrack, wall_clock_offset
+
+if TYPE_CHECKING:
+    from bridge.rtsp.backchannel import Backchannel
 
 log = logging.getLogger(__name__)
 
@@ -124,12 +127,17 @@ class UdpOutput:
         client_ports: tuple[int, int],
         on_receiver_report: Callable[[], None],
         *,
+        rtp_protocol: Callable[[], asyncio.DatagramProtocol] | None = None,
         attempts: int = 32,
     ) -> UdpOutput:
-        """Bind a fresh pair; OSError when none is free or no socket can be had (EMFILE)."""
+        """Bind a fresh pair; OSError when none is free or no socket can be had (EMFILE).
+        ``rtp_protocol`` reads what arrives on the RTP port (a back channel's audio); by
+        default it is dropped."""
         loop = asyncio.get_running_loop()
         for _ in range(attempts):
-            rtp, _proto = await loop.create_datagram_endpoint(_Discard, local_addr=(host, 0))
+            rtp, _proto = await loop.create_datagram_endpoint(
+                rtp_protocol or _Discard, local_addr=(host, 0)
+            )
             port = rtp.get_extra_info("sockname")[1]
             if port % 2 == 0 and port < 0xFFFF:
                 try:
@@ -229,8 +237,8 @@ def new_sequencer(track: MediaTrack) -> RtpSequencer:
     )
 
 
-def answer_transport(spec: TransportSpec, output: Output, ssrc: int) -> TransportSpec:
-    """The Transport a SETUP response confirms."""
+def answer_transport(spec: TransportSpec, output: Output, ssrc: int | None) -> TransportSpec:
+    """The Transport a SETUP response confirms (``ssrc``: ours, None on a track we receive)."""
     if isinstance(output, UdpOutput):
         return replace(
             spec, delivery="unicast", server_port=output.server_ports, ssrc=ssrc, mode=None
@@ -269,6 +277,7 @@ class Session:
         self.host = host
         self.state = State.READY
         self.tracks: dict[int, TrackBinding] = {}
+        self.backchannel: Backchannel | None = None  # the client talking to the camera
         self.last_activity = time.monotonic()
         self._task: asyncio.Task[None] | None = None
         self._subscription: MediaSubscription | None = None
@@ -288,11 +297,20 @@ class Session:
     @property
     def interleaved(self) -> bool:
         """Whether any track goes over the RTSP connection (which then carries the session)."""
-        return any(isinstance(b.output, InterleavedOutput) for b in self.tracks.values())
+        outputs: list[Output | None] = [b.output for b in self.tracks.values()]
+        if self.backchannel is not None:
+            outputs.append(self.backchannel.output)
+        return any(isinstance(output, InterleavedOutput) for output in outputs)
 
     @property
     def udp_sockets(self) -> int:
-        return sum(2 for b in self.tracks.values() if isinstance(b.output, UdpOutput))
+        talk = self.backchannel.udp_sockets if self.backchannel is not None else 0
+        return talk + sum(2 for b in self.tracks.values() if isinstance(b.output, UdpOutput))
+
+    @property
+    def empty(self) -> bool:
+        """No track set up yet, sent or received."""
+        return not self.tracks and self.backchannel is None
 
     def on_rtcp(self, data: bytes) -> None:
         if is_receiver_report(data):
@@ -302,8 +320,11 @@ class Session:
         """Subscribe and wait for the first IDR; (binding, seq, rtptime) per track for RTP-Info.
 
         The PLAY response must carry the RTP state of the first packet sent, so it is only
-        known once the keyframe that starts the stream is in hand.
+        known once the keyframe that starts the stream is in hand. A session that only talks
+        (its one track the back channel) sends nothing, so waits for nothing.
         """
+        if not self.tracks:
+            return []
         subscription = self.source.subscribe()
         self.source.request_keyframe()
         first: PacketizedUnit | None = None
@@ -328,10 +349,15 @@ class Session:
         ]
 
     def start(self) -> None:
-        """Start sending from the unit :meth:`prepare_play` found; call after the PLAY reply."""
+        """Start sending from the unit :meth:`prepare_play` found, and receiving on the back
+        channel; call after the PLAY reply (the client talks once it has it)."""
+        self.state = State.PLAYING
+        if self.backchannel is not None:
+            self.backchannel.playing = True
+        if not self.tracks:
+            return
         assert self._subscription is not None
         assert self._pending is not None
-        self.state = State.PLAYING
         for binding in self.tracks.values():
             binding.awaiting_keyframe = True
         self._task = asyncio.create_task(
@@ -376,6 +402,8 @@ class Session:
             binding.output.send_rtcp(serialize_compound((report, sdes, *goodbye)))
 
     async def pause(self) -> None:
+        if self.backchannel is not None:
+            self.backchannel.playing = False
         await self._stop_streaming()
         self.state = State.READY
 
@@ -401,3 +429,6 @@ class Session:
         for binding in self.tracks.values():
             binding.output.close()
         self.tracks.clear()
+        if self.backchannel is not None:
+            self.backchannel.close()
+            self.backchannel = None

@@ -1,4 +1,5 @@
-"""Synthetic media for the emulated cameras: a JPEG test pattern, a tone in legacy codecs, ASF.
+"""Synthetic media for the emulated cameras: a JPEG test pattern, a tone in legacy codecs, ASF;
+and the recorder of what their speakers are sent.
 
 The picture is made to be checked end to end: the background follows the PTZ position, a box
 moves every frame, and the frame number and camera clock are burnt in as big seven-segment digits,
@@ -6,11 +7,13 @@ so whoever looks at a decoded frame can tell which frame, and what time, it is.
 
 Nothing here is thread-safe: each object reuses its buffers and codec contexts across calls. One
 object may move between worker threads (``asyncio.to_thread``) but must not be used by two at once.
-The PyAV encoding is done by :mod:`bridge.media.emulated` (PyAV lives only in ``bridge/media``).
+The PyAV encoding is done by :mod:`bridge.media.emulated`, the decoding of talk by
+:mod:`bridge.media.audio` (PyAV lives only in ``bridge/media``).
 """
 
 from __future__ import annotations
 
+import asyncio
 import ctypes
 import ctypes.util
 import datetime
@@ -21,7 +24,9 @@ from typing import Protocol
 import numpy as np
 from numpy.typing import NDArray
 
-from bridge.cameras.base import AudioCodec
+from bridge.cameras.base import AudioCodec, AudioFormat
+from bridge.errors import ProtocolError
+from bridge.media.audio import PcmDecoder
 from bridge.media.emulated import (
     IMA_BLOCK_ALIGN,
     IMA_BLOCK_SAMPLES,
@@ -30,7 +35,7 @@ from bridge.media.emulated import (
 )
 from bridge.simulator.jpeg import Chroma, chroma_rows, encode_jpeg
 
-__all__ = ["AsfMuxer", "AudioCodec", "Chroma", "TestPattern", "ToneEncoder"]
+__all__ = ["AsfMuxer", "AudioCodec", "Chroma", "TalkRecorder", "TestPattern", "ToneEncoder"]
 
 _MIN_WIDTH = 64
 _MIN_HEIGHT = 48
@@ -463,3 +468,50 @@ class ToneEncoder:
         self._phase = (self._phase + count * self._cycles_per_sample) % 1.0
         samples: NDArray[np.int16] = (np.sin(2 * np.pi * cycles) * _TONE_AMPLITUDE).astype(np.int16)
         return samples
+
+
+# -- what the camera was told to play -------------------------------------------------------------
+
+TALK_RECORD_SAMPLES = 60 * 8000  # a minute at 8 kHz: the recording's cap
+
+
+class TalkRecorder:
+    """The audio an emulated camera's speaker was sent, decoded to samples, so a test can
+    check what arrives (the tone's frequency). Each upload starts a new recording, which keeps
+    its first ``max_samples`` samples; :attr:`ended` is set when the upload is over.
+    Undecodable audio is counted in :attr:`garbage`, never raised."""
+
+    def __init__(self, max_samples: int = TALK_RECORD_SAMPLES) -> None:
+        self._max_samples = max_samples
+        self._decoder: PcmDecoder | None = None
+        self._parts: list[NDArray[np.int16]] = []
+        self._kept = 0
+        self.sample_rate = 0
+        self.garbage = 0
+        self.ended = asyncio.Event()
+
+    def start(self, audio: AudioFormat) -> None:
+        self._decoder = PcmDecoder(audio)
+        self._parts, self._kept = [], 0
+        self.sample_rate = audio.sample_rate
+        self.ended.clear()
+
+    def feed(self, data: bytes) -> None:
+        if self._decoder is None:
+            return
+        try:
+            samples = self._decoder.decode(data)
+        except ProtocolError:
+            self.garbage += 1
+            return
+        kept = samples[: self._max_samples - self._kept]
+        self._parts.append(kept)
+        self._kept += len(kept)
+
+    def end(self) -> None:
+        self.ended.set()
+
+    @property
+    def pcm(self) -> NDArray[np.int16]:
+        """The samples recorded, at :attr:`sample_rate`."""
+        return np.concatenate(self._parts) if self._parts else np.zeros(0, dtype=np.int16)

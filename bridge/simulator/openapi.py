@@ -25,7 +25,7 @@ from typing import Final
 
 from aiohttp import web
 
-from bridge.cameras.base import AudioCodec, PtzGeometry, PtzVector
+from bridge.cameras.base import AudioCodec, AudioFormat, PtzGeometry, PtzVector
 from bridge.simulator.core import (
     AudioHub,
     Presence,
@@ -34,7 +34,7 @@ from bridge.simulator.core import (
     SimulatedCamera,
     stream_multipart,
 )
-from bridge.simulator.media import ToneEncoder
+from bridge.simulator.media import TalkRecorder, ToneEncoder
 
 FIRMWARE: Final = "V5.0.2.3843"
 VIDEO_BOUNDARY: Final = "myboundary"
@@ -64,7 +64,8 @@ _RESOLUTION_ALIASES: Final = {
     "qcif": "176x144", "d1": "720x480", "4cif": "704x576",
 }  # fmt: skip
 
-# Audio.A0.AudioEncoding -> (codec, content type)
+# Audio.A0.AudioEncoding -> (codec, content type); the family's G.726 is the 32 kbit/s one.
+_G726_BITS: Final = 4
 _ENCODINGS: Final = {
     "g711": (AudioCodec.MULAW, "audio/basic"),
     "g726": (AudioCodec.G726, "audio/32KADPCM"),
@@ -227,6 +228,7 @@ class OpenApiUnit:
         self.ip_filter = IpFilter()
         self.talk_received = bytearray()
         self.talk_total = 0
+        self.talk = TalkRecorder()  # the last talk, decoded
         self.reset_dynamic()
 
     def reset_dynamic(self) -> None:
@@ -643,11 +645,19 @@ class OpenApiSimulator(SimulatedCamera):
             return _bad_request()
         if self.unit.values["Audio.DuplexMode"] not in ("full", "half"):
             return _text_reply("Audio output is disabled\r\n", status=503)
-        playable = {mime.lower() for _, mime in _ENCODINGS.values()}
-        if request.content_type.lower() not in playable:
+        playable = {mime.lower(): codec for codec, mime in _ENCODINGS.values()}
+        codec = playable.get(request.content_type.lower())
+        if codec is None:
             return _bad_request(f"Unsupported audio type {request.content_type}")
-        async for data in request.content.iter_any():
-            self.unit.keep_talk(data)
+        bits = _G726_BITS if codec is AudioCodec.G726 else 0
+        talk = self.unit.talk
+        talk.start(AudioFormat(codec, bits_per_sample=bits))
+        try:
+            async for data in request.content.iter_any():
+                self.unit.keep_talk(data)
+                talk.feed(data)
+        finally:
+            talk.end()
         return _ok()
 
     # -- PTZ ------------------------------------------------------------------------------------

@@ -35,7 +35,7 @@ from dataclasses import dataclass, field
 
 from aiohttp import web
 
-from bridge.cameras.base import AudioCodec, PtzGeometry, PtzVector
+from bridge.cameras.base import AudioCodec, AudioFormat, PtzGeometry, PtzVector
 from bridge.cameras.multipart import MultipartParser, boundary_from_content_type
 from bridge.httpauth import DigestAuthority
 from bridge.simulator.core import (
@@ -46,6 +46,7 @@ from bridge.simulator.core import (
     SimulatedCamera,
     stream_multipart,
 )
+from bridge.simulator.media import TalkRecorder
 
 # -- the unit's fixed properties ------------------------------------------------------------------
 
@@ -96,6 +97,7 @@ AUDIO_ENCODINGS: dict[str, tuple[AudioCodec, str, int]] = {
 }
 AUDIO_BYTES_PER_SECOND = {AudioCodec.MULAW: 8000, AudioCodec.G726: 4000}
 TALK_TYPES = ("audio/basic", "multipart/x-mixed-replace")
+TALK_FORMAT = AudioFormat(AudioCodec.MULAW)  # what either type carries (seed 5.8.5)
 
 MONTHS = ("Jan", "Feb", "Mar", "Apr", "May", "Jun", "Jul", "Aug", "Sep", "Oct", "Nov", "Dec")
 DATE_FIELDS = {
@@ -348,6 +350,7 @@ class Vapix2Settings:
     talk_audio: bytearray = field(default_factory=bytearray)
     talk_bytes: int = 0
     talk_type: str = ""
+    talk: TalkRecorder = field(default_factory=TalkRecorder)  # the last talk, decoded
 
     def __post_init__(self) -> None:
         self.params = default_params(self.options)
@@ -940,16 +943,21 @@ class Vapix2Simulator(SimulatedCamera):
         settings.talk_audio.clear()
         settings.talk_bytes = 0
         settings.talk_type = content_type
+        settings.talk.start(TALK_FORMAT)
         parser = None
         if content_type.startswith("multipart/"):
             boundary = boundary_from_content_type(request.headers.get("Content-Type", ""))
             parser = MultipartParser(boundary)
-        async for data in request.content.iter_any():
-            blocks = [p.body for p in parser.feed(data)] if parser else [data]
-            for block in blocks:
-                settings.talk_bytes += len(block)
-                room = TALK_CAPTURE_LIMIT - len(settings.talk_audio)
-                settings.talk_audio += block[:room]
+        try:
+            async for data in request.content.iter_any():
+                blocks = [p.body for p in parser.feed(data)] if parser else [data]
+                for block in blocks:
+                    settings.talk_bytes += len(block)
+                    room = TALK_CAPTURE_LIMIT - len(settings.talk_audio)
+                    settings.talk_audio += block[:room]
+                    settings.talk.feed(block)
+        finally:
+            settings.talk.end()
         return web.Response(status=204)
 
 

@@ -142,6 +142,10 @@ async def test_advertised_services_are_the_ones_served(
     io_capabilities = io_entry.Capabilities._value_1  # the client does not know its type
     assert io_capabilities.tag == f"{{{Service.DEVICEIO.namespace}}}Capabilities"
     assert io_capabilities.get("RelayOutputs") == str(camera_capabilities.relay_outputs)
+    # Where the camera plays audio, its one output (what the RTSP backchannel reaches).
+    audio_outputs = str(int(camera_capabilities.audio_out is not None))
+    assert deviceio.findtext(f"{{{TT}}}AudioOutputs") == audio_outputs
+    assert io_capabilities.get("AudioOutputs") == audio_outputs
 
 
 async def test_camera_that_cannot_move_has_no_ptz_service(

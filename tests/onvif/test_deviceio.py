@@ -101,5 +101,6 @@ async def test_service_capabilities_and_digital_inputs_match_the_camera(
     assert capabilities.DigitalInputs == driver.capabilities.digital_inputs
     assert capabilities.VideoSources == 1
     assert capabilities.AudioSources == (1 if device.context.media.has_audio else 0)
+    assert capabilities.AudioOutputs == (0 if driver.capabilities.audio_out is None else 1)
     expected = await driver.digital_inputs() if driver.capabilities.digital_inputs else []
     assert [item.token for item in inputs] == [item.token for item in expected]

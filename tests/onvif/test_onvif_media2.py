@@ -36,14 +36,19 @@ OpenMedia2 = Callable[[str], Awaitable[Media2]]
 
 
 @asynccontextmanager
-async def media2_service(
-    device: Device, user: str = GATEWAY_USER, password: str = GATEWAY_PASSWORD
+async def own_wsdl_service(
+    device: Device,
+    service: Service,
+    binding: str,
+    user: str = GATEWAY_USER,
+    password: str = GATEWAY_PASSWORD,
 ) -> AsyncIterator[Any]:
-    """A zeep client of the device's Media2 service as ``user``, validating every response."""
+    """A zeep client of one of the device's services, built from the gateway's own WSDL, as
+    ``user``, validating every response."""
     async with httpx.AsyncClient() as http:
         with httpx.Client() as wsdl_http:  # zeep wants one; the WSDL is loaded already
             client = zeep.AsyncClient(
-                load_wsdl(Service.MEDIA2.wsdl),
+                load_wsdl(service.wsdl),
                 transport=AsyncTransport(client=http, wsdl_client=wsdl_http),
                 wsse=UsernameToken(user, password, use_digest=True),
                 plugins=[device.schema_check],
@@ -51,9 +56,16 @@ async def media2_service(
             # zeep's AsyncClient.create_service builds a synchronous proxy: bind by hand.
             yield AsyncServiceProxy(
                 client,
-                client.wsdl.bindings[f"{{{Service.MEDIA2.namespace}}}Media2Binding"],
-                address=f"http://127.0.0.1:{device.port}{Service.MEDIA2.path}",
+                client.wsdl.bindings[f"{{{service.namespace}}}{binding}"],
+                address=f"http://127.0.0.1:{device.port}{service.path}",
             )
+
+
+def media2_service(
+    device: Device, user: str = GATEWAY_USER, password: str = GATEWAY_PASSWORD
+) -> contextlib.AbstractAsyncContextManager[Any]:
+    """A zeep client of the device's Media2 service as ``user``, validating every response."""
+    return own_wsdl_service(device, Service.MEDIA2, "Media2Binding", user, password)
 
 
 @pytest.fixture

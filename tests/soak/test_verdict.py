@@ -69,11 +69,20 @@ def test_memory_that_keeps_growing_fails_memory_that_levelled_off_does_not() -> 
 
     assert growth_over_last_half(ramp) == pytest.approx(100 * 0.2 * 59.5 / (200 + 0.2 * 59.5))
     assert growth_over_last_half(levelled) == pytest.approx(0.0, abs=0.01)
-    failures = judge(healthy_run(samples=ramp))
+    hour = SoakOptions(minutes=60)
+    failures = judge(healthy_run(samples=ramp, options=hour))
     assert [f for f in failures if f.startswith("RSS grew")] == [
         "RSS grew 5.6 % over the last half of the load (limit 5 %)"
     ]
-    assert judge(healthy_run(samples=levelled)) == []
+    assert judge(healthy_run(samples=levelled, options=hour)) == []
+
+
+def test_a_run_too_short_to_level_off_reports_its_growth_unjudged() -> None:
+    ramp = samples([200.0 + 0.2 * i for i in range(120)])
+    short = healthy_run(samples=ramp, options=SoakOptions(minutes=2))
+
+    assert judge(short) == []
+    assert "+5.6 % (not judged: too short to level off)" in table(short)
 
 
 def test_noise_in_the_samples_is_not_growth() -> None:
