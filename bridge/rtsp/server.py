@@ -356,9 +356,9 @@ class RtspServer:
         client = _Client(writer, peer[0], local[0])
         self._clients.add(client)
         try:
-            first = await self._first_bytes(reader, client)
+            first, since = await self._first_bytes(reader, client)
             if first and http_tunnel.speaks_http(first):
-                await self._open_tunnel_half(client, _reads(reader, first))
+                await self._open_tunnel_half(client, _reads(reader, first), since)
             elif first:
                 await self._converse(client, _reads(reader, first))
         except _Hangup as exc:
@@ -402,16 +402,18 @@ class RtspServer:
             await self._end(session)
         client.sessions.clear()
 
-    async def _first_bytes(self, reader: asyncio.StreamReader, client: _Client) -> bytes:
-        """Enough of a connection's first bytes to tell RTSP from a tunnel half; b"" if it
-        closed before."""
+    async def _first_bytes(
+        self, reader: asyncio.StreamReader, client: _Client
+    ) -> tuple[bytes, float]:
+        """Enough of a connection's first bytes to tell RTSP from a tunnel half (b"" if it
+        closed before), and when the first came."""
         read = partial(reader.read, READ_SIZE)
         data = await self._receive(read, client, None)
         since = time.monotonic()
         while data and http_tunnel.speaks_http(data) is None:
             more = await self._receive(read, client, since)
             data = data + more if more else b""
-        return data
+        return data, since
 
     async def _converse(
         self, client: _Client, read: Read, partial_since: float | None = None
@@ -479,11 +481,12 @@ class RtspServer:
 
     # -- RTSP tunnelled in HTTP ---------------------------------------------------------------
 
-    async def _open_tunnel_half(self, client: _Client, read: Read) -> None:
-        """Serve a connection that opened with an HTTP request: a tunnel's GET or POST."""
+    async def _open_tunnel_half(self, client: _Client, read: Read, since: float) -> None:
+        """Serve a connection that opened with an HTTP request (its first byte came at
+        ``since``, when its header timeout began): a tunnel's GET or POST."""
         receiver = http_tunnel.TunnelReceiver()
         try:
-            head = await self._next_tunnel_event(receiver, read, client, time.monotonic())
+            head = await self._next_tunnel_event(receiver, read, client, since)
         except ProtocolError as exc:
             status = 431 if isinstance(exc, MessageTooLarge) else 400
             self._refuse_tunnel(client, status, "bad tunnel request", "%s", exc, level=logging.INFO)

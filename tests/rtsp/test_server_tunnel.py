@@ -337,6 +337,23 @@ async def test_a_get_whose_post_never_comes_is_closed(
     assert await closed_by_server(reader) == b""
 
 
+async def test_a_head_trickled_byte_by_byte_is_cut_off(
+    start_server: rig.StartServer, tunnel: Tunnel
+) -> None:
+    server = await start_server(header_timeout=0.5)
+    reader, writer = await tunnel.connect(server)
+    eof = asyncio.ensure_future(closed_by_server(reader))
+    loop = asyncio.get_running_loop()
+    started = loop.time()
+    for byte in get_head():  # a byte every 50 ms: never idle, never complete (slowloris)
+        if eof.done():
+            break
+        writer.write(bytes([byte]))
+        await asyncio.sleep(0.05)
+    assert await eof == b""
+    assert loop.time() - started < 2.0
+
+
 async def test_an_idle_tunnel_is_closed_with_its_post(
     start_server: rig.StartServer, tunnel: Tunnel
 ) -> None:
