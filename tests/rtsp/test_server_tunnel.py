@@ -13,12 +13,14 @@ from collections.abc import AsyncIterator, Callable
 
 import pytest
 import rtsp_rig as rig
+import test_backchannel_server as talk
 from helpers import RawClient
 from rtsp_rig import server_fixture, source_fixture, start_server_fixture  # noqa: F401 (fixtures)
 
 from bridge.rtsp.server import RtspServer
 from bridge.rtsp.session import State
 from bridge.rtsp.tunnel import MAX_COOKIE
+from bridge.talk import TalkCodec
 
 LIMIT = 5.0  # seconds any one wait of these tests may take
 COOKIE = "5c2a4e36b2c1f0d9"
@@ -196,6 +198,19 @@ async def test_receiver_reports_by_post_keep_a_playing_session(
         reporter.cancel()
     assert server.sessions[session].state is State.PLAYING
     await wait_for(lambda: session not in server.sessions)  # without them it times out
+
+
+async def test_talking_back_through_the_tunnel(
+    start_server: rig.StartServer, tunnel: Tunnel
+) -> None:
+    """The ONVIF back channel's RTP, interleaved in the POST like RTCP."""
+    speaker = talk.Speaker()
+    server = await start_server(talk=lambda path: speaker if path == "cam/main" else None)
+    client = await tunnel.open(server)
+    session = await talk.setup_talk(client, server)
+    await talk.play(client, server, session)
+    talk.send_interleaved(client, talk.rtp(1, b"\x01" * talk.PACKET))
+    assert await speaker.next() == (TalkCodec.PCMU, b"\x01" * talk.PACKET)
 
 
 async def test_udp_is_refused_inside_a_tunnel(server: RtspServer, tunnel: Tunnel) -> None:
