@@ -1,4 +1,5 @@
-"""The gateway streaming the emulated cameras, as a VMS sees it: ffprobe and ffmpeg over RTSP.
+"""The gateway streaming the emulated cameras, as a VMS sees it: ffprobe and ffmpeg over RTSP
+(and RTSP tunnelled in HTTP, with GStreamer too).
 
 Every test runs the real Gateway (RTSP server, media sources, drivers) in front of emulators
 on loopback; the clients are the real ffprobe/ffmpeg, or a raw socket where a test needs to
@@ -9,6 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import re
+import shutil
 import sys
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable
@@ -32,6 +34,7 @@ TCP = {"Transport": "RTP/AVP/TCP;unicast;interleaved=0-1"}
 AUTH = basic_authorization(GATEWAY_USER, GATEWAY_PASSWORD)
 # ffmpeg flags that hand every frame on as it arrives, so a test can time frames.
 LOW_DELAY = ("-fflags", "nobuffer", "-probesize", "32", "-analyzeduration", "0")
+GST_LAUNCH = shutil.which("gst-launch-1.0")
 
 
 def rtsp_url(gateway: Gateway, path: str, password: str = GATEWAY_PASSWORD) -> str:
@@ -54,10 +57,10 @@ async def streams(url: str, transport: str) -> list[tuple[str, int | None, int |
     return [(s["codec_name"], s.get("width"), s.get("height")) for s in probe["streams"]]
 
 
-async def ffmpeg_frames(url: str, seconds: float) -> tuple[int, list[str]]:
+async def ffmpeg_frames(url: str, seconds: float, transport: str = "tcp") -> tuple[int, list[str]]:
     """Frames ffmpeg decoded from ``url`` in ``seconds``, and the errors it printed."""
     process = await asyncio.create_subprocess_exec(
-        "ffmpeg", "-nostdin", "-v", "error", "-rtsp_transport", "tcp", "-i", url,
+        "ffmpeg", "-nostdin", "-v", "error", "-rtsp_transport", transport, "-i", url,
         "-t", str(seconds), "-map", "0:v", "-f", "framemd5", "-",
         stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE,
     )  # fmt: skip
@@ -121,34 +124,76 @@ async def watch() -> AsyncIterator[Callable[[str], Awaitable[FrameWatch]]]:
         await started.stop()
 
 
-async def test_every_camera_plays_h264_and_audio_over_udp_and_tcp(
+async def released(gateway: Gateway) -> None:
+    """Until every RTSP connection is closed and every session ended, as clients that quit
+    leave them; the server keeps no event for it to wait on."""
+    async with asyncio.timeout(10):
+        while gateway.rtsp.connections or gateway.rtsp.sessions:  # noqa: ASYNC110
+            await asyncio.sleep(0.05)
+
+
+async def test_every_camera_plays_h264_and_audio_over_udp_tcp_and_http(
     start_sim: StartSim, start_gateway: StartGateway
 ) -> None:
     gateway = await start_all(start_sim, start_gateway)
     cameras = list(HAS_AUDIO)
+    transports = ("udp", "tcp", "http")  # http: RTSP tunnelled in HTTP
     probes = [
         streams(rtsp_url(gateway, f"{camera}/main"), transport)
         for camera in cameras
-        for transport in ("udp", "tcp")
+        for transport in transports
     ]
     results = iter(await asyncio.gather(*probes))
     for camera in cameras:
         expected = [("h264", *SIZE)] + ([("pcm_mulaw", None, None)] if HAS_AUDIO[camera] else [])
-        assert next(results) == expected, f"{camera} over UDP"
-        assert next(results) == expected, f"{camera} over TCP"
+        for transport in transports:
+            assert next(results) == expected, f"{camera} over {transport}"
 
 
+@pytest.mark.parametrize("transport", ["tcp", "http"])
 async def test_ffmpeg_decodes_nearly_every_frame_of_every_camera(
-    start_sim: StartSim, start_gateway: StartGateway
+    start_sim: StartSim, start_gateway: StartGateway, transport: str
 ) -> None:
     gateway = await start_all(start_sim, start_gateway)
     seconds = 4
     decoded = await asyncio.gather(
-        *(ffmpeg_frames(rtsp_url(gateway, f"{camera}/main"), seconds) for camera in HAS_AUDIO)
+        *(
+            ffmpeg_frames(rtsp_url(gateway, f"{camera}/main"), seconds, transport)
+            for camera in HAS_AUDIO
+        )
     )
     for camera, (frames, errors) in zip(HAS_AUDIO, decoded, strict=True):
         assert errors == [], camera
         assert frames >= 0.9 * seconds * FPS, f"{camera}: {frames} frames"
+    await released(gateway)  # a tunnel's two connections too
+
+
+async def test_gstreamer_plays_a_camera_from_an_rtsph_location(
+    start_sim: StartSim, start_gateway: StartGateway
+) -> None:
+    """GStreamer's rtspsrc tunnels RTSP in HTTP when its location says rtsph://."""
+    assert GST_LAUNCH is not None, "GStreamer is not installed (gstreamer1.0-tools)"
+    gateway = await start_gateway(await start_sim(SIMULATORS["vapix2"](SimOptions())))
+    frames = 20
+    # The pipeline ends (exit 0) once that many pictures were decoded; the audio is dropped.
+    process = await asyncio.create_subprocess_exec(
+        GST_LAUNCH, "-e",
+        "rtspsrc", f"location=rtsph://127.0.0.1:{gateway.rtsp.port}/vapix2/main",
+        f"user-id={GATEWAY_USER}", f"user-pw={GATEWAY_PASSWORD}", "name=src",
+        "src.", "!", "application/x-rtp,media=video", "!", "rtph264depay", "!", "h264parse",
+        "!", "avdec_h264", "!", "identity", f"eos-after={frames}", "!", "fakesink",
+        "src.", "!", "application/x-rtp,media=audio", "!", "fakesink",
+        stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.STDOUT,
+    )  # fmt: skip
+    try:
+        async with asyncio.timeout(30):
+            out, _ = await process.communicate()
+    finally:
+        if process.returncode is None:
+            process.kill()
+            await process.wait()
+    assert process.returncode == 0, out.decode(errors="replace")
+    await released(gateway)
 
 
 async def test_sub_and_jpeg_profiles_play(start_sim: StartSim, start_gateway: StartGateway) -> None:

@@ -94,8 +94,18 @@ class DeviceContext:
     def xaddr(self, request: OnvifRequest, service: Service) -> str:
         return f"http://{self.host(request)}:{self.ports.onvif}{service.path}"
 
-    def stream_uri(self, request: OnvifRequest, profile: Profile) -> str:
-        return f"rtsp://{self.host(request)}:{self.ports.rtsp}/{self.camera}/{profile}"
+    def stream_uri(
+        self, request: OnvifRequest, profile: Profile, *, tunnelled: bool = False
+    ) -> str:
+        """The profile's RTSP URI; ``tunnelled``: the http:// URI of the RTSP-over-HTTP tunnel.
+
+        The tunnel listens on the RTSP port, not on the device's web service port as Media and
+        Media2 ask: the devices' aiohttp servers do not serve it. A client that tunnels takes
+        host, port and path from the URI; ffmpeg plays them as ``rtsp://`` with
+        ``-rtsp_transport http``, GStreamer as ``rtsph://``.
+        """
+        scheme = "http" if tunnelled else "rtsp"
+        return f"{scheme}://{self.host(request)}:{self.ports.rtsp}/{self.camera}/{profile}"
 
     def snapshot_uri(self, request: OnvifRequest) -> str:
         return f"http://{self.host(request)}:{self.ports.web}/snapshot/{self.camera}.jpg"

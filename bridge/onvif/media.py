@@ -77,11 +77,9 @@ _NOT_SUPPORTED = {
     Kind.AUDIO_OUTPUT: "AudioOutputNotSupported",
     Kind.AUDIO_DECODER: "AudioDecodingNotSupported",
 }
-# Each gets the gateway's one RTSP URI: its server takes RTP over UDP and interleaved in the
-# RTSP connection (RTSP; TCP, deprecated, is RTP over TCP: the same). HTTP (RTSP tunnelled in
-# HTTP) gets it too, though Media asks for a URI on the web service's port then: ONVIF
-# Streaming makes the tunnel mandatory, so refusing would be no more conformant, and clients
-# that ask for HTTP by default (the Dart easy_onvif does) play the rtsp:// URI they get.
+# The gateway's RTSP server takes RTP over UDP and interleaved in the RTSP connection (RTSP;
+# TCP, deprecated, is RTP over TCP: the same), so these get its rtsp:// URI; HTTP (RTSP
+# tunnelled in HTTP) gets the tunnel's http:// URI.
 _STREAMING_TRANSPORTS = frozenset({"UDP", "TCP", "RTSP", "HTTP"})
 
 
@@ -398,7 +396,9 @@ class MediaService(ConfigurationShapes):
                 "Only RTP unicast (over UDP, TCP, RTSP or HTTP) is supported",
                 subcode="InvalidStreamSetup",
             )
-        return {"MediaUri": media_uri(self.device.stream_uri(request, profile.stream()))}
+        tunnelled = setup["Transport"]["Protocol"] == "HTTP"
+        uri = self.device.stream_uri(request, profile.stream(), tunnelled=tunnelled)
+        return {"MediaUri": media_uri(uri)}
 
     async def get_snapshot_uri(self, request: OnvifRequest) -> Values:
         self.store.profile(request.params["ProfileToken"])

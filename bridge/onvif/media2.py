@@ -39,9 +39,9 @@ from bridge.onvif.soap import OnvifRequest, Operations, Service
 
 Values = Mapping[str, Any]
 ALL = "All"
-# Every one of them is the gateway's one RTSP URI (its server takes RTP over UDP and TCP;
-# RtspOverHttp gets it for the reasons Media's HTTP does, see media.py). Older spellings
-# (Media's UDP, TCP, HTTP, any case) reach here as these: the tolerant reader maps them.
+# The first two get the gateway's one RTSP URI (its server takes RTP over UDP and TCP),
+# RtspOverHttp the tunnel's http:// URI. Older spellings (Media's UDP, TCP, HTTP, any case)
+# reach here as these: the tolerant reader maps them.
 STREAM_PROTOCOLS = frozenset({"RtspUnicast", "RTSP", "RtspOverHttp"})
 
 
@@ -218,7 +218,8 @@ class Media2Service(ConfigurationShapes):
                 f"Protocol must be one of {', '.join(sorted(STREAM_PROTOCOLS))}",
                 subcode="InvalidStreamSetup",
             )
-        return {"Uri": self.device.stream_uri(request, profile.stream())}
+        tunnelled = request.params["Protocol"] == "RtspOverHttp"
+        return {"Uri": self.device.stream_uri(request, profile.stream(), tunnelled=tunnelled)}
 
     async def get_snapshot_uri(self, request: OnvifRequest) -> Values:
         self.store.profile(request.params["ProfileToken"])

@@ -326,28 +326,7 @@ class RtspConnection:
 
     def _parse_head(self, block: bytes) -> tuple[RtspRequest, int]:
         """The request (without body) and its Content-Length from a header block."""
-        request_line, *header_lines = block.decode("latin-1").split("\n")
-        parsed = _REQUEST_LINE.fullmatch(request_line.rstrip("\r").strip(_OWS))
-        if parsed is None:
-            raise ProtocolError("malformed RTSP request line")
-        fields: list[tuple[str, str]] = []
-        for number, raw in enumerate(header_lines, start=2):
-            line = raw.rstrip("\r")
-            if line[:1] in (" ", "\t"):
-                # Obsolete line folding (RFC 2326 inherits it from HTTP/1.1): a continuation.
-                if not fields:
-                    raise ProtocolError("RTSP header continuation line before any header")
-                name, value = fields[-1]
-                fields[-1] = (name, f"{value} {line.strip(_OWS)}".strip(_OWS))
-                continue
-            name, sep, value = line.partition(":")
-            if not sep or not _TOKEN.fullmatch(name):
-                raise ProtocolError(f"malformed RTSP header line {number}: no name and colon")
-            fields.append((name, value.strip(_OWS)))
-        for name, value in fields:
-            if _CONTROL.search(value):
-                raise ProtocolError(f"RTSP header {name} holds a control character")
-        headers = Headers(fields)
+        parsed, headers = parse_head(block, _REQUEST_LINE, "RTSP")
         if not all(_DIGITS.fullmatch(cseq) for cseq in headers.get_all("CSeq")):
             raise ProtocolError("RTSP CSeq is not a number")
         method, uri, version = parsed.groups()
@@ -365,6 +344,36 @@ class RtspConnection:
         if len(digits) > 9 or int(digits) > self._max_body:
             raise MessageTooLarge(f"RTSP body of {digits[:20]} bytes exceeds {self._max_body}")
         return int(digits)
+
+
+def parse_head(
+    block: bytes, start_line: re.Pattern[str], protocol: str
+) -> tuple[re.Match[str], Headers]:
+    """The start line, matched by ``start_line``, and the header fields of a header block
+    (without its blank line) of RTSP or of HTTP, which share the syntax; ``protocol`` names
+    it in errors."""
+    first, *header_lines = block.decode("latin-1").split("\n")
+    parsed = start_line.fullmatch(first.rstrip("\r").strip(_OWS))
+    if parsed is None:
+        raise ProtocolError(f"malformed {protocol} request line")
+    fields: list[tuple[str, str]] = []
+    for number, raw in enumerate(header_lines, start=2):
+        line = raw.rstrip("\r")
+        if line[:1] in (" ", "\t"):
+            # Obsolete line folding (RFC 2326 inherits it from HTTP/1.1): a continuation.
+            if not fields:
+                raise ProtocolError(f"{protocol} header continuation line before any header")
+            name, value = fields[-1]
+            fields[-1] = (name, f"{value} {line.strip(_OWS)}".strip(_OWS))
+            continue
+        name, sep, value = line.partition(":")
+        if not sep or not _TOKEN.fullmatch(name):
+            raise ProtocolError(f"malformed {protocol} header line {number}: no name and colon")
+        fields.append((name, value.strip(_OWS)))
+    for name, value in fields:
+        if _CONTROL.search(value):
+            raise ProtocolError(f"{protocol} header {name} holds a control character")
+    return parsed, Headers(fields)
 
 
 # -- header values -------------------------------------------------------------------------

@@ -4,6 +4,12 @@ Serves live streams only: DESCRIBE, SETUP (UDP unicast or TCP interleaved), PLAY
 IDR, PAUSE, TEARDOWN, and GET/SET_PARAMETER as keepalives. A malformed request gets 400 and
 closes its own connection only.
 
+The same port takes RTSP tunnelled in HTTP (:mod:`bridge.rtsp.tunnel`): a connection that
+opens with an HTTP GET carrying an ``x-sessioncookie`` becomes a tunnel, whose RTSP
+conversation is that connection's as if it spoke RTSP (responses and interleaved RTP go out on
+it, its sessions are released when it closes), except that the requests come from POSTs with
+the same cookie from the same address, decoded from base64. RTP always rides the tunnel.
+
 Peers are hostile and the gateway runs unattended for years, so everything a client can make
 the server hold is bounded (the time limits are gortsplib's, in its ``server.go``):
 
@@ -49,9 +55,10 @@ from dataclasses import dataclass, field
 from functools import partial
 from urllib.parse import urlsplit
 
-from bridge.errors import CameraError, ProtocolError
+from bridge.errors import CameraError, MessageTooLarge, ProtocolError
 from bridge.httpauth import Authenticator
 from bridge.ratelimit import ThrottledLog, TokenBucket
+from bridge.rtsp import tunnel as http_tunnel
 from bridge.rtsp.backchannel import BACKCHANNEL, Backchannel
 from bridge.rtsp.protocol import (
     RTSP_VERSION,
@@ -94,6 +101,9 @@ MAX_CONNECTIONS_PER_HOST = 64
 MAX_SESSIONS_PER_CONNECTION = 8  # clients use one; a few set up several on one connection
 MAX_SESSIONS_PER_USER = 64  # on a server without users, everyone is one anonymous user
 MAX_UDP_SOCKETS = 1024  # 2 per UDP track: 256 two-track sessions, and at most half the fds
+# Decoded POST reads a tunnel's conversation has not taken yet: past them a POST waits (at
+# most WRITE_TIMEOUT), as a plain connection's client waits on its socket buffer.
+TUNNEL_BACKLOG = 8
 _TRACK = re.compile(r"trackID=([0-9]{1,3})")
 
 # A path to its stream; None for no such stream, CameraError for one that cannot play now.
@@ -103,6 +113,7 @@ Resolver = Callable[[str], StreamSource | None]
 TalkResolver = Callable[[str], TalkLine | None]
 TalkPermission = Callable[[str | None], bool]
 Reply = tuple[RtspResponse, Callable[[], None] | None]  # the response, then what follows it
+Read = Callable[[], Awaitable[bytes]]  # the next bytes of a conversation; b"" at its end
 
 
 class _Status(Exception):
@@ -125,6 +136,7 @@ class _Client:
     local_host: str
     sessions: set[Session] = field(default_factory=set)  # set up here, released with us
     last_activity: float = field(default_factory=time.monotonic)
+    tunnelled: bool = False  # the GET of an HTTP tunnel: its requests come from POSTs
 
     def idle_deadline(self, idle_timeout: float) -> float:
         """When the connection may be closed for idling: never while a session it carries
@@ -132,6 +144,46 @@ class _Client:
         deadline = self.last_activity + idle_timeout
         playing = [s.expires for s in self.sessions if s.state is State.PLAYING]
         return max([deadline, *playing])
+
+
+@dataclass(eq=False)
+class _Tunnel:
+    """An RTSP conversation tunnelled in HTTP. Its GET's connection carries it: that
+    connection's client takes the responses and RTP and holds the sessions; POSTs (one at a
+    time, or a new one per request as QuickTime may send them) feed it what they decode."""
+
+    client: _Client
+    inbox: asyncio.Queue[bytes] = field(default_factory=lambda: asyncio.Queue(TUNNEL_BACKLOG))
+    posts: set[asyncio.StreamWriter] = field(default_factory=set)
+    ended: bool = False
+
+    async def feed(self, data: bytes) -> None:
+        try:
+            async with asyncio.timeout(WRITE_TIMEOUT):
+                await self.inbox.put(data)
+        except TimeoutError:
+            raise _Hangup("its tunnel is not taking requests") from None
+
+    def end(self) -> None:
+        """The GET closed (or its conversation ended): end the conversation and the POSTs."""
+        if self.ended:
+            return
+        self.ended = True
+        for post in self.posts:
+            post.close()
+        while not self.inbox.empty():  # unread requests of a client that left mean nothing
+            self.inbox.get_nowait()
+        self.inbox.put_nowait(b"")
+
+
+def _reads(reader: asyncio.StreamReader, first: bytes) -> Read:
+    """Reads of a connection from which ``first`` was read already: it comes first."""
+    pending = [first]
+
+    async def read() -> bytes:
+        return pending.pop() if pending else await reader.read(READ_SIZE)
+
+    return read
 
 
 # What serves one method: (connection, request, the user it authenticated as) to the reply.
@@ -206,6 +258,8 @@ class RtspServer:
         self._tracebacks = TokenBucket(rate=1 / 60, burst=3)  # a bug a peer can trigger at will
         self._sessions: dict[str, Session] = {}
         self._clients: set[_Client] = set()
+        # HTTP tunnels by cookie; one per GET connection, so bounded by the connection caps.
+        self._tunnels: dict[str, _Tunnel] = {}
         self._handlers: set[asyncio.Task[None]] = set()
         self._server: asyncio.Server | None = None
         self._more_servers: list[asyncio.Server] = []
@@ -302,7 +356,11 @@ class RtspServer:
         client = _Client(writer, peer[0], local[0])
         self._clients.add(client)
         try:
-            await self._converse(reader, client)
+            first, since = await self._first_bytes(reader, client)
+            if first and http_tunnel.speaks_http(first):
+                await self._open_tunnel_half(client, _reads(reader, first), since)
+            elif first:
+                await self._converse(client, _reads(reader, first))
         except _Hangup as exc:
             self._refusals.log(
                 logging.INFO,
@@ -344,10 +402,26 @@ class RtspServer:
             await self._end(session)
         client.sessions.clear()
 
-    async def _converse(self, reader: asyncio.StreamReader, client: _Client) -> None:
+    async def _first_bytes(
+        self, reader: asyncio.StreamReader, client: _Client
+    ) -> tuple[bytes, float]:
+        """Enough of a connection's first bytes to tell RTSP from a tunnel half (b"" if it
+        closed before), and when the first came."""
+        read = partial(reader.read, READ_SIZE)
+        data = await self._receive(read, client, None)
+        since = time.monotonic()
+        while data and http_tunnel.speaks_http(data) is None:
+            more = await self._receive(read, client, since)
+            data = data + more if more else b""
+        return data, since
+
+    async def _converse(
+        self, client: _Client, read: Read, partial_since: float | None = None
+    ) -> None:
+        """Answer the RTSP requests ``read`` brings; ``partial_since``: when a request
+        began that has still to come (its header timeout runs from then)."""
         connection = RtspConnection()
-        partial_since: float | None = None  # when the unfinished message's first byte came
-        while data := await self._receive(reader, client, partial_since):
+        while data := await self._receive(read, client, partial_since):
             received = time.monotonic()
             connection.receive_data(data)
             completed = False
@@ -381,9 +455,7 @@ class RtspServer:
                 partial_since = received
             await self._drain(client)
 
-    async def _receive(
-        self, reader: asyncio.StreamReader, client: _Client, partial_since: float | None
-    ) -> bytes:
+    async def _receive(self, read: Read, client: _Client, partial_since: float | None) -> bytes:
         """The next bytes from the client; b"" at its end, _Hangup past a time limit."""
         while True:
             if partial_since is not None:
@@ -392,7 +464,7 @@ class RtspServer:
                 deadline = client.idle_deadline(self._idle_timeout)
             try:
                 async with asyncio.timeout(deadline - time.monotonic()):
-                    return await reader.read(READ_SIZE)
+                    return await read()
             except TimeoutError:
                 if partial_since is not None:
                     raise _Hangup("request not complete in time") from None
@@ -406,6 +478,112 @@ class RtspServer:
                 await client.writer.drain()
         except TimeoutError:
             raise _Hangup("not reading its responses") from None
+
+    # -- RTSP tunnelled in HTTP ---------------------------------------------------------------
+
+    async def _open_tunnel_half(self, client: _Client, read: Read, since: float) -> None:
+        """Serve a connection that opened with an HTTP request (its first byte came at
+        ``since``, when its header timeout began): a tunnel's GET or POST."""
+        receiver = http_tunnel.TunnelReceiver()
+        try:
+            head = await self._next_tunnel_event(receiver, read, client, since)
+        except ProtocolError as exc:
+            status = 431 if isinstance(exc, MessageTooLarge) else 400
+            self._refuse_tunnel(client, status, "bad tunnel request", "%s", exc, level=logging.INFO)
+            return
+        if head is None:
+            return
+        assert isinstance(head, http_tunnel.TunnelHead)
+        if head.half is http_tunnel.Half.GET:
+            await self._serve_tunnel(client, read, head.cookie)
+        else:
+            await self._feed_tunnel(client, read, receiver, head.cookie)
+
+    def _refuse_tunnel(
+        self,
+        client: _Client,
+        status: int,
+        kind: str,
+        reason: str,
+        *args: object,
+        level: int = logging.WARNING,
+    ) -> None:
+        """Answer an HTTP request that opens no tunnel half with ``status`` (the connection
+        closes next), logged as a refusal of ``kind``."""
+        self._refusals.log(
+            level, kind, "rtsp: refused an HTTP request from %s: " + reason, client.peer_host, *args
+        )
+        client.writer.write(http_tunnel.http_refusal(status))
+
+    async def _next_tunnel_event(
+        self,
+        receiver: http_tunnel.TunnelReceiver,
+        read: Read,
+        client: _Client,
+        partial_since: float | None,
+    ) -> http_tunnel.TunnelHead | http_tunnel.TunnelData | None:
+        """The receiver's next event, read as it needs (under ``client``'s time limits); None
+        when the connection ends first."""
+        while (event := receiver.next_event()) is None:
+            data = await self._receive(read, client, partial_since)
+            if not data:
+                return None
+            receiver.receive_data(data)
+        return event
+
+    async def _serve_tunnel(self, client: _Client, read: Read, cookie: str) -> None:
+        """A tunnel's GET: its RTSP conversation, until the client closes the GET."""
+        if cookie in self._tunnels:
+            self._refuse_tunnel(client, 409, "tunnel cookie in use", "a GET's cookie is in use")
+            return
+        tunnel = self._tunnels[cookie] = _Tunnel(client)
+        client.tunnelled = True
+        watcher = asyncio.create_task(self._watch_get(read, tunnel), name="rtsp tunnel GET")
+        try:
+            client.writer.write(http_tunnel.TUNNEL_OPENED)
+            await self._drain(client)
+            # Until a POST brings a request the tunnel counts as an unfinished one: a GET
+            # whose POST never comes is closed after the header timeout.
+            await self._converse(client, tunnel.inbox.get, partial_since=time.monotonic())
+        finally:
+            del self._tunnels[cookie]
+            tunnel.end()
+            watcher.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await watcher
+
+    async def _watch_get(self, read: Read, tunnel: _Tunnel) -> None:
+        """End the tunnel when its client closes the GET (what it sends there means nothing);
+        cancelled when the conversation ends first."""
+        with contextlib.suppress(ConnectionError):
+            while await read():
+                pass
+        tunnel.end()
+
+    async def _feed_tunnel(
+        self, client: _Client, read: Read, receiver: http_tunnel.TunnelReceiver, cookie: str
+    ) -> None:
+        """A tunnel's POST: decode what it carries into its GET's conversation. It is never
+        answered, and its close leaves the tunnel open for the next POST."""
+        tunnel = self._tunnels.get(cookie)
+        # A cookie binds only the address that opened the GET (as in gortsplib): anyone else
+        # who learnt it cannot talk on another's tunnel.
+        if tunnel is None or tunnel.ended or tunnel.client.peer_host != client.peer_host:
+            self._refuse_tunnel(client, 404, "unknown tunnel cookie", "no GET with a POST's cookie")
+            return
+        tunnel.posts.add(client.writer)
+        try:
+            # The POST lives as long as its tunnel may idle, not longer: the GET's time limits.
+            while event := await self._next_tunnel_event(receiver, read, tunnel.client, None):
+                assert isinstance(event, http_tunnel.TunnelData)
+                await tunnel.feed(event.data)
+        except ProtocolError as exc:
+            self._refusals.log(
+                logging.INFO, "bad tunnel data",
+                "rtsp: closed a tunnel POST from %s: %s", client.peer_host, exc,
+            )  # fmt: skip
+        finally:
+            tunnel.posts.discard(client.writer)
 
     def _on_interleaved(self, client: _Client, frame: InterleavedFrame) -> None:
         for session in client.sessions:
@@ -688,6 +866,8 @@ class RtspServer:
                     ),
                     InterleavedOutput(client.writer, channels),
                 )
+            if client.tunnelled:
+                continue  # RTP rides the tunnel (RTP/RTSP/HTTP/TCP): UDP did not get through
             if spec.lower_transport in (None, "UDP") and spec.client_port is not None:
                 output = await self._bind_udp(client, session, spec.client_port, rtp_protocol)
                 if output is None:
@@ -743,7 +923,7 @@ class RtspServer:
             "viewer" if session.backchannel is None else "talker",
             session.host,
             session.path,
-            "TCP" if session.interleaved else "UDP",
+            "HTTP" if client.tunnelled else "TCP" if session.interleaved else "UDP",
         )
         return RtspResponse.reply(request, 200, headers), session.start
 

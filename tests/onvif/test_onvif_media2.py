@@ -154,10 +154,16 @@ async def test_stream_and_snapshot_uris(open_media2: OpenMedia2) -> None:
     for profile in FIXED:
         uris = {
             await media2.GetStreamUri(Protocol=protocol, ProfileToken=profile)
-            for protocol in ("RtspUnicast", "RTSP", "RtspOverHttp")
+            for protocol in ("RtspUnicast", "RTSP")
         }
         media_uri = await media.GetStreamUri({"ProfileToken": profile, "StreamSetup": UNICAST})
         assert uris == {media_uri.Uri}
+        # The tunnel's URI: the same host, port and path over http://, as Media gives it.
+        tunnel = await media2.GetStreamUri(Protocol="RtspOverHttp", ProfileToken=profile)
+        assert tunnel == media_uri.Uri.replace("rtsp://", "http://")
+        http = {**UNICAST, "Transport": {"Protocol": "HTTP"}}
+        media_tunnel = await media.GetStreamUri({"ProfileToken": profile, "StreamSetup": http})
+        assert media_tunnel.Uri == tunnel
     stream = await video_stream(await media2.GetStreamUri(Protocol="RTSP", ProfileToken="jpeg"))
     assert (stream["codec_name"], stream["width"], stream["height"]) == ("mjpeg", *SIZE)
     await expect_fault(

@@ -86,8 +86,8 @@ class Camera:
     client: RawClient
     rtsp_port: int
 
-    def stream_uri(self, profile: str = "main") -> str:
-        return f"rtsp://127.0.0.1:{self.rtsp_port}/hama/{profile}"
+    def stream_uri(self, profile: str = "main", scheme: str = "rtsp") -> str:
+        return f"{scheme}://127.0.0.1:{self.rtsp_port}/hama/{profile}"
 
 
 @pytest.fixture
@@ -134,7 +134,6 @@ MEDIA_STREAM_URI_REQUESTS = {
     "onvif-1.x-spelling": media_stream_uri("RTP_unicast", "UDP"),
     "lower-case": media_stream_uri("rtp-unicast", "rtsp"),
     "deprecated-tcp": media_stream_uri("RTP-Unicast", "TCP"),
-    "http-tunnel": media_stream_uri("RTP_unicast", "HTTP"),
     "padded-value": media_stream_uri(" RTP-Unicast\n", "RTSP"),
     "all-in-the-operation-namespace": (
         f'<trt:GetStreamUri xmlns:trt="{TRT}"><trt:StreamSetup><trt:Stream>RTP-Unicast'
@@ -168,11 +167,18 @@ async def test_every_spelling_of_a_stream_uri_request_gets_the_rtsp_uri(camera: 
         reply = await camera.client.post(soap12(body))
         assert (case, reply.status) == (case, 200), reply.fault
         assert (case, reply.text("trt:MediaUri/tt:Uri")) == (case, camera.stream_uri())
-    for protocol in ("RtspUnicast", "rtspunicast", "RTSP_UNICAST", "UDP", "tcp", "HTTP", "rtsp"):
+    reply = await camera.client.post(soap12(media_stream_uri("RTP_unicast", "http")))
+    assert reply.text("trt:MediaUri/tt:Uri") == camera.stream_uri(scheme="http")  # the tunnel
+    for protocol in ("RtspUnicast", "rtspunicast", "RTSP_UNICAST", "UDP", "tcp", "rtsp"):
         reply = await camera.client.post(
             soap12(media2_stream_uri(protocol)), service=Service.MEDIA2
         )
         assert (protocol, reply.text("tr2:Uri")) == (protocol, camera.stream_uri())
+    for protocol in ("RtspOverHttp", "rtsp-over-http", "HTTP"):
+        reply = await camera.client.post(
+            soap12(media2_stream_uri(protocol)), service=Service.MEDIA2
+        )
+        assert (protocol, reply.text("tr2:Uri")) == (protocol, camera.stream_uri(scheme="http"))
     missing = f'<GetStreamUri xmlns="{TR2}"><ProfileToken>sub</ProfileToken></GetStreamUri>'
     reply = await camera.client.post(soap12(missing), service=Service.MEDIA2)
     assert reply.text("tr2:Uri") == camera.stream_uri("sub")
