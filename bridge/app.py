@@ -60,7 +60,7 @@ from bridge.ptz import PtzHead
 from bridge.reachability import ReachabilityProbe
 from bridge.reload import camera_changes, gateway_changes
 from bridge.rtsp.server import RtspServer
-from bridge.rtsp.session import Delivered, State
+from bridge.rtsp.session import Delivered
 from bridge.rtsp.stream import FanoutSource, StreamSource
 from bridge.talk import TalkLine
 from bridge.web.app import web_app
@@ -428,7 +428,7 @@ class Gateway:
         advertised = self.config.gateway.advertise_host
         viewers: dict[str, list[Viewer]] = {}
         for session in self.rtsp.sessions.values():
-            if session.state is State.PLAYING:
+            if session.watching:
                 transport = "tcp" if session.interleaved else "udp"
                 viewers.setdefault(session.path, []).append(Viewer(session.host, transport))
         cameras = []
@@ -515,7 +515,7 @@ class Gateway:
     def _metrics(self) -> Snapshot:
         """What ``/metrics`` shows, read from the counters each layer keeps."""
         sessions = self.rtsp.sessions.values()
-        watching = Counter(s.path for s in sessions if s.state is State.PLAYING)
+        watching = Counter(s.path for s in sessions if s.watching)
         cameras = []
         for name, camera in self.cameras.items():
             profiles = []

@@ -9,6 +9,7 @@ import socket
 import time
 from collections.abc import Awaitable, Callable
 
+import aiohttp
 import numpy as np
 import pytest
 from conftest import StartGateway, StartSim
@@ -119,6 +120,15 @@ class Talker:
             self._udp.close()
 
 
+async def viewers_shown(gateway: Gateway, camera: str) -> int:
+    """The viewers the status page lists for the camera, over all its profiles."""
+    api = f"http://127.0.0.1:{gateway.web_port}/api/cameras"
+    async with aiohttp.ClientSession() as http, http.get(api, headers={"Authorization": AUTH}) as r:
+        status = await r.json()
+    entry = next(c for c in status["cameras"] if c["name"] == camera)
+    return sum(len(profile["viewers"]) for profile in entry["profiles"])
+
+
 async def talk_tone(talker: Talker) -> None:
     """TALK_SECONDS of a 1 kHz u-law tone in 20 ms packets, at the pace a microphone makes
     them, with garbage among them (which must change nothing)."""
@@ -151,6 +161,7 @@ async def test_a_tone_reaches_the_camera_and_viewers_see_no_gap(
         url = base(gateway, dialect)
         assert await talker.setup(await describe_talk(client, url)) == 200
         await talker.play(url)
+        assert await viewers_shown(gateway, dialect) == 1  # a talker is not a viewer
         started = time.monotonic()
         await talk_tone(talker)
         stopped = time.monotonic()

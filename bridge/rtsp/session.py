@@ -308,6 +308,11 @@ class Session:
         return talk + sum(2 for b in self.tracks.values() if isinstance(b.output, UdpOutput))
 
     @property
+    def watching(self) -> bool:
+        """Playing a track to the client: a viewer (a session that only talks is not one)."""
+        return self.state is State.PLAYING and bool(self.tracks)
+
+    @property
     def empty(self) -> bool:
         """No track set up yet, sent or received."""
         return not self.tracks and self.backchannel is None
