@@ -1,10 +1,11 @@
 """Config reload: cameras added, removed and changed in the file of a running ``bridge run``
 (and on SIGHUP) while viewers watch, in front of emulated cameras on loopback.
 
-The viewer of the untouched camera is a raw RTSP client over TCP that keeps every RTP header:
-it must get every picture the emulator made while it watched, with sequence numbers
-continuous, and the gateway must count no frame dropped and no reconnect; the removed
-camera's viewer is ffmpeg, which must end by itself.
+The untouched camera has two viewers: ffmpeg on its H.264 profile, and a raw RTSP client over
+TCP on its JPEG profile that keeps every RTP header. Each must get every picture the emulator
+made while it watched (the raw client with sequence numbers continuous), and the gateway must
+count no frame dropped and no reconnect; the removed camera's viewer is ffmpeg too, and it must
+end by itself.
 """
 
 from __future__ import annotations
@@ -21,6 +22,7 @@ import sys
 from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import ClassVar
 
 import aiohttp
 import pytest
@@ -157,16 +159,98 @@ async def bridge_run() -> AsyncIterator[StartRun]:
         assert not [line for line in gateway.lines if "Traceback" in line]
 
 
+@dataclass(kw_only=True)
+class Counting:
+    """A viewer that counts the pictures it receives as they arrive."""
+
+    # Pictures made but not yet received at each end of a count, at most: the gateway's
+    # reading and the viewer's.
+    in_flight: ClassVar[int] = 2
+    frames: int = 0
+    _frame: asyncio.Event = field(default_factory=asyncio.Event)
+    _task: asyncio.Task[None] | None = None
+
+    def _arrived(self) -> None:
+        self.frames += 1
+        self._frame.set()
+
+    def _ended(self) -> None:
+        self._frame.set()  # wakes frames_reach, to say the stream ended
+
+    async def frames_reach(self, count: int) -> None:
+        async with asyncio.timeout(10):
+            while self.frames < count:
+                assert self._task is not None
+                assert not self._task.done(), "the stream ended"
+                self._frame.clear()
+                await self._frame.wait()
+
+    def assert_nothing_lost(self) -> None:
+        assert self._task is not None
+        assert not self._task.done(), "the stream ended"
+
+
 @dataclass
-class Viewer:
+class FfmpegViewer(Counting):
+    """ffmpeg playing one stream's video over TCP, writing a line per picture as it gets it
+    (``-f framecrc``, flushed per packet)."""
+
+    process: asyncio.subprocess.Process
+    errors: bytearray = field(default_factory=bytearray)
+    in_flight: ClassVar[int] = 3  # one more than the raw client: the picture in the encoder
+
+    @classmethod
+    @contextlib.asynccontextmanager
+    async def watching(cls, url: str) -> AsyncIterator[FfmpegViewer]:
+        process = await asyncio.create_subprocess_exec(
+            "ffmpeg", "-nostdin", "-v", "error", "-rtsp_transport", "tcp", "-i", url,
+            "-map", "0:v", "-c", "copy", "-flush_packets", "1", "-f", "framecrc", "-",
+            stdin=asyncio.subprocess.DEVNULL, stdout=asyncio.subprocess.PIPE,
+            stderr=asyncio.subprocess.PIPE,
+        )  # fmt: skip
+        viewer = cls(process)
+        viewer._task = asyncio.create_task(viewer._read())
+        try:
+            yield viewer
+        finally:
+            viewer._task.cancel()
+            if viewer.process.returncode is None:
+                viewer.process.kill()
+            await viewer.process.wait()
+            await asyncio.gather(viewer._task, return_exceptions=True)
+
+    async def _read(self) -> None:
+        """Until ffmpeg ends (or the test is done): a picture per line that is not a comment."""
+        stdout, stderr = self.process.stdout, self.process.stderr
+        assert stdout is not None
+        assert stderr is not None
+
+        async def read_errors() -> None:
+            while chunk := await stderr.read(4096):
+                self.errors += chunk
+
+        errors = asyncio.create_task(read_errors())
+        try:
+            async for line in stdout:
+                if not line.startswith(b"#"):
+                    self._arrived()
+            await errors
+        finally:
+            errors.cancel()
+            self._ended()
+
+    def assert_nothing_lost(self) -> None:
+        super().assert_nothing_lost()
+        assert not self.errors, self.errors.decode(errors="replace")
+
+
+@dataclass
+class Viewer(Counting):
     """A raw RTSP client playing one stream's video over TCP, keeping each RTP header."""
 
     client: RawClient
     packets: list[tuple[int, int, bool]] = field(default_factory=list, repr=False)  # seq, ts, M
     byes: int = 0
-    frames: int = 0
-    _frame: asyncio.Event = field(default_factory=asyncio.Event)
-    _task: asyncio.Task[None] | None = None
 
     @classmethod
     @contextlib.asynccontextmanager
@@ -196,7 +280,7 @@ class Viewer:
             try:
                 channel, data = await self.client.frame()
             except asyncio.IncompleteReadError:
-                self._frame.set()  # wakes frames_reach, to say the stream ended
+                self._ended()
                 return
             if channel == 1:
                 self.byes += any(isinstance(p, Bye) for p in parse_compound(data))
@@ -205,16 +289,7 @@ class Viewer:
             marker = bool(data[1] & 0x80)
             self.packets.append((seq, timestamp, marker))
             if marker:
-                self.frames += 1
-                self._frame.set()
-
-    async def frames_reach(self, count: int) -> None:
-        async with asyncio.timeout(10):
-            while self.frames < count:
-                assert self._task is not None
-                assert not self._task.done(), "the stream ended"
-                self._frame.clear()
-                await self._frame.wait()
+                self._arrived()
 
     async def end(self) -> None:
         """Wait for the server to end the stream: a BYE, then its connection closes."""
@@ -228,8 +303,7 @@ class Viewer:
 
         Timestamps follow arrival times (smoothed), so on a loaded machine their steps vary
         without any picture lost: pictures are counted against the emulator's instead."""
-        assert self._task is not None
-        assert not self._task.done(), "the stream ended"
+        super().assert_nothing_lost()
         sequence = [seq for seq, _, _ in self.packets]
         gaps = [(a, b) for a, b in itertools.pairwise(sequence) if (b - a) % 65536 != 1]
         assert not gaps
@@ -244,7 +318,7 @@ class Watch:
     """How many pictures the emulator made and the viewer got, from a starting point."""
 
     sim: RunningSimulator
-    viewer: Viewer
+    viewer: Counting
     made: int = 0
     got: int = 0
 
@@ -254,8 +328,8 @@ class Watch:
     def assert_all_arrived(self) -> None:
         made = self.sim.camera.video.rendered - self.made
         got = self.viewer.frames - self.got
-        # Two in flight at each end at most (the gateway's reading and the viewer's).
-        assert got >= made - 2, f"the emulator made {made} pictures, the viewer got {got}"
+        slack = self.viewer.in_flight
+        assert got >= made - slack, f"the emulator made {made} pictures, the viewer got {got}"
         assert made >= FPS * 2  # it watched across the reload, at the camera's rate
         self.viewer.assert_nothing_lost()
 
@@ -304,9 +378,11 @@ async def test_cameras_come_and_go_while_the_untouched_one_loses_no_frame(
     save(config, config_text([(name, sims[name]) for name in ("keep", "gone", "edit")]))
     gateway = await bridge_run(config, "keep", "gone", "edit")
     async with (
+        FfmpegViewer.watching(gateway.url("keep/main")) as ffmpeg,
         Viewer.watching(gateway.rtsp_port, "keep/jpeg") as viewer,
         Viewer.watching(gateway.rtsp_port, "edit/jpeg") as restarting,
     ):
+        await ffmpeg.frames_reach(5)
         await viewer.frames_reach(5)
         await restarting.frames_reach(1)
         leaving = await ffmpeg_playing(gateway.url("gone/jpeg"))
@@ -314,7 +390,7 @@ async def test_cameras_come_and_go_while_the_untouched_one_loses_no_frame(
         try:
             await gateway.line(r"viewer \S+ joined gone/jpeg over UDP")
             await gateway.line(r"web: live viewer \S+ joined gone$")
-            watch = Watch(sims["keep"], viewer)
+            watches = [Watch(sims["keep"], viewer), Watch(sims["keep"], ffmpeg)]
             mark = len(gateway.lines)
             now = [("keep", sims["keep"]), ("edit", sims["edited"]), ("new", sims["new"])]
             save(config, config_text(now))
@@ -341,10 +417,13 @@ async def test_cameras_come_and_go_while_the_untouched_one_loses_no_frame(
         assert (await probe_first_video_frames(gateway.url("new/jpeg")))["codec_name"] == "mjpeg"
         changed = await probe_first_video_frames(gateway.url("edit/main"))
         assert (changed["codec_name"], changed["width"], changed["height"]) == ("h264", 176, 144)
-        await viewer.frames_reach(viewer.frames + 10)  # and it plays on after all that
-        watch.assert_all_arrived()
+        for playing in (viewer, ffmpeg):  # they play on after all that
+            await playing.frames_reach(playing.frames + 10)
+        for watch in watches:
+            watch.assert_all_arrived()
     samples = await gateway.metrics()
-    assert sample(samples, "bridge_frames_dropped_total", camera="keep", profile="jpeg") == 0
+    for profile in ("jpeg", "main"):
+        assert sample(samples, "bridge_frames_dropped_total", camera="keep", profile=profile) == 0
     assert sample(samples, "bridge_camera_reconnects_total", camera="keep") == 0
     assert sample(samples, "bridge_camera_up", camera="gone") is None
     assert sample(samples, "bridge_camera_up", camera="new") == 1
