@@ -16,7 +16,7 @@ import random
 import sys
 import time
 from collections import Counter
-from collections.abc import Awaitable, Callable, Sequence
+from collections.abc import Awaitable, Callable, Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from functools import partial
 from ipaddress import IPv4Network
@@ -66,6 +66,7 @@ from bridge.talk import TalkLine
 from bridge.web.app import web_app
 from bridge.web.metrics import CameraCounts, ProfileCounts, Snapshot, metrics_registry
 from bridge.web.status import (
+    DISABLED,
     CameraStatus,
     FoundCamera,
     ProfileStatus,
@@ -81,6 +82,33 @@ RETRY_INITIAL = 1.0
 SWITCH_INTERVAL = 0.001
 RETRY_MAX = 60.0
 DISCOVERY_INTERVAL = 300.0
+
+
+@dataclass(frozen=True, slots=True)
+class DisabledCamera:
+    """A camera the config keeps but turns off (``enabled: false``): listed, not served."""
+
+    config: CameraConfig
+    since: float  # Unix time it was turned off (or the gateway started with it off)
+
+
+def enabled_cameras(cameras: Sequence[CameraConfig]) -> list[CameraConfig]:
+    return [camera for camera in cameras if camera.enabled]
+
+
+def disabled_cameras(
+    cameras: Sequence[CameraConfig], before: Mapping[str, DisabledCamera]
+) -> dict[str, DisabledCamera]:
+    """The cameras the config turns off, each since it was first off (``before``: the
+    running config's)."""
+    now = time.time()
+    return {
+        camera.name: DisabledCamera(
+            camera, before[camera.name].since if camera.name in before else now
+        )
+        for camera in cameras
+        if not camera.enabled
+    }
 
 
 @dataclass
@@ -323,7 +351,12 @@ class Gateway:
     def __init__(
         self, config: Config, users_file: Path | None = None, state_file: Path | None = None
     ) -> None:
-        self.config = config
+        # What runs: the cameras the config enables (those that stop, or fail to start, on a
+        # reload leave it). Every configured camera's name in the config's order, served or
+        # not: the status page's order, and each camera's index for its default ONVIF port.
+        self.config = config.model_copy(update={"cameras": enabled_cameras(config.cameras)})
+        self._order = [camera.name for camera in config.cameras]
+        self.disabled = disabled_cameras(config.cameras, {})
         gateway = config.gateway
         password = gateway.password.get_secret_value()
         register_secret(password)
@@ -343,7 +376,7 @@ class Gateway:
             base_port=gateway.onvif_base_port,
             reserved={gateway.rtsp_port, gateway.web_port, *fixed_ports},
         )
-        self.cameras = {cam.name: self._camera(cam) for cam in config.cameras}
+        self.cameras = {cam.name: self._camera(cam) for cam in self.config.cameras}
         self.rtsp = RtspServer(
             self._stream,
             host=gateway.listen_host,
@@ -431,7 +464,12 @@ class Gateway:
             if session.watching:
                 transport = "tcp" if session.interleaved else "udp"
                 viewers.setdefault(session.path, []).append(Viewer(session.host, transport))
-        cameras = []
+        shown: dict[str, CameraStatus] = {
+            name: CameraStatus(
+                name, DISABLED, off.since, "", off.config.dialect, camera_url=off.config.url
+            )
+            for name, off in self.disabled.items()
+        }
         for name, camera in self.cameras.items():
             camera.probe_if_unwatched()
             there = camera.config.address or (host if advertised == "auto" else advertised)
@@ -453,35 +491,34 @@ class Gateway:
             info, media, onvif = camera.info, camera.media, camera.onvif
             latest = media.frames.latest if media is not None and media.frames.running else None
             ptz = camera.ptz.offer if camera.ptz is not None else None
-            cameras.append(
-                CameraStatus(
-                    name,
-                    str(camera.state),
-                    camera.since,
-                    camera.last_error,
-                    str(camera.driver.dialect) if camera.driver else camera.config.dialect,
-                    manufacturer=info.manufacturer if info else "",
-                    model=info.model if info else "",
-                    firmware=info.firmware if info else "",
-                    camera_url=camera.config.url,
-                    input_fps=media.fps if latest is not None and media is not None else None,
-                    jpeg_bytes=len(latest.data) if latest is not None else None,
-                    size=media.camera_size() if media is not None else None,
-                    reconnects=camera.reconnects,
-                    onvif_url=(
-                        f"http://{there}:{onvif.ports.onvif}{Service.DEVICE.path}" if onvif else ""
-                    ),
-                    onvif_address=f"{there}:{onvif.ports.onvif}" if onvif else "",
-                    snapshot_url=f"http://{there}:{self.web_port}/snapshot/{name}.jpg",
-                    live_url=f"live/{quote(name, safe='')}.mjpg",
-                    profiles=tuple(profiles),
-                    ptz=(
-                        PtzControls(ptz.continuous or ptz.relative, ptz.zoom, ptz.presets > 0)
-                        if ptz is not None
-                        else None
-                    ),
-                )
+            shown[name] = CameraStatus(
+                name,
+                str(camera.state),
+                camera.since,
+                camera.last_error,
+                str(camera.driver.dialect) if camera.driver else camera.config.dialect,
+                manufacturer=info.manufacturer if info else "",
+                model=info.model if info else "",
+                firmware=info.firmware if info else "",
+                camera_url=camera.config.url,
+                input_fps=media.fps if latest is not None and media is not None else None,
+                jpeg_bytes=len(latest.data) if latest is not None else None,
+                size=media.camera_size() if media is not None else None,
+                reconnects=camera.reconnects,
+                onvif_url=(
+                    f"http://{there}:{onvif.ports.onvif}{Service.DEVICE.path}" if onvif else ""
+                ),
+                onvif_address=f"{there}:{onvif.ports.onvif}" if onvif else "",
+                snapshot_url=f"http://{there}:{self.web_port}/snapshot/{name}.jpg",
+                live_url=f"live/{quote(name, safe='')}.mjpg",
+                profiles=tuple(profiles),
+                ptz=(
+                    PtzControls(ptz.continuous or ptz.relative, ptz.zoom, ptz.presets > 0)
+                    if ptz is not None
+                    else None
+                ),
             )
+        cameras = [shown[name] for name in self._order if name in shown]
         username = self.config.gateway.username
         found = [
             FoundCamera(
@@ -570,8 +607,8 @@ class Gateway:
             raise
         if gateway.announce:
             await self._start_announcing()
-        for index, camera in enumerate(self.cameras.values()):
-            self._connect(camera, index)
+        for name, camera in self.cameras.items():
+            self._connect(camera, self._order.index(name))
         self._discover(gateway.discovery)
         self._heap = asyncio.create_task(heap.give_back_periodically(), name="heap")
         log.info(
@@ -701,7 +738,10 @@ class Gateway:
             # Read each sweep: a reload may have changed both.
             networks = self.config.gateway.discovery_networks
             targets = [IPv4Network(n, strict=False) for n in networks] or None
-            configured = [camera.url for camera in self.config.cameras]
+            configured = [
+                camera.url
+                for camera in [*self.config.cameras, *(d.config for d in self.disabled.values())]
+            ]
             try:
                 report = await lan.discover(targets)
             except (BridgeError, OSError) as exc:
@@ -756,7 +796,8 @@ class Gateway:
         address is not this host's, say) is named in the log and left as it was: out if it
         was added, on its old entry if it changed; the next reload tries it again."""
         old = self.config
-        changes = camera_changes(old.cameras, config.cameras)
+        wanted = enabled_cameras(config.cameras)
+        changes = camera_changes(old.cameras, wanted)
         live, later = gateway_changes(old.gateway, config.gateway)
         for name in later:
             log.warning(
@@ -767,7 +808,9 @@ class Gateway:
         gateway = old.gateway.model_copy(update={n: getattr(config.gateway, n) for n in live})
         if "username" in live or "password" in live:
             self.users.replace_fixed(gateway.username, gateway.password.get_secret_value())
-        entries = {camera.name: camera for camera in config.cameras}
+        entries = {camera.name: camera for camera in wanted}
+        self.disabled = disabled_cameras(config.cameras, self.disabled)
+        self._order = [camera.name for camera in config.cameras]
         failed: dict[str, str] = {}
         for name in [*changes.changed, *changes.added]:
             address = entries[name].address
@@ -777,16 +820,16 @@ class Gateway:
             except OSError as exc:
                 failed[name] = f"{name} (cannot listen on {address}: {exc.strerror})"
         for name in changes.removed:
-            await self._remove_camera(name, "camera removed")
-        order = list(entries)
+            reason = "camera disabled" if name in self.disabled else "camera removed"
+            await self._remove_camera(name, reason)
         for name in [*changes.changed, *changes.added]:
             if name in failed:
                 continue
             if name in self.cameras:
                 await self._remove_camera(name, "camera restarting")
             camera = self.cameras[name] = self._camera(entries[name])
-            self._connect(camera, order.index(name))
-        running = [self.cameras[name].config for name in order if name in self.cameras]
+            self._connect(camera, self._order.index(name))
+        running = [self.cameras[name].config for name in self._order if name in self.cameras]
         self.cameras = {c.name: self.cameras[c.name] for c in running}  # in the config's order
         self.config = Config.model_construct(gateway=gateway, cameras=running)
         self._discover(gateway.discovery)

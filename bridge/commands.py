@@ -49,7 +49,9 @@ async def wait_for_stop_signal() -> None:
 
 def check_config(path: Path) -> int:
     config = load_config(path)
-    print(f"{path}: OK, {len(config.cameras)} camera(s)")
+    disabled = sum(not camera.enabled for camera in config.cameras)
+    note = f", {disabled} disabled" if disabled else ""
+    print(f"{path}: OK, {len(config.cameras)} camera(s){note}")
     return 0
 
 

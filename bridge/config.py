@@ -101,6 +101,9 @@ class MotionConfig(_Strict):
 class CameraConfig(_Strict):
     name: str = Field(pattern=r"^[a-z0-9-]+$", max_length=63)
     url: str
+    # false keeps the entry, and the camera's identity, but serves nothing of it: a camera
+    # taken offline on purpose (readiness does not wait for it; the status page lists it)
+    enabled: bool = True
     dialect: DialectName = "auto"
     username: str = ""
     password: SecretStr = SecretStr("")

@@ -161,3 +161,14 @@ class RawClient:
         )
         body = await self.reader.readexactly(int(headers.get("Content-Length", "0")))
         return int(status_line.split()[1]), headers, body
+
+
+async def describe_status(port: int, path: str, authorization: str) -> int:
+    """The status a DESCRIBE of ``rtsp://127.0.0.1:port/path`` gets, on a connection of its
+    own."""
+    client = await RawClient.connect(port, authorization)
+    try:
+        status, _, _ = await client.request("DESCRIBE", f"rtsp://127.0.0.1:{port}/{path}")
+    finally:
+        await client.close()
+    return status

@@ -98,7 +98,13 @@ def test_check_config_command_exit_codes(
     tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
     assert main(["check-config", str(EXAMPLE)]) == 0
-    assert "OK, 1 camera" in capsys.readouterr().out
+    assert capsys.readouterr().out == f"{EXAMPLE}: OK, 1 camera(s)\n"
+    cameras = "".join(
+        f"  - name: {name}\n    url: http://192.0.2.{i}\n    enabled: {on}\n"
+        for i, (name, on) in enumerate([("a", "true"), ("b", "off"), ("c", "false")])
+    )
+    assert main(["check-config", str(write(tmp_path, f"cameras:\n{cameras}"))]) == 0
+    assert "OK, 3 camera(s), 2 disabled" in capsys.readouterr().out
     bad = write(tmp_path, "cameras:\n  - name: BAD\n    url: http://x\n    password: hunter22\n")
     assert main(["check-config", str(bad)]) == 2
     err = capsys.readouterr().err

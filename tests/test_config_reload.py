@@ -28,7 +28,13 @@ import aiohttp
 import pytest
 import yaml
 from conftest import StartGateway, StartSim
-from helpers import RawClient, basic_authorization, probe_first_video_frames, with_userinfo
+from helpers import (
+    RawClient,
+    basic_authorization,
+    describe_status,
+    probe_first_video_frames,
+    with_userinfo,
+)
 from prometheus_client.parser import text_string_to_metric_families
 from pydantic import SecretStr
 
@@ -353,15 +359,6 @@ async def ffmpeg_playing(url: str) -> asyncio.subprocess.Process:
     )  # fmt: skip
 
 
-async def describe(port: int, path: str) -> int:
-    client = await RawClient.connect(port, AUTH)
-    try:
-        status, _, _ = await client.request("DESCRIBE", f"rtsp://127.0.0.1:{port}/{path}")
-    finally:
-        await client.close()
-    return status
-
-
 def sample(
     samples: dict[tuple[str, frozenset[tuple[str, str]]], float], name: str, **labels: str
 ) -> float | None:
@@ -411,7 +408,7 @@ async def test_cameras_come_and_go_while_the_untouched_one_loses_no_frame(
                 leaving.kill()
                 await leaving.wait()
         await restarting.end()  # the changed camera's viewer too (over TCP)
-        assert await describe(gateway.rtsp_port, "gone/jpeg") == 404
+        assert await describe_status(gateway.rtsp_port, "gone/jpeg", AUTH) == 404
         await gateway.line(r"camera new: online", after=mark)
         await gateway.line(r"camera edit: online", after=mark)
         assert (await probe_first_video_frames(gateway.url("new/jpeg")))["codec_name"] == "mjpeg"

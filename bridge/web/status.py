@@ -40,10 +40,13 @@ class PtzControls:
     presets: bool
 
 
+DISABLED = "disabled"  # the state of a camera the config turns off (``enabled: false``)
+
+
 @dataclass(frozen=True, slots=True)
 class CameraStatus:
     name: str
-    state: str  # a CameraState value
+    state: str  # a CameraState value, or DISABLED
     since: float  # Unix time it entered that state
     last_error: str
     dialect: str

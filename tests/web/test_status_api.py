@@ -13,9 +13,10 @@ import aiohttp
 import pytest
 import yaml
 from conftest import GATEWAY_PASSWORD, GATEWAY_USER, StartGateway, StartSim
-from helpers import basic_authorization, decode_jpeg
+from helpers import basic_authorization, decode_jpeg, describe_status
 
 from bridge.app import Gateway
+from bridge.commands import demo_config
 from bridge.config import Config
 from bridge.discovery import lan
 from bridge.simulator.core import RunningSimulator, SimOptions, start_simulator
@@ -311,3 +312,54 @@ async def test_an_unwatched_camera_turns_offline_and_back_while_the_page_looks(
         await state_within(5.0, "online")
     finally:
         await back.stop()
+
+
+async def test_a_disabled_camera_is_listed_not_served_and_readiness_does_not_wait_for_it(
+    http: aiohttp.ClientSession, sim: RunningSimulator
+) -> None:
+    """``enabled: false`` keeps a camera in the config but takes it offline on purpose: the
+    page lists it as disabled, nothing of it is served, /readyz does not wait for it, and a
+    reload turns it on and off as if it were added and removed."""
+    config = demo_config([sim], "127.0.0.1", 0, 0, 0)
+    (entry,) = config.cameras
+    spare = entry.model_copy(update={"name": "spare", "enabled": False})
+    gateway = Gateway(config.model_copy(update={"cameras": [spare, entry]}))
+    await gateway.start()
+    try:
+        assert list(gateway.cameras) == ["vapix2"]
+        async with asyncio.timeout(WAIT):
+            await gateway.cameras["vapix2"].ready.wait()
+        listed = (await cameras(http, gateway))["cameras"]
+        assert [camera["name"] for camera in listed] == ["spare", "vapix2"]  # the config's order
+        off = listed[0]
+        assert (off["state"], off["camera_url"], off["onvif_url"]) == ("disabled", sim.url, "")
+        assert off["profiles"] == []
+        async with http.get(url(gateway, "/readyz")) as response:
+            assert (response.status, await response.text()) == (200, "ready\n")
+        for path in ("/snapshot/spare.jpg", "/live/spare.mjpg"):
+            async with http.get(url(gateway, path), headers=AUTH) as response:
+                assert response.status == 404, path
+        async with http.get(url(gateway, "/metrics"), headers=AUTH) as response:
+            assert 'camera="spare"' not in await response.text()
+        assert await describe_status(gateway.rtsp.port, "spare/jpeg", AUTH["Authorization"]) == 404
+
+        await gateway.reload(config.model_copy(update={"cameras": [entry, spare]}))
+        assert list(gateway.cameras) == ["vapix2"]  # nothing to do: it stays off
+        on = spare.model_copy(update={"enabled": True})
+        await gateway.reload(config.model_copy(update={"cameras": [on, entry]}))
+        async with asyncio.timeout(WAIT):
+            await gateway.cameras["spare"].ready.wait()
+        assert (await cameras(http, gateway))["cameras"][0]["state"] == "online"
+        assert await describe_status(gateway.rtsp.port, "spare/jpeg", AUTH["Authorization"]) == 200
+
+        turned_off = time.time()
+        await gateway.reload(config.model_copy(update={"cameras": [spare, entry]}))
+        assert list(gateway.cameras) == ["vapix2"]
+        off = (await cameras(http, gateway))["cameras"][0]
+        assert off["state"] == "disabled"
+        assert off["since"] >= turned_off
+        assert await describe_status(gateway.rtsp.port, "spare/jpeg", AUTH["Authorization"]) == 404
+        async with http.get(url(gateway, "/readyz")) as response:
+            assert response.status == 200
+    finally:
+        await gateway.stop()

@@ -199,14 +199,18 @@ function update(card, camera, now) {
   if (camera.input_fps !== null) input.push(rate(camera.input_fps, "fps"));
   if (camera.size !== null) input.push(`${camera.size[0]}×${camera.size[1]}`);
   if (camera.jpeg_bytes !== null) input.push(`${Math.round(camera.jpeg_bytes / 1024)} KiB JPEG`);
-  part(card, ".input").textContent = input.join(", ") || "not pulled (nobody watches)";
+  const disabled = camera.state === "disabled"; // the config turns it off: nothing is served
+  part(card, ".input").textContent =
+    input.join(", ") || (disabled ? "disabled in the config" : "not pulled (nobody watches)");
   part(card, ".reconnects").textContent = String(camera.reconnects);
   const onvif = part(card, ".onvif");
   if (camera.onvif_url) {
     onvif.replaceChildren(withCopy(camera.onvif_url), el("div", `on ${camera.onvif_address}`));
   } else {
-    onvif.textContent = "not serving yet";
+    onvif.textContent = disabled ? "not served" : "not serving yet";
   }
+  part(card, ".view").hidden = disabled;
+  part(card, ".profiles").hidden = disabled;
   const rows = camera.profiles.map((profile) => profileRow(card, profile, now));
   if (camera.live_viewers.length > 0) {
     const row = el("tr");
@@ -264,9 +268,11 @@ function render(status) {
     if (list.children[index] !== card.root) list.insertBefore(card.root, list.children[index] || null);
     update(card, camera, now);
   });
-  const online = status.cameras.filter((camera) => camera.state === "online").length;
+  const count = (state) => status.cameras.filter((camera) => camera.state === state).length;
+  const [online, disabled] = [count("online"), count("disabled")];
+  const served = `${online} of ${status.cameras.length - disabled} cameras online`;
   document.getElementById("summary").textContent =
-    `${online} of ${status.cameras.length} cameras online, updated ${new Date(now).toLocaleTimeString()}`;
+    `${served}${disabled ? `, ${disabled} disabled` : ""}, updated ${new Date(now).toLocaleTimeString()}`;
   showFound(status.found);
 }
 
