@@ -60,7 +60,7 @@ from bridge.ptz import PtzHead
 from bridge.reachability import ReachabilityProbe
 from bridge.reload import camera_changes, gateway_changes
 from bridge.rtsp.server import RtspServer
-from bridge.rtsp.session import Delivered
+from bridge.rtsp.session import TRANSPORTS, Delivered
 from bridge.rtsp.stream import FanoutSource, StreamSource
 from bridge.talk import TalkLine
 from bridge.web.app import web_app
@@ -462,8 +462,7 @@ class Gateway:
         viewers: dict[str, list[Viewer]] = {}
         for session in self.rtsp.sessions.values():
             if session.watching:
-                transport = "tcp" if session.interleaved else "udp"
-                viewers.setdefault(session.path, []).append(Viewer(session.host, transport))
+                viewers.setdefault(session.path, []).append(Viewer(session.host, session.transport))
         shown: dict[str, CameraStatus] = {
             name: CameraStatus(
                 name, DISABLED, off.since, "", off.config.dialect, camera_url=off.config.url
@@ -583,7 +582,8 @@ class Gateway:
                     profiles=profiles,
                 )
             )
-        transports = Counter("tcp" if s.interleaved else "udp" for s in sessions)
+        transports = Counter(dict.fromkeys(TRANSPORTS, 0))
+        transports.update(s.transport for s in sessions)
         return Snapshot(cameras, dict(self.onvif_requests), transports)
 
     async def start(self) -> None:

@@ -761,6 +761,7 @@ class RtspServer:
                 self.session_timeout,
                 user=user,
                 host=client.peer_host,
+                tunnelled=client.tunnelled,
                 delivered=delivered,
             )
             # Registered before any await, so that quotas count it while its sockets are bound.
@@ -923,7 +924,7 @@ class RtspServer:
             "viewer" if session.backchannel is None else "talker",
             session.host,
             session.path,
-            "HTTP" if client.tunnelled else "TCP" if session.interleaved else "UDP",
+            session.transport.upper(),
         )
         return RtspResponse.reply(request, 200, headers), session.start
 

@@ -251,6 +251,10 @@ class State(enum.Enum):
     PLAYING = "PLAYING"
 
 
+# What Session.transport says, every one listed (metrics show each, at 0 when unused).
+TRANSPORTS = ("udp", "tcp", "http")
+
+
 class Session:
     """One client's session on one stream.
 
@@ -266,6 +270,7 @@ class Session:
         *,
         user: str | None,
         host: str,
+        tunnelled: bool = False,
         delivered: Delivered | None = None,
     ) -> None:
         self.id = secrets.token_hex(8)
@@ -275,6 +280,7 @@ class Session:
         self.timeout = timeout
         self.user = user
         self.host = host
+        self.tunnelled = tunnelled  # set up over RTSP tunnelled in HTTP
         self.state = State.READY
         self.tracks: dict[int, TrackBinding] = {}
         self.backchannel: Backchannel | None = None  # the client talking to the camera
@@ -301,6 +307,14 @@ class Session:
         if self.backchannel is not None:
             outputs.append(self.backchannel.output)
         return any(isinstance(output, InterleavedOutput) for output in outputs)
+
+    @property
+    def transport(self) -> str:
+        """How the client gets the session's packets: ``http`` (RTSP tunnelled in HTTP),
+        ``tcp`` (interleaved on the RTSP connection) or ``udp``."""
+        if self.tunnelled:
+            return "http"
+        return "tcp" if self.interleaved else "udp"
 
     @property
     def udp_sockets(self) -> int:

@@ -56,7 +56,7 @@ class CameraCounts:
 class Snapshot:
     cameras: Sequence[CameraCounts]
     onvif_requests: Mapping[tuple[str, str, str], int]  # (service, operation, fault) -> count
-    rtsp_sessions: Mapping[str, int]  # transport (tcp, udp) -> sessions
+    rtsp_sessions: Mapping[str, int]  # transport (udp, tcp, http) -> sessions
 
 
 class GatewayCollector(Collector):

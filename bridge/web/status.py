@@ -18,7 +18,7 @@ class Viewer:
     """Someone watching a profile: the client's address and how it receives the stream."""
 
     address: str
-    transport: str  # "tcp" or "udp" (RTSP), "mjpeg" (the status page's live view)
+    transport: str  # "udp", "tcp" or "http" (RTSP), "mjpeg" (the status page's live view)
 
 
 @dataclass(frozen=True, slots=True)

@@ -18,6 +18,7 @@ from pydantic import SecretStr
 
 from bridge.app import Gateway
 from bridge.commands import demo_config
+from bridge.rtsp.session import TRANSPORTS
 from bridge.simulator.core import SimOptions, start_simulator
 from bridge.simulator.hama import HamaSimulator
 
@@ -59,11 +60,12 @@ async def soap(gateway: Gateway, body: str) -> int:
 
 
 @asynccontextmanager
-async def watching(gateway: Gateway, path: str) -> AsyncIterator[None]:
-    """ffmpeg plays ``rtsp://.../<path>`` over TCP for as long as the block runs."""
+async def watching(gateway: Gateway, path: str, transport: str = "tcp") -> AsyncIterator[None]:
+    """ffmpeg plays ``rtsp://.../<path>`` over ``transport`` (udp, tcp, or http: tunnelled)
+    for as long as the block runs."""
     url = f"rtsp://{GATEWAY_USER}:{GATEWAY_PASSWORD}@127.0.0.1:{gateway.rtsp.port}/{path}"
     ffmpeg = await asyncio.create_subprocess_exec(
-        "ffmpeg", "-nostdin", "-v", "error", "-rtsp_transport", "tcp", "-i", url,
+        "ffmpeg", "-nostdin", "-v", "error", "-rtsp_transport", transport, "-i", url,
         "-map", "0:v", "-c", "copy", "-f", "null", "-",
         stdin=asyncio.subprocess.DEVNULL, stderr=asyncio.subprocess.DEVNULL,
     )  # fmt: skip
@@ -152,6 +154,25 @@ async def test_counters_move_while_a_viewer_watches(
     # an unwatched profile is listed, and has nothing to count
     assert value(later, "bridge_frames_out_total", camera="hama", profile="jpeg") == 0
     assert "rtsp: viewer 127.0.0.1 joined hama/main over TCP" in caplog.messages
+
+
+async def test_sessions_are_counted_by_how_their_packets_travel(
+    start_sim: StartSim, start_gateway: StartGateway
+) -> None:
+    gateway = await start_gateway(await start_sim(HamaSimulator(SimOptions())))
+    idle = await scrape(gateway)
+    assert [value(idle, "bridge_rtsp_sessions", transport=t) for t in TRANSPORTS] == [0, 0, 0]
+    async with watching(gateway, "hama/main", "http"), watching(gateway, "hama/jpeg", "udp"):
+        await scrape_until(gateway, "bridge_viewers", 0, camera="hama", profile="main")
+        samples = await scrape_until(gateway, "bridge_viewers", 0, camera="hama", profile="jpeg")
+        url = f"http://127.0.0.1:{gateway.web_port}/api/cameras"
+        async with aiohttp.ClientSession() as http, http.get(url, headers=AUTH) as response:
+            (camera,) = (await response.json())["cameras"]
+    sessions = {t: value(samples, "bridge_rtsp_sessions", transport=t) for t in TRANSPORTS}
+    assert sessions == {"udp": 1, "tcp": 0, "http": 1}
+    # The status page says the same of each viewer.
+    shown = {p["name"]: [v["transport"] for v in p["viewers"]] for p in camera["profiles"]}
+    assert shown == {"main": ["http"], "sub": [], "jpeg": ["udp"]}
 
 
 async def test_onvif_requests_are_counted_by_operation_and_fault(viewer: Gateway) -> None:
