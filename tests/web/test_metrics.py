@@ -67,13 +67,16 @@ async def watching(gateway: Gateway, path: str, transport: str = "tcp") -> Async
     ffmpeg = await asyncio.create_subprocess_exec(
         "ffmpeg", "-nostdin", "-v", "error", "-rtsp_transport", transport, "-i", url,
         "-map", "0:v", "-c", "copy", "-f", "null", "-",
-        stdin=asyncio.subprocess.DEVNULL, stderr=asyncio.subprocess.DEVNULL,
+        stdin=asyncio.subprocess.DEVNULL, stderr=asyncio.subprocess.PIPE,
     )  # fmt: skip
     try:
         yield
     finally:
-        ffmpeg.kill()
-        await ffmpeg.wait()
+        if ffmpeg.returncode is None:
+            ffmpeg.kill()
+        _, errors = await ffmpeg.communicate()
+        if errors:  # shown with a failing test: why the viewer did not play
+            print(f"ffmpeg ({transport}) on {path}: {errors.decode(errors='replace')}")
 
 
 @pytest.fixture
