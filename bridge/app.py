@@ -413,7 +413,8 @@ class Gateway:
         self._announced: dict[str, AnnouncedDevice] = {}
         self._discovery: asyncio.Task[None] | None = None
         self._heap: asyncio.Task[None] | None = None
-        self._listening_on: set[str] = set()  # camera addresses the RTSP and web servers took
+        # Camera addresses the RTSP and web servers took, with the web server's site there.
+        self._listening_on: dict[str, web.TCPSite] = {}
 
     def _camera(self, config: CameraConfig) -> Camera:
         password = config.password.get_secret_value()
@@ -652,8 +653,21 @@ class Gateway:
         if address in self._listening_on or listens_on(self.config.gateway.listen_host, address):
             return
         await self.rtsp.listen_also(address)
-        await web.TCPSite(self._web, address, self.web_port).start()
-        self._listening_on.add(address)
+        site = web.TCPSite(self._web, address, self.web_port)
+        try:
+            await site.start()
+        except OSError:
+            self.rtsp.listen_no_more(address)
+            raise
+        self._listening_on[address] = site
+
+    async def _let_go_of_unused_addresses(self) -> None:
+        """Stop serving on camera addresses no running camera has any more (a reload removed
+        or moved their cameras): nothing of the gateway answers there from then on."""
+        kept = {camera.address for camera in self.config.cameras if camera.address}
+        for address in [a for a in self._listening_on if a not in kept]:
+            self.rtsp.listen_no_more(address)
+            await self._listening_on.pop(address).stop()
 
     async def _start_announcing(self) -> None:
         gateway = self.config.gateway
@@ -832,6 +846,7 @@ class Gateway:
         running = [self.cameras[name].config for name in self._order if name in self.cameras]
         self.cameras = {c.name: self.cameras[c.name] for c in running}  # in the config's order
         self.config = Config.model_construct(gateway=gateway, cameras=running)
+        await self._let_go_of_unused_addresses()
         self._discover(gateway.discovery)
         self.reloads.labels("applied").inc()
         settings = f"; gateway.{', gateway.'.join(live)} applied" if live else ""

@@ -500,6 +500,35 @@ async def test_a_camera_that_cannot_start_is_reported_and_the_rest_applies(
     assert gateway.cameras["hama"] is running
 
 
+async def test_a_removed_cameras_own_address_answers_no_more(
+    start_sim: StartSim, start_gateway: StartGateway
+) -> None:
+    """A camera on an address of its own (127.0.0.5 here, a macvlan on a LAN) has the RTSP and
+    web ports answer there too; once a reload removes it nothing does, and the gateway's own
+    address serves on."""
+    gateway = await start_gateway(await start_sim(HamaSimulator(SimOptions())))
+    entry = gateway.cameras["hama"].config
+    own = entry.model_copy(update={"name": "own", "address": "127.0.0.5", "onvif_port": 0})
+    await gateway.reload(gateway.config.model_copy(update={"cameras": [entry, own]}))
+    async with asyncio.timeout(10):
+        await gateway.cameras["own"].ready.wait()
+    ports = (gateway.rtsp.port, gateway.web_port)
+
+    async def answers(host: str, port: int) -> bool:
+        try:
+            _, writer = await asyncio.open_connection(host, port)
+        except ConnectionRefusedError:
+            return False
+        writer.close()
+        await writer.wait_closed()
+        return True
+
+    assert [await answers("127.0.0.5", port) for port in ports] == [True, True]
+    await gateway.reload(gateway.config.model_copy(update={"cameras": [entry]}))
+    assert [await answers("127.0.0.5", port) for port in ports] == [False, False]
+    assert [await answers("127.0.0.1", port) for port in ports] == [True, True]
+
+
 async def test_a_new_gateway_password_applies_at_once_and_a_new_port_waits(
     start_sim: StartSim, start_gateway: StartGateway, caplog: pytest.LogCaptureFixture
 ) -> None:

@@ -262,7 +262,7 @@ class RtspServer:
         self._tunnels: dict[str, _Tunnel] = {}
         self._handlers: set[asyncio.Task[None]] = set()
         self._server: asyncio.Server | None = None
-        self._more_servers: list[asyncio.Server] = []
+        self._more_servers: dict[str, asyncio.Server] = {}  # by address, from listen_also
         self._reaper: asyncio.Task[None] | None = None
         self.port = 0
 
@@ -275,11 +275,17 @@ class RtspServer:
 
     async def listen_also(self, host: str) -> None:
         """Serve on one more address, on the same port (a camera device's own address)."""
-        server = await asyncio.start_server(self._serve_client, host, self.port)
-        self._more_servers.append(server)
+        self._more_servers[host] = await asyncio.start_server(self._serve_client, host, self.port)
+
+    def listen_no_more(self, host: str) -> None:
+        """Stop taking connections on an address :meth:`listen_also` added (its camera left).
+        Connections already open go on until their client or the camera's end closes them."""
+        server = self._more_servers.pop(host, None)
+        if server is not None:
+            server.close()
 
     async def stop(self) -> None:
-        servers = [s for s in (self._server, *self._more_servers) if s is not None]
+        servers = [s for s in (self._server, *self._more_servers.values()) if s is not None]
         for server in servers:
             server.close()
         if self._reaper is not None:
