@@ -51,6 +51,7 @@ from bridge.media.talk import CameraTalk, can_talk
 from bridge.onvif.access import ACTUATE, POLICY
 from bridge.onvif.context import DeviceContext, GatewayPorts, endpoint_reference
 from bridge.onvif.device import all_scopes, serial_number
+from bridge.onvif.profiles import kept_encoders, profile_store, restore_encoders
 from bridge.onvif.security import UsernameTokenVerifier
 from bridge.onvif.server import RequestCounts, device_app
 from bridge.onvif.services import device_operations
@@ -109,6 +110,30 @@ def disabled_cameras(
         for camera in cameras
         if not camera.enabled
     }
+
+
+async def restore_settings(device: DeviceContext, identity: DeviceIdentity) -> list[str]:
+    """Set what a VMS set on the camera's device in an earlier run (media profiles, encoders,
+    gateway-kept presets); returns what of it no longer fits the camera, each left out."""
+    store = profile_store(device)
+    dropped = store.restore(identity.profiles)
+    dropped += await restore_encoders(device, store, identity.encoders)
+    if device.ptz is not None:
+        dropped += await device.ptz.restore(identity.presets)
+    elif identity.presets:
+        dropped.append("presets: the camera does not move")
+    return dropped
+
+
+async def keep_settings(
+    device: DeviceContext, identity: DeviceIdentity, save: Callable[[], Awaitable[None]]
+) -> None:
+    """A VMS changed what the camera's device keeps for it: into its identity, and saved."""
+    store = profile_store(device)
+    identity.profiles = store.kept()
+    identity.encoders = kept_encoders(device, store)
+    identity.presets = [] if device.ptz is None else device.ptz.kept()
+    await save()
 
 
 @dataclass
@@ -180,11 +205,14 @@ class Camera:
         *,
         tokens: UsernameTokenVerifier,
         requests: RequestCounts,
+        save: Callable[[], Awaitable[None]],
     ) -> None:
         """Start this camera's virtual ONVIF device (once connected): on its own address if
         it has one, else on the gateway's, on the port its identity holds (``routes``: more
         that its HTTP server answers; ``tokens``: the gateway's WS-Security verifier, shared
-        by every device; ``requests``: the gateway's count of ONVIF requests answered)."""
+        by every device; ``requests``: the gateway's count of ONVIF requests answered). What
+        its identity keeps for VMS is set before it answers, and ``save`` writes the
+        identity when a VMS changes that."""
         assert self.driver is not None
         assert self.info is not None
         assert self.media is not None
@@ -216,6 +244,12 @@ class Camera:
             ptz=self.ptz,
             talk=self.talk is not None,
         )
+        dropped = await restore_settings(context, identity)
+        for part in dropped:
+            log.warning("camera %s: state file: dropped %s", config.name, part)
+        context.on_settings_change = partial(keep_settings, context, identity, save)
+        if dropped:
+            await context.settings_changed()
         app = device_app(
             device_operations(context),
             users,
@@ -710,6 +744,7 @@ class Gateway:
                 routes,
                 tokens=self.onvif_tokens,
                 requests=self.onvif_requests,
+                save=self.identities.save,
             )
         except OSError as exc:
             # The camera still streams over RTSP; only its ONVIF device is missing.

@@ -25,6 +25,15 @@ from pydantic import (
 from yarl import URL
 
 from bridge.errors import ConfigError
+from bridge.kept import (
+    MAX_ENCODERS,
+    MAX_PRESETS,
+    MAX_PROFILES,
+    KeptEncoder,
+    KeptPreset,
+    KeptProfile,
+    valid_entries,
+)
 
 _Model = TypeVar("_Model", bound=BaseModel)
 Port = Annotated[int, Field(ge=0, le=65535)]  # 0: any free port (tests, side-by-side runs)
@@ -239,7 +248,8 @@ class SavedUsers(_Strict):
 
 class SavedDevice(_Strict):
     """One camera device's identity, as the state file next to the config keeps it: what a
-    VMS knows the device by must survive restarts and a reordered config."""
+    VMS knows the device by must survive restarts and a reordered config; and what a VMS set
+    on it over ONVIF (:mod:`bridge.kept`)."""
 
     name: str = Field(min_length=1, max_length=63)
     mac: str = ""
@@ -248,6 +258,30 @@ class SavedDevice(_Strict):
     serial: str = Field(default="", max_length=64)
     discoverable: bool = True
     scopes: list[Annotated[str, Field(pattern=r"^\S{1,256}$")]] = Field(default=[], max_length=32)
+    profiles: list[KeptProfile] = []
+    encoders: list[KeptEncoder] = []
+    presets: list[KeptPreset] = []
+
+    @model_validator(mode="before")
+    @classmethod
+    def _kept_entry_by_entry(cls, data: Any) -> Any:
+        """What a VMS set is kept entry by entry: one that does not fit is dropped with a log
+        line, never the device's identity nor the gateway's start."""
+        if not isinstance(data, dict):
+            return data
+        name = data.get("name")
+        camera = name if isinstance(name, str) and name.isprintable() else "?"
+        data = dict(data)
+        for key, model, limit in (
+            ("profiles", KeptProfile, MAX_PROFILES),
+            ("encoders", KeptEncoder, MAX_ENCODERS),
+            ("presets", KeptPreset, MAX_PRESETS),
+        ):
+            if key in data:
+                data[key] = valid_entries(
+                    model, data[key], limit=limit, camera=camera[:63], what=key
+                )
+        return data
 
 
 class SavedDevices(_Strict):

@@ -6,7 +6,12 @@ config would swap devices in the VMS when someone reorders the file, so each dev
 identity is looked up by the camera itself (its MAC, else its config name) in a small state
 file next to the config (``<config stem>.state.yaml``, written atomically), and created
 there the first time the camera is seen. The configurable scopes and the discovery mode set
-over ONVIF are kept in the same record, so they survive a restart too.
+over ONVIF are kept in the same record, so they survive a restart too, and so are the media
+profiles, encoder settings and gateway-kept presets a VMS set (:mod:`bridge.kept`).
+
+Saving: every change is written (atomically, off the event loop) before the request that made
+it is answered; changes made while a write is under way share the next write, so a VMS that
+sets many things in a row costs one or two writes, not one each.
 
 Ports: a port the config fixes (``onvif_port``, or 80 for a camera on its own address) wins;
 otherwise the recorded one; a new camera gets ``onvif_base_port + its config index`` when
@@ -26,6 +31,7 @@ from pathlib import Path
 
 from bridge.config import SavedDevice
 from bridge.files import write_yaml_atomically
+from bridge.kept import KeptEncoder, KeptPreset, KeptProfile
 
 log = logging.getLogger(__name__)
 
@@ -39,7 +45,8 @@ _HEADER = (
 
 @dataclass
 class DeviceIdentity:
-    """One camera device's identity; ``scopes`` and ``discoverable`` change over ONVIF."""
+    """One camera device's identity; ``scopes``, ``discoverable`` and what it keeps for a VMS
+    (``profiles``, ``encoders``, ``presets``) change over ONVIF."""
 
     name: str
     mac: str
@@ -48,6 +55,9 @@ class DeviceIdentity:
     serial: str
     discoverable: bool = True
     scopes: list[str] = field(default_factory=list)
+    profiles: list[KeptProfile] = field(default_factory=list)
+    encoders: list[KeptEncoder] = field(default_factory=list)
+    presets: list[KeptPreset] = field(default_factory=list)
 
     def saved(self) -> dict[str, object]:
         return SavedDevice(
@@ -58,7 +68,10 @@ class DeviceIdentity:
             serial=self.serial,
             discoverable=self.discoverable,
             scopes=self.scopes,
-        ).model_dump()
+            profiles=self.profiles,
+            encoders=self.encoders,
+            presets=self.presets,
+        ).model_dump(mode="json")
 
 
 class DeviceIdentities:
@@ -78,7 +91,16 @@ class DeviceIdentities:
     ) -> None:
         self._records = [
             DeviceIdentity(
-                s.name, s.mac, s.endpoint, s.onvif_port, s.serial, s.discoverable, list(s.scopes)
+                s.name,
+                s.mac,
+                s.endpoint,
+                s.onvif_port,
+                s.serial,
+                s.discoverable,
+                list(s.scopes),
+                list(s.profiles),
+                list(s.encoders),
+                list(s.presets),
             )
             for s in saved
         ]
@@ -86,6 +108,8 @@ class DeviceIdentities:
         self._base_port = base_port
         self._reserved = set(reserved)
         self._lock = asyncio.Lock()
+        self._changes = 0  # counts save() calls; a write covers every one made before it began
+        self._written = 0
         self._claimed: dict[int, str] = {}  # id(record) -> the camera using it in this run
 
     def find(self, name: str, mac: str) -> DeviceIdentity | None:
@@ -157,10 +181,16 @@ class DeviceIdentities:
         return next((p for p in range(self._base_port, MAX_PORT + 1) if p not in taken), None)
 
     async def save(self) -> None:
-        """Write the file; a failure is logged, and the identities live on in memory."""
+        """Write the file (returning once what changed before the call is written); a failure
+        is logged, and the identities live on in memory."""
         if self._path is None:
             return
+        self._changes += 1
+        change = self._changes
         async with self._lock:
+            if self._written >= change:
+                return  # a write that began after this change took it along
+            self._written = self._changes
             data = {"devices": [record.saved() for record in self._records]}
             try:
                 await asyncio.to_thread(write_yaml_atomically, self._path, _HEADER, data)

@@ -11,7 +11,8 @@ on the camera's behalf, between the client protocols (ONVIF's PTZ service) and t
   move (relative, absolute, preset, home) needs at the dialect's calibrated rate;
 - where the head is: as the camera reports it, else estimated from the moves made here
   (heads centre themselves at power-up, so the estimate starts at home);
-- presets the camera cannot list: their names and the positions they were stored at;
+- presets the camera cannot list: their names and the positions they were stored at (kept in
+  the state file across restarts: :meth:`PtzHead.kept`, :meth:`PtzHead.restore`);
 - moves by a fraction of the field of view (what trackers send), through the dialect's
   :class:`~bridge.cameras.base.PtzGeometry`: native relative moves where the camera has them,
   else absolute moves from a known position, else continuous moves timed at the calibrated
@@ -28,12 +29,13 @@ import enum
 import itertools
 import logging
 import time
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator, Callable, Sequence
 from contextlib import asynccontextmanager, suppress
 from dataclasses import dataclass, replace
 
 from bridge.cameras.base import CameraDriver, Preset, PtzCapabilities, PtzGeometry, PtzVector
 from bridge.errors import CameraError, PtzRefused, UnsupportedOperation
+from bridge.kept import KeptPreset
 
 log = logging.getLogger(__name__)
 
@@ -265,6 +267,7 @@ class PtzHead:
         self._stop_at = 0.0  # when the running continuous move's timer stops it
         self._home = STILL
         self._stored: dict[str, _Stored] = {}
+        self._lists_presets: bool | None = None  # whether the camera lists its own, once known
 
     # -- state ------------------------------------------------------------------------------
 
@@ -477,9 +480,58 @@ class PtzHead:
     async def presets(self) -> tuple[list[Preset], bool]:
         """The presets, and whether the camera listed them (else: those stored here)."""
         try:
-            return list(await self._driver.presets()), True
+            listed = list(await self._driver.presets())
         except UnsupportedOperation:
+            self._lists_presets = False
             return [Preset(token, stored.name) for token, stored in self._stored.items()], False
+        self._lists_presets = True
+        return listed, True
+
+    def kept(self) -> list[KeptPreset]:
+        """The presets stored here for a camera that cannot list its own, as the state file
+        keeps them (a camera that lists its own keeps them itself)."""
+        if self._lists_presets is not False:
+            return []
+        return [
+            KeptPreset(token=token, name=stored.name)
+            if stored.position is None
+            else KeptPreset(
+                token=token,
+                name=stored.name,
+                pan=stored.position.pan,
+                tilt=stored.position.tilt,
+                zoom=stored.position.zoom,
+            )
+            for token, stored in self._stored.items()
+        ]
+
+    async def restore(self, kept: Sequence[KeptPreset]) -> list[str]:
+        """Take back the presets an earlier run kept; returns what no longer fits the camera
+        (a slot beyond its count, a name or slot kept twice, every one when it lists its own
+        now or cannot say): each is dropped."""
+        if not kept:
+            return []
+        try:
+            _, listable = await self.presets()
+        except CameraError as exc:
+            return [f"presets: the camera cannot say whether it lists its own ({exc})"]
+        if listable:
+            return ["presets: the camera lists its own"]
+        dropped: list[str] = []
+        names: set[str] = set()
+        for preset in kept:
+            if int(preset.token) > self.caps.presets:
+                dropped.append(f"preset {preset.token}: the camera has {self.caps.presets} slots")
+            elif preset.token in self._stored or preset.name in names:
+                dropped.append(f"preset {preset.token}: its slot or name is kept twice")
+            else:
+                pan, tilt, zoom = preset.pan, preset.tilt, preset.zoom
+                position = None
+                if pan is not None and tilt is not None and zoom is not None:
+                    position = PtzVector(pan, tilt, zoom)
+                self._stored[preset.token] = _Stored(preset.name, position)
+                names.add(preset.name)
+        return dropped
 
     def stored_position(self, token: str) -> PtzVector | None:
         stored = self._stored.get(token)
@@ -523,9 +575,10 @@ class PtzHead:
         presets keeps the position in its slot, unlisted, until a new preset takes it)."""
         presets, listable = await self.presets()
         _require(presets, token)
+        name = next(preset.name for preset in presets if preset.token == token)
         try:
             async with self._command(moves=False):
-                await self._driver.remove_preset(token)
+                await self._driver.remove_preset(token, name)
         except UnsupportedOperation:
             if listable:
                 raise

@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import logging
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
+from pathlib import Path
 
 import pytest
 from aiohttp import web
@@ -86,7 +87,8 @@ async def serve() -> AsyncIterator[Serve]:
 async def start_gateway() -> AsyncIterator[StartGateway]:
     """A gateway on loopback (free ports) in front of running emulators, as ``bridge demo``
     builds it: start_gateway(sim, ..., camera_options={...}, **gateway_overrides) (camera
-    options apply to every camera). Returns once every camera is connected and its ONVIF
+    options apply to every camera; ``state_file``: where it keeps identities and settings,
+    none by default). Returns once every camera is connected and its ONVIF
     device serving; stopped after the test. Every ONVIF response is checked against the
     schemas (one that does not fit is answered with ter:Action)."""
     gateways: list[Gateway] = []
@@ -94,6 +96,7 @@ async def start_gateway() -> AsyncIterator[StartGateway]:
     async def start(
         *sims: RunningSimulator,
         camera_options: dict[str, object] | None = None,
+        state_file: Path | None = None,
         **overrides: object,
     ) -> Gateway:
         # Announcing (WS-Discovery, SSDP, zeroconf) is for the discovery tests to switch on.
@@ -105,7 +108,7 @@ async def start_gateway() -> AsyncIterator[StartGateway]:
                 "cameras": [c.model_copy(update=camera_options) for c in config.cameras],
             }
         )
-        gateway = Gateway(config)
+        gateway = Gateway(config, state_file=state_file)
         gateways.append(gateway)
         await gateway.start()
         for camera in gateway.cameras.values():

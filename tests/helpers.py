@@ -56,9 +56,11 @@ async def ffprobe(*args: str) -> dict[str, Any]:
 
 
 async def probe_first_video_frames(url: str, frames: int = 3) -> dict[str, Any]:
-    """ffprobe's view of the first ``frames`` frames of a video URL: its one stream's
-    codec_name, width, height and nb_read_frames."""
+    """ffprobe's view of the first ``frames`` frames of a video URL: its video stream's
+    codec_name, width, height and nb_read_frames (a stream with sound too has one)."""
     probe = await ffprobe(
+        "-select_streams",
+        "v",
         "-read_intervals",
         f"%+#{frames}",
         "-count_frames",

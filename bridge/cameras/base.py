@@ -326,7 +326,9 @@ class CameraDriver:
         """Store the current position; returns the token the preset got."""
         raise self._unsupported("store a preset")
 
-    async def remove_preset(self, token: str) -> None:
+    async def remove_preset(self, token: str, name: str = "") -> None:
+        """Remove a preset; ``name`` is what it was stored as (a CGI that removes by name,
+        of a camera that cannot read its presets back, needs the gateway to say it)."""
         raise self._unsupported("remove a preset")
 
     async def goto_home(self) -> None:

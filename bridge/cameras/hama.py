@@ -267,8 +267,8 @@ class HamaDriver(CameraDriver):
     def __init__(self, http: CameraHttp) -> None:
         super().__init__(http)
         self._steps = SteppedMove(http.display_name)
-        # The camera cannot read these back; they hold what this driver last wrote.
-        self._preset_names: dict[int, str] = {}
+        # The camera cannot read it back; it holds what this driver last wrote. (Nor can it
+        # read its presets back: the gateway names them, bridge.ptz.PtzHead.)
         self._orientation = ImagingSettings()
 
     # -- identification -------------------------------------------------------------------
@@ -409,7 +409,7 @@ class HamaDriver(CameraDriver):
         return slot
 
     async def presets(self) -> Sequence[Preset]:
-        return [Preset(str(slot), name) for slot, name in sorted(self._preset_names.items())]
+        raise self._unsupported("list presets (it cannot read them back)")
 
     async def goto_preset(self, token: str) -> None:
         slot = self._preset_slot(token)
@@ -418,22 +418,15 @@ class HamaDriver(CameraDriver):
 
     async def set_preset(self, name: str, token: str | None = None) -> str:
         if token is None:
-            free = [s for s in range(1, PRESET_SLOTS + 1) if s not in self._preset_names]
-            if not free:
-                raise self._unsupported(f"store more than {PRESET_SLOTS} presets")
-            slot = free[0]
-        else:
-            slot = self._preset_slot(token)
+            raise self._unsupported("choose a free preset slot (it cannot list presets)")
+        slot = self._preset_slot(token)
         name = name.strip() or f"preset{slot}"
         await self._command(PTZ_CONFIG_PATH, {"setserverpresetname": name, "presetNo": slot})
-        self._preset_names[slot] = name
         return str(slot)
 
-    async def remove_preset(self, token: str) -> None:
+    async def remove_preset(self, token: str, name: str = "") -> None:
         slot = self._preset_slot(token)
-        name = self._preset_names.get(slot, "")
         await self._command(PTZ_CONFIG_PATH, {"removeserverpresetname": name, "presetNo": slot})
-        self._preset_names.pop(slot, None)
 
     # -- imaging --------------------------------------------------------------------------
 

@@ -660,7 +660,7 @@ class IpCamCgiDriver(CameraDriver):
         )
         return str(slot)
 
-    async def remove_preset(self, token: str) -> None:
+    async def remove_preset(self, token: str, name: str = "") -> None:
         await self._ptz({"ClearPosition": str(self._slot(token))})
 
     async def goto_home(self) -> None:

@@ -893,7 +893,7 @@ class OpenApiDriver(CameraDriver):
             f"preset {name!r} is not listed after storing it", camera=self.http.display_name
         )
 
-    async def remove_preset(self, token: str) -> None:
+    async def remove_preset(self, token: str, name: str = "") -> None:
         self._require_presets("remove a preset")
         await self._command(PTZ_CONFIG_CGI, {"removeserverpresetno": self._preset_number(token)})
 

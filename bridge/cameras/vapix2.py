@@ -895,7 +895,7 @@ class Vapix2Driver(CameraDriver):
             raise BadResponse(f"preset {name!r} missing after storing it", camera=self._name)
         return matching[-1]
 
-    async def remove_preset(self, token: str) -> None:
+    async def remove_preset(self, token: str, name: str = "") -> None:
         self._require_ptz(self.capabilities.ptz.presets > 0, "remove a preset")
         await self._command(PTZCONFIG_CGI, {"removeserverpresetno": token})
 

@@ -11,14 +11,15 @@ never carry credentials.
 from __future__ import annotations
 
 import uuid
-from collections.abc import Awaitable, Callable, MutableMapping
+from collections.abc import Awaitable, Callable, Mapping, MutableMapping
 from dataclasses import dataclass, field
+from typing import Any
 from urllib.parse import urlsplit
 
 from bridge.cameras.base import CameraDriver, DeviceInfo
 from bridge.media.motion import CameraEvents
 from bridge.media.source import CameraMedia, Profile
-from bridge.onvif.soap import OnvifRequest, Service
+from bridge.onvif.soap import Handler, OnvifRequest, Service
 from bridge.ptz import PtzHead
 
 # Tokens shared by the services (a VMS passes them from one service to another). The media
@@ -69,6 +70,9 @@ class DeviceContext:
     location: str = ""  # its onvif://www.onvif.org/location/ scope, if any
     # Told when the scopes or the discovery mode changed (to save them and announce it).
     on_discovery_change: Callable[[], Awaitable[None]] | None = None
+    # Told when what the gateway keeps for a VMS changed (media profiles, encoders, presets),
+    # to save it; the request is answered once it is saved.
+    on_settings_change: Callable[[], Awaitable[None]] | None = None
     # What the gateway keeps for the camera's PTZ head (the camera's, not this device's).
     ptz: PtzHead | None = None
     # Whether the gateway can make the camera play a back channel's audio (its talk format is
@@ -114,6 +118,22 @@ class DeviceContext:
         if self.on_discovery_change is not None:
             await self.on_discovery_change()
 
+    async def settings_changed(self) -> None:
+        if self.on_settings_change is not None:
+            await self.on_settings_change()
+
     async def close(self) -> None:
         for close in self.closers:
             await close()
+
+
+def kept_after(device: DeviceContext, handler: Handler) -> Handler:
+    """``handler``, followed when it succeeds by saving what the device keeps: what ONVIF
+    says "shall be persistent" is on disk before the client hears it is done."""
+
+    async def run(request: OnvifRequest) -> Mapping[str, Any] | None:
+        answer = await handler(request)
+        await device.settings_changed()
+        return answer
+
+    return run

@@ -17,11 +17,9 @@ from functools import partial
 from typing import Any
 
 from bridge.errors import ActionNotSupported, InvalidArgVal
+from bridge.kept import Kind
 from bridge.media.source import Profile
-from bridge.onvif.context import (
-    AUDIO_ENCODER_CONFIG,
-    DeviceContext,
-)
+from bridge.onvif.context import AUDIO_ENCODER_CONFIG, DeviceContext, kept_after
 from bridge.onvif.profiles import (
     DECODER_SAMPLE_RATE_KHZ,
     ENCODER_INSTANCES,
@@ -33,7 +31,6 @@ from bridge.onvif.profiles import (
     EncoderOptions,
     EncoderRequest,
     EncoderState,
-    Kind,
     MediaProfile,
     ProfileStore,
     apply_encoder,
@@ -457,5 +454,9 @@ def register(operations: Operations, device: DeviceContext) -> None:
         handlers[f"Get{name}s"] = partial(media.get_configurations, kind)
         handlers[f"Get{name}"] = partial(media.get_configuration, kind)
         handlers[f"GetCompatible{name}s"] = partial(media.get_compatible_configurations, kind)
+    kept = {"CreateProfile", "DeleteProfile", "SetVideoEncoderConfiguration"}
+    kept |= {f"{change}{kind.value}Configuration" for kind in Kind for change in ("Add", "Remove")}
     for operation, handler in handlers.items():
-        operations.add(Service.MEDIA, operation, handler)
+        operations.add(
+            Service.MEDIA, operation, kept_after(device, handler) if operation in kept else handler
+        )

@@ -15,7 +15,8 @@ from functools import partial
 from typing import Any
 
 from bridge.errors import InvalidArgVal, NoConfig
-from bridge.onvif.context import DeviceContext
+from bridge.kept import Kind
+from bridge.onvif.context import DeviceContext, kept_after
 from bridge.onvif.media import CONFIGURATION_KINDS, ConfigurationShapes
 from bridge.onvif.profiles import (
     DECODER_ENCODINGS,
@@ -26,7 +27,6 @@ from bridge.onvif.profiles import (
     QUALITY,
     AudioEncoding,
     EncoderState,
-    Kind,
     MediaProfile,
     audio_choice,
     camera_video,
@@ -151,10 +151,10 @@ class Media2Service(ConfigurationShapes):
 
     async def add_configuration(self, request: OnvifRequest) -> None:
         profile = self.store.profile(request.params["ProfileToken"])
+        if request.params.get("Name") is not None:
+            self.store.rename(profile.token, request.params["Name"])
         for kind, token in self.references(request.params.get("Configuration")):
             self.store.add(profile.token, kind, token)
-        if request.params.get("Name") is not None:
-            profile.name = request.params["Name"]
 
     async def remove_configuration(self, request: OnvifRequest) -> None:
         profile = self.store.profile(request.params["ProfileToken"])
@@ -261,5 +261,14 @@ def register(operations: Operations, device: DeviceContext) -> None:
             "GetAudioDecoderConfigurationOptions": media2.get_audio_decoder_configuration_options,
             "SetAudioDecoderConfiguration": media2.set_audio_decoder_configuration,
         }
+    kept = {
+        "CreateProfile",
+        "DeleteProfile",
+        "AddConfiguration",
+        "RemoveConfiguration",
+        "SetVideoEncoderConfiguration",
+    }
     for operation, handler in handlers.items():
-        operations.add(Service.MEDIA2, operation, handler)
+        operations.add(
+            Service.MEDIA2, operation, kept_after(device, handler) if operation in kept else handler
+        )

@@ -18,12 +18,13 @@ that can be changed (the legacy talk CGIs have no volume), so a change to it is 
 
 from __future__ import annotations
 
-import enum
 import math
 import weakref
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
+
+from pydantic import ValidationError
 
 from bridge.codecs.jpeg import jpeg_size
 from bridge.errors import (
@@ -36,10 +37,12 @@ from bridge.errors import (
     NoProfile,
     ProtocolError,
 )
+from bridge.kept import MAX_PROFILES, KeptEncoder, KeptProfile, Kind
 from bridge.media.source import (
     DEFAULT_FPS,
     MAX_BITRATE,
     MIN_BITRATE,
+    PROFILE_LIMITS,
     SUB_SIZE,
     CameraMedia,
     Profile,
@@ -63,7 +66,6 @@ from bridge.onvif.context import (
 from bridge.streams import Codec
 from bridge.talk import TalkCodec
 
-MAX_PROFILES = 8  # fixed and created together
 QUALITY = 5  # no quality knob: x264 is rate-controlled by the bitrate alone
 H264_PROFILE = "Baseline"
 SESSION_TIMEOUT = "PT60S"
@@ -73,18 +75,6 @@ G711_KBPS = 64  # PCMU and PCMA alike: 8-bit samples at 8 kHz
 AAC_BITS_PER_SAMPLE = 3  # bridge.media.audio encodes AAC at 3 bits per sample (24/48 kbit/s)
 ENCODER_INSTANCES = {"H264": 2, "JPEG": 1}  # main and sub, jpeg
 _RATE_SLACK = 1e-6
-
-
-class Kind(enum.Enum):
-    """The configurations a profile can hold, by Media2's names (tr2:ConfigurationEnumeration)."""
-
-    VIDEO_SOURCE = "VideoSource"
-    AUDIO_SOURCE = "AudioSource"
-    VIDEO_ENCODER = "VideoEncoder"
-    AUDIO_ENCODER = "AudioEncoder"
-    PTZ = "PTZ"
-    AUDIO_OUTPUT = "AudioOutput"
-    AUDIO_DECODER = "AudioDecoder"
 
 
 @dataclass
@@ -133,18 +123,22 @@ def has_audio_output(device: DeviceContext) -> bool:
 
 
 class ProfileStore:
-    """One device's media profiles (in memory: created profiles last as long as the device)."""
+    """One device's media profiles. They live as long as the device; what a VMS made of them
+    is kept in the state file (:meth:`kept`) and taken back by the next device of the same
+    camera (:meth:`restore`)."""
 
     def __init__(self, available: Mapping[Kind, tuple[str, ...]], limit: int = MAX_PROFILES):
         self.available = dict(available)
         self.limit = limit
         self.picture_size: tuple[int, int] | None = None  # from a snapshot, if the camera says not
-        self._profiles: dict[str, MediaProfile] = {}
+        self._profiles = {profile.value: self._fixed(profile) for profile in Profile}
         self._created = 0
-        for profile in Profile:
-            held = {kind: tokens[0] for kind, tokens in self.available.items()}
-            held[Kind.VIDEO_ENCODER] = profile.value
-            self._profiles[profile.value] = MediaProfile(profile.value, profile.value, True, held)
+
+    def _fixed(self, profile: Profile) -> MediaProfile:
+        """A fixed profile as it comes: every configuration the device has, and its encoder."""
+        held = {kind: tokens[0] for kind, tokens in self.available.items()}
+        held[Kind.VIDEO_ENCODER] = profile.value
+        return MediaProfile(profile.value, profile.value, True, held)
 
     def profiles(self) -> list[MediaProfile]:
         return list(self._profiles.values())
@@ -161,10 +155,16 @@ class ProfileStore:
         if token is None:
             token = self._new_token()
         elif token in self._profiles:
-            raise InvalidArgVal(f"A profile {token!r} exists", subcode="ProfileExists")
+            raise InvalidArgVal(f"A profile {token[:64]!r} exists", subcode="ProfileExists")
+        _keepable(token, name)
         profile = MediaProfile(token, name, fixed=False)
         self._profiles[token] = profile
         return profile
+
+    def rename(self, token: str, name: str) -> None:
+        profile = self.profile(token)
+        _keepable(token, name)
+        profile.name = name
 
     def delete(self, token: str) -> None:
         if self.profile(token).fixed:
@@ -188,12 +188,57 @@ class ProfileStore:
     def use_count(self, kind: Kind, token: str) -> int:
         return sum(1 for p in self._profiles.values() if p.configurations.get(kind) == token)
 
+    def kept(self) -> list[KeptProfile]:
+        """The profiles as clients left them, for the state file: those they created and the
+        fixed ones they changed (one as it comes is left out: it follows what the camera can
+        do, so a camera that gains sound gets it in its fixed profiles)."""
+        return [
+            KeptProfile(token=p.token, name=p.name, configurations=p.configurations)
+            for p in self._profiles.values()
+            if not p.fixed or p != self._fixed(Profile(p.token))
+        ]
+
+    def restore(self, kept: Iterable[KeptProfile]) -> list[str]:
+        """Take back the profiles an earlier run kept; returns what of them no longer fits
+        the device (a configuration it lost, a profile beyond its limit): each is dropped."""
+        dropped: list[str] = []
+        for saved in kept:
+            profile = self._profiles.get(saved.token)
+            if profile is None:
+                if len(self._profiles) >= self.limit:
+                    dropped.append(f"profile {saved.token!r}: more than {self.limit} profiles")
+                    continue
+                profile = self._profiles[saved.token] = MediaProfile(saved.token, "", False)
+            profile.name = saved.name
+            profile.configurations = {}
+            for kind, token in saved.configurations.items():
+                if token in self.available.get(kind, ()):
+                    profile.configurations[kind] = token
+                else:
+                    dropped.append(
+                        f"profile {saved.token!r}: no {kind.value} configuration {token!r} now"
+                    )
+        return dropped
+
     def _new_token(self) -> str:
         while True:
             self._created += 1
             token = f"profile_{self._created}"
             if token not in self._profiles:
                 return token
+
+
+def _keepable(token: str, name: str) -> None:
+    """ter:InvalidArgVal for a profile token or name the state file could not keep (tt:Name
+    and tt:ReferenceToken: at most 64 characters; a token is one printable word)."""
+    try:
+        KeptProfile(token=token, name=name)
+    except ValidationError as exc:
+        field_name = exc.errors()[0]["loc"][0]
+        raise InvalidArgVal(
+            f"The profile's {field_name} must be at most 64 characters"
+            + (", printable, without spaces" if field_name == "token" else "")
+        ) from None
 
 
 # Keyed by the camera's media, which lives exactly as long as its device (a reconnected camera
@@ -389,6 +434,66 @@ def _max_fps(camera_fps: float, requested: float, digits: int) -> float | None:
         if carried(rate, digits) <= requested + _RATE_SLACK:
             return None if n == 1 else rate
     raise _refuse(f"The frame rate limit must be at least {carried(rates[-1], digits)}")
+
+
+# -- kept across restarts ---------------------------------------------------------------------
+
+
+def kept_encoders(device: DeviceContext, store: ProfileStore) -> list[KeptEncoder]:
+    """The H.264 encoders clients changed, for the state file, each with the size it encodes
+    (what GetVideoEncoderConfigurationOptions offered and the client chose)."""
+    size = device.media.camera_size() or store.picture_size
+    kept: list[KeptEncoder] = []
+    for profile, default in PROFILE_LIMITS.items():
+        limits = device.media.limits(profile)
+        if limits == default or size is None:
+            continue
+        width, height = fit_within(size, limits.max_size)
+        kept.append(
+            KeptEncoder(
+                profile=profile.value,
+                width=width,
+                height=height,
+                max_fps=limits.max_fps,
+                bitrate=limits.bitrate,
+                gop_seconds=limits.gop_seconds,
+            )
+        )
+    return kept
+
+
+async def restore_encoders(
+    device: DeviceContext, store: ProfileStore, kept: Iterable[KeptEncoder]
+) -> list[str]:
+    """Set the encoders as an earlier run kept them; returns what no longer fits the camera
+    (a size it does not offer now, a value out of range): each is dropped whole, and that
+    encoder keeps its defaults."""
+    dropped: list[str] = []
+    for saved in kept:
+        profile = next((p for p in PROFILE_LIMITS if p.value == saved.profile), None)
+        size = (saved.width, saved.height)
+        if profile is None:
+            dropped.append(f"encoder {saved.profile!r}: not an H.264 profile")
+            continue
+        if saved.bitrate is not None and not MIN_BITRATE <= saved.bitrate <= MAX_BITRATE:
+            dropped.append(f"{profile} encoder: {saved.bitrate} bit/s is out of range")
+            continue
+        if saved.gop_seconds > MAX_GOP_SECONDS:
+            dropped.append(f"{profile} encoder: a GOP of {saved.gop_seconds} s is too long")
+            continue
+        try:
+            video = await camera_video(device, store)
+        except ActionFailed:
+            dropped.append(f"{profile} encoder: the camera's picture size is not known")
+            continue
+        boxes = _resolution_boxes(device, profile, video)
+        if size not in boxes:
+            dropped.append(f"{profile} encoder: {size[0]}x{size[1]} is not a size it offers")
+            continue
+        device.media.set_limits(
+            profile, VideoLimits(boxes[size], saved.max_fps, saved.bitrate, saved.gop_seconds)
+        )
+    return dropped
 
 
 # -- audio ------------------------------------------------------------------------------------

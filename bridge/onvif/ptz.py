@@ -23,9 +23,10 @@ from typing import Any, TypeVar
 
 from bridge.cameras.base import PtzVector
 from bridge.errors import ActionFailed, InvalidArgVal, NoConfig, PtzRefused
+from bridge.kept import MAX_NAME, Kind
 from bridge.onvif.camera_calls import camera_call
-from bridge.onvif.context import PTZ_CONFIG, PTZ_NODE, DeviceContext
-from bridge.onvif.profiles import Kind, profile_store
+from bridge.onvif.context import PTZ_CONFIG, PTZ_NODE, DeviceContext, kept_after
+from bridge.onvif.profiles import profile_store
 from bridge.onvif.soap import Handler, OnvifRequest, Operations, Service
 from bridge.ptz import PtzHead, PtzOffer, Refusal, Translation
 
@@ -482,7 +483,12 @@ class _PtzService:
     async def set_preset(self, request: OnvifRequest) -> Mapping[str, Any]:
         self._profile(request)
         params = request.params
-        store = self.head.set_preset(params.get("PresetName"), params.get("PresetToken"))
+        name = params.get("PresetName")
+        if name is not None and len(name) > MAX_NAME:
+            raise InvalidArgVal(
+                f"A preset name is at most {MAX_NAME} characters", subcode="InvalidPresetName"
+            )
+        store = self.head.set_preset(name, params.get("PresetToken"))
         return {"PresetToken": await _call("store a preset", store)}
 
     async def remove_preset(self, request: OnvifRequest) -> None:
@@ -512,4 +518,5 @@ def register(operations: Operations, device: DeviceContext) -> None:
     if head is None or not head.offer.any:
         return
     for name, handler in _PtzService(device, head).operations().items():
-        operations.add(Service.PTZ, name, handler)
+        kept = name in ("SetPreset", "RemovePreset")
+        operations.add(Service.PTZ, name, kept_after(device, handler) if kept else handler)

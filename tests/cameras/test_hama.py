@@ -35,7 +35,6 @@ from bridge.cameras.base import (
     DeviceInfo,
     ImagingField,
     ImagingSettings,
-    Preset,
     PtzCapabilities,
     PtzVector,
 )
@@ -551,12 +550,11 @@ async def test_presets_store_recall_and_remove(sim: RunningSimulator, driver: Ha
     sim.camera.state.ptz.go_to(PtzVector(pan=0.3, tilt=-0.2))
     assert await driver.set_preset("myroom", "2") == "2"
     sim.camera.state.ptz.go_to(PtzVector(pan=-0.9))
-    assert await driver.set_preset("hall") == "1"  # the first free slot
+    assert await driver.set_preset("hall", "1") == "1"
 
-    assert await driver.presets() == [Preset("1", "hall"), Preset("2", "myroom")]
     await driver.goto_preset("2")
     assert position(sim) == at(0.3, -0.2)
-    await driver.remove_preset("2")
+    await driver.remove_preset("2", "myroom")  # the CGI names what it removes
 
     assert sent(sim) == [
         ("GET", PTZ_CONFIG, {"setserverpresetname": "myroom", "presetNo": "2"}),
@@ -564,8 +562,16 @@ async def test_presets_store_recall_and_remove(sim: RunningSimulator, driver: Ha
         ("GET", PTZ, {"gotoserverpresetIndex": "2"}),
         ("GET", PTZ_CONFIG, {"removeserverpresetname": "myroom", "presetNo": "2"}),
     ]
-    assert await driver.presets() == [Preset("1", "hall")]
     assert sorted(camera(sim).settings.presets) == [1]
+
+
+async def test_presets_cannot_be_listed(driver: HamaDriver) -> None:
+    """The CGI cannot read presets back, so the gateway names them and picks their slots
+    (bridge.ptz.PtzHead), and keeps them across restarts in the state file."""
+    with pytest.raises(UnsupportedOperation, match="list presets"):
+        await driver.presets()
+    with pytest.raises(UnsupportedOperation, match="free preset slot"):
+        await driver.set_preset("hall")
 
 
 async def test_going_to_an_empty_preset_is_a_bad_response(
