@@ -286,6 +286,7 @@ async def demo(
                     await camera.ready.wait()
         authority = f"{DEMO_USERNAME}:{DEMO_PASSWORD}@{host}"
         print(f"gateway user {DEMO_USERNAME}, password {DEMO_PASSWORD}; Ctrl-C stops everything")
+        print(f"status page  http://{authority}:{gateway.web_port}/")
         for sim in sims:
             name = sim.camera.dialect
             print(f"{name}:")

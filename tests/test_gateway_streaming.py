@@ -407,15 +407,22 @@ async def test_demo_serves_every_camera_and_stops_on_ctrl_c() -> None:
         assert process.stdout is not None
         urls: dict[str, str] = {}
         devices: list[str] = []
+        page = ""
         async with asyncio.timeout(30):
             while len(devices) < 5:
                 line = (await process.stdout.readline()).decode()
                 assert line, "demo ended early"
+                if match := re.match(r"status page\s+(http://\S+)", line):
+                    page = match[1]
                 if match := re.search(r"rtsp://\S+/(\w+)/main", line):
                     urls[match.group(1)] = match.group(0)
                 devices += re.findall(r"http://127\.0\.0\.1:\d+/onvif/device_service", line)
         assert set(urls) == set(HAS_AUDIO)
         assert len(set(devices)) == 5  # one ONVIF device, on its own port, per camera
+        # The status page opens as printed (aiohttp logs in with the user:password in it).
+        async with aiohttp.ClientSession() as http, http.get(page) as response:
+            assert response.status == 200
+            assert "<title>bridge</title>" in await response.text()
         assert await streams(urls["vapix2"], "tcp") == [("h264", *SIZE), ("pcm_mulaw", None, None)]
     finally:
         process.send_signal(2)  # Ctrl-C
