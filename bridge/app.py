@@ -118,6 +118,12 @@ async def restore_settings(device: DeviceContext, identity: DeviceIdentity) -> l
     store = profile_store(device)
     dropped = store.restore(identity.profiles)
     dropped += await restore_encoders(device, store, identity.encoders)
+    if store.deferred_encoders:
+        log.warning(
+            "camera %s: encoder settings from the state file wait: its picture size is not "
+            "known yet (they stay in the file until a client sets them)",
+            device.camera,
+        )
     if device.ptz is not None:
         dropped += await device.ptz.restore(identity.presets)
     elif identity.presets:
@@ -130,9 +136,14 @@ async def keep_settings(
 ) -> None:
     """A VMS changed what the camera's device keeps for it: into its identity, and saved."""
     store = profile_store(device)
-    identity.profiles = store.kept()
-    identity.encoders = kept_encoders(device, store)
-    identity.presets = [] if device.ptz is None else device.ptz.kept()
+    kept = (
+        store.kept(),
+        kept_encoders(device, store),
+        [] if device.ptz is None else device.ptz.kept(),
+    )
+    if kept == (identity.profiles, identity.encoders, identity.presets):
+        return  # a VMS setting again what it set before: the file already says so
+    identity.profiles, identity.encoders, identity.presets = kept
     await save()
 
 

@@ -492,18 +492,12 @@ class PtzHead:
         keeps them (a camera that lists its own keeps them itself)."""
         if self._lists_presets is not False:
             return []
-        return [
-            KeptPreset(token=token, name=stored.name)
-            if stored.position is None
-            else KeptPreset(
-                token=token,
-                name=stored.name,
-                pan=stored.position.pan,
-                tilt=stored.position.tilt,
-                zoom=stored.position.zoom,
-            )
-            for token, stored in self._stored.items()
-        ]
+        kept = []
+        for token, stored in self._stored.items():
+            at = stored.position
+            where = {} if at is None else {"pan": at.pan, "tilt": at.tilt, "zoom": at.zoom}
+            kept.append(KeptPreset(token=token, name=stored.name, **where))
+        return kept
 
     async def restore(self, kept: Sequence[KeptPreset]) -> list[str]:
         """Take back the presets an earlier run kept; returns what no longer fits the camera
@@ -574,8 +568,7 @@ class PtzHead:
         """Forget a preset; the camera forgets it too where it can (one that cannot list its
         presets keeps the position in its slot, unlisted, until a new preset takes it)."""
         presets, listable = await self.presets()
-        _require(presets, token)
-        name = next(preset.name for preset in presets if preset.token == token)
+        name = _require(presets, token).name
         try:
             async with self._command(moves=False):
                 await self._driver.remove_preset(token, name)
@@ -603,6 +596,9 @@ def difference(start: PtzVector, end: PtzVector) -> PtzVector:
     return PtzVector(end.pan - start.pan, end.tilt - start.tilt, end.zoom - start.zoom)
 
 
-def _require(presets: list[Preset], token: str) -> None:
-    if all(preset.token != token for preset in presets):
-        raise PtzRefused(f"No preset {token!r}", reason=Refusal.NO_PRESET)
+def _require(presets: list[Preset], token: str) -> Preset:
+    """The preset with that token, else PtzRefused."""
+    for preset in presets:
+        if preset.token == token:
+            return preset
+    raise PtzRefused(f"No preset {token!r}", reason=Refusal.NO_PRESET)

@@ -71,7 +71,6 @@ class TalkEncoder:
     def __init__(self, target: AudioFormat) -> None:
         if not can_talk(target):
             raise ValueError(f"no talk encoder for {target}")
-        self._target = target
         rate = target.sample_rate
         self._passthrough = target.codec is AudioCodec.MULAW and rate == PCMU_RATE
         self._resampler = None if rate == PCMU_RATE else av.AudioResampler("s16", "mono", rate)
@@ -138,20 +137,22 @@ class _Talker:
         self._line.release(self)
 
 
+_Packet = tuple[_Talker, TalkCodec, bytes]  # one packet of a talk, and whose it is
+
+
 class CameraTalk:
     """One camera's speaker, shared by whoever claims it, one at a time: ``play`` uploads a
     talk spurt in ``target``, the camera's talk format (its driver's ``send_audio`` and
     ``capabilities.audio_out``)."""
 
     def __init__(self, name: str, play: Play, target: AudioFormat, *, silence: float = SILENCE):
-        if not can_talk(target):
-            raise ValueError(f"camera {name}: cannot play talk in {target}")
         self._name = name
         self._play = play
         self._target = target
         self._silence = silence
-        # Packets, or None: the talker left, so the upload ends now, not after the silence.
-        self._queue: asyncio.Queue[tuple[TalkCodec, bytes] | None] = asyncio.Queue(QUEUE_PACKETS)
+        # Packets with their talker, or None: the talker left, so the upload ends now, not
+        # after the silence.
+        self._queue: asyncio.Queue[_Packet | None] = asyncio.Queue(QUEUE_PACKETS)
         self._talker: _Talker | None = None
         self._pump: asyncio.Task[None] | None = None
         self._errors = ThrottledLog(log)
@@ -171,18 +172,20 @@ class CameraTalk:
         if talker is not self._talker or talker.failed:
             return
         try:
-            self._queue.put_nowait((codec, payload))
+            self._queue.put_nowait((talker, codec, payload))
         except asyncio.QueueFull:
             self.dropped += 1
 
     def release(self, talker: _Talker) -> None:
         """The talker is done: its upload ends once the camera took what it sent, rather than
-        after the silence (its last packet makes room for the end where the queue is full)."""
+        after the silence (the oldest waiting packet makes room for the end where the queue is
+        full)."""
         if talker is not self._talker:
             return
         self._talker = None
         if self._queue.full():
             self._queue.get_nowait()
+            self.dropped += 1
         self._queue.put_nowait(None)
 
     async def _run(self) -> None:
@@ -191,7 +194,7 @@ class CameraTalk:
             first = await self._queue.get()
             if first is None:
                 continue
-            talker = self._talker
+            talker = first[0]  # whose spurt it is (another may hold the speaker by now)
             try:
                 self.uploads += 1
                 async with asyncio.timeout(STALLED) as deadline:
@@ -209,26 +212,24 @@ class CameraTalk:
             else:
                 continue
             # The rest of the failed talk is dropped, not retried packet by packet.
-            if talker is not None:
-                talker.failed = True
+            talker.failed = True
             while not self._queue.empty() and self._queue.get_nowait() is not None:
                 pass
 
-    async def _spurt(
-        self, first: tuple[TalkCodec, bytes], deadline: asyncio.Timeout
-    ) -> AsyncIterator[bytes]:
+    async def _spurt(self, first: _Packet, deadline: asyncio.Timeout) -> AsyncIterator[bytes]:
         """The camera's audio from ``first`` on, until :data:`SILENCE` passes without any.
         Each time the camera asks for more, ``deadline`` moves on: a camera that stops taking
         its upload (a full socket that never drains) fails it rather than hold the speaker."""
         loop = asyncio.get_running_loop()
         encoder = TalkEncoder(self._target)
-        packet: tuple[TalkCodec, bytes] | None = first
+        packet: _Packet | None = first
         while packet is not None:
             deadline.reschedule(loop.time() + self._silence + STALLED)
+            _, codec, payload = packet
             if encoder.passthrough:
-                data = encoder.encode(*packet)
+                data = encoder.encode(codec, payload)
             else:  # codec work off the loop the viewers share
-                data = await asyncio.to_thread(encoder.encode, *packet)
+                data = await asyncio.to_thread(encoder.encode, codec, payload)
             if data:
                 yield data
             try:

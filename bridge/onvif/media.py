@@ -100,6 +100,14 @@ class ConfigurationShapes(abc.ABC):
 
     digits: int  # how many decimals of a frame rate the service carries
 
+    def require(self, kind: Kind) -> None:
+        """ter:ActionNotSupported for an audio output or decoder operation on a camera that
+        plays no audio (Media has those operations on every device; Media2 only where the
+        camera plays audio)."""
+        subcode = _NOT_SUPPORTED.get(kind)
+        if subcode is not None and kind not in self.store.available:
+            raise ActionNotSupported("The camera plays no audio", subcode=subcode)
+
     @abc.abstractmethod
     def audio_name(self, encoding: AudioEncoding) -> str:
         """The service's name for the audio encoding."""
@@ -215,13 +223,16 @@ class ConfigurationShapes(abc.ABC):
         apply_encoder(self.device, Profile(token), video, change, self.digits)
 
     async def get_audio_output_configuration_options(self, request: OnvifRequest) -> Values:
+        self.require(Kind.AUDIO_OUTPUT)
         self.check_option_tokens(Kind.AUDIO_OUTPUT, request.params)
         return {"Options": audio_output_options()}
 
     async def set_audio_output_configuration(self, request: OnvifRequest) -> None:
+        self.require(Kind.AUDIO_OUTPUT)
         check_audio_output_change(self.store, request.params["Configuration"])
 
     async def set_audio_decoder_configuration(self, request: OnvifRequest) -> None:
+        self.require(Kind.AUDIO_DECODER)
         check_audio_decoder_change(self.store, request.params["Configuration"])
 
 
@@ -262,13 +273,6 @@ class MediaService(ConfigurationShapes):
             held = shaped.setdefault("Extension", {}) if kind in _EXTENSION_KINDS else shaped
             held[f"{kind.value}Configuration"] = await self.configuration(kind, token)
         return shaped
-
-    def require(self, kind: Kind) -> None:
-        """Media's ter:ActionNotSupported for an audio output or decoder operation on a camera
-        that plays no audio."""
-        subcode = _NOT_SUPPORTED.get(kind)
-        if subcode is not None and kind not in self.store.available:
-            raise ActionNotSupported("The camera plays no audio", subcode=subcode)
 
     # -- handlers ---------------------------------------------------------------------------
 
@@ -361,10 +365,6 @@ class MediaService(ConfigurationShapes):
     async def get_audio_outputs(self, request: OnvifRequest) -> Values:
         return {"AudioOutputs": [{"token": token} for token in audio_outputs(self.store)]}
 
-    async def get_audio_output_configuration_options(self, request: OnvifRequest) -> Values:
-        self.require(Kind.AUDIO_OUTPUT)
-        return await super().get_audio_output_configuration_options(request)
-
     async def get_audio_decoder_configuration_options(self, request: OnvifRequest) -> Values:
         self.require(Kind.AUDIO_DECODER)
         self.check_option_tokens(Kind.AUDIO_DECODER, request.params)
@@ -374,14 +374,6 @@ class MediaService(ConfigurationShapes):
             "SampleRateRange": {"Items": [DECODER_SAMPLE_RATE_KHZ]},
         }
         return {"Options": {"G711DecOptions": g711}}
-
-    async def set_audio_output_configuration(self, request: OnvifRequest) -> None:
-        self.require(Kind.AUDIO_OUTPUT)
-        await super().set_audio_output_configuration(request)
-
-    async def set_audio_decoder_configuration(self, request: OnvifRequest) -> None:
-        self.require(Kind.AUDIO_DECODER)
-        await super().set_audio_decoder_configuration(request)
 
     async def get_stream_uri(self, request: OnvifRequest) -> Values:
         profile = self.store.profile(request.params["ProfileToken"])

@@ -151,9 +151,10 @@ class Media2Service(ConfigurationShapes):
 
     async def add_configuration(self, request: OnvifRequest) -> None:
         profile = self.store.profile(request.params["ProfileToken"])
+        references = self.references(request.params.get("Configuration"))  # NoConfig first
         if request.params.get("Name") is not None:
             self.store.rename(profile.token, request.params["Name"])
-        for kind, token in self.references(request.params.get("Configuration")):
+        for kind, token in references:
             self.store.add(profile.token, kind, token)
 
     async def remove_configuration(self, request: OnvifRequest) -> None:

@@ -131,6 +131,9 @@ class ProfileStore:
         self.available = dict(available)
         self.limit = limit
         self.picture_size: tuple[int, int] | None = None  # from a snapshot, if the camera says not
+        # Encoders kept by an earlier run that could not be set for want of the camera's
+        # picture size, by profile: kept on in the state file until a client sets that one.
+        self.deferred_encoders: dict[str, KeptEncoder] = {}
         self._profiles = {profile.value: self._fixed(profile) for profile in Profile}
         self._created = 0
 
@@ -424,6 +427,7 @@ def apply_encoder(
             max_size=boxes[request.size], max_fps=max_fps, bitrate=bitrate, gop_seconds=gop_seconds
         ),
     )
+    profile_store(device).deferred_encoders.pop(profile.value, None)
 
 
 def _max_fps(camera_fps: float, requested: float, digits: int) -> float | None:
@@ -441,25 +445,24 @@ def _max_fps(camera_fps: float, requested: float, digits: int) -> float | None:
 
 def kept_encoders(device: DeviceContext, store: ProfileStore) -> list[KeptEncoder]:
     """The H.264 encoders clients changed, for the state file, each with the size it encodes
-    (what GetVideoEncoderConfigurationOptions offered and the client chose)."""
+    (what GetVideoEncoderConfigurationOptions offered and the client chose), and those still
+    deferred from an earlier run."""
+    kept = dict(store.deferred_encoders)
     size = device.media.camera_size() or store.picture_size
-    kept: list[KeptEncoder] = []
     for profile, default in PROFILE_LIMITS.items():
         limits = device.media.limits(profile)
-        if limits == default or size is None:
+        if limits == default or size is None:  # no size: set only by a deferred restore
             continue
-        width, height = fit_within(size, limits.max_size)
-        kept.append(
-            KeptEncoder(
-                profile=profile.value,
-                width=width,
-                height=height,
-                max_fps=limits.max_fps,
-                bitrate=limits.bitrate,
-                gop_seconds=limits.gop_seconds,
-            )
+        settings = device.media.encoder_settings(profile, size)
+        kept[profile.value] = KeptEncoder(
+            profile=profile.value,
+            width=settings.width,
+            height=settings.height,
+            max_fps=limits.max_fps,
+            bitrate=limits.bitrate,
+            gop_seconds=limits.gop_seconds,
         )
-    return kept
+    return list(kept.values())
 
 
 async def restore_encoders(
@@ -467,7 +470,16 @@ async def restore_encoders(
 ) -> list[str]:
     """Set the encoders as an earlier run kept them; returns what no longer fits the camera
     (a size it does not offer now, a value out of range): each is dropped whole, and that
-    encoder keeps its defaults."""
+    encoder keeps its defaults. Without the camera's picture size (no picture, no report, no
+    snapshot) nothing can be checked: they are deferred, not dropped."""
+    kept = list(kept)
+    if not kept:
+        return []
+    try:
+        video = await camera_video(device, store)
+    except ActionFailed:
+        store.deferred_encoders = {saved.profile: saved for saved in kept}
+        return []
     dropped: list[str] = []
     for saved in kept:
         profile = next((p for p in PROFILE_LIMITS if p.value == saved.profile), None)
@@ -480,11 +492,6 @@ async def restore_encoders(
             continue
         if saved.gop_seconds > MAX_GOP_SECONDS:
             dropped.append(f"{profile} encoder: a GOP of {saved.gop_seconds} s is too long")
-            continue
-        try:
-            video = await camera_video(device, store)
-        except ActionFailed:
-            dropped.append(f"{profile} encoder: the camera's picture size is not known")
             continue
         boxes = _resolution_boxes(device, profile, video)
         if size not in boxes:

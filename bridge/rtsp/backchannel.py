@@ -52,12 +52,12 @@ class Backchannel:
     def __init__(self, sink: TalkSink, on_activity: Callable[[], None]) -> None:
         self._sink = sink
         self._on_activity = on_activity
-        # What it refused is counted in the receiver's ``dropped`` and in ``rate_limited``.
+        # What it refused is counted in the receiver's ``dropped`` (packets past the rate
+        # limit are not read at all).
         self.receiver = RtpReceiver(PAYLOAD_CODECS)
         self._rate = TokenBucket(rate=MAX_PACKET_RATE, burst=MAX_PACKET_RATE / 2)
         self.output: Output | None = None  # the transport SETUP opened; nothing is sent on it
         self.playing = False
-        self.rate_limited = 0
 
     def datagram_protocol(self, client_host: str) -> asyncio.DatagramProtocol:
         """The protocol of the server RTP socket, for a UDP transport."""
@@ -78,7 +78,6 @@ class Backchannel:
         if not self.playing:
             return
         if not self._rate.allow(time.monotonic()):
-            self.rate_limited += 1
             return
         packet = self.receiver.receive(data)
         if packet is None:

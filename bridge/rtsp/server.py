@@ -366,7 +366,7 @@ class RtspServer:
             if first and http_tunnel.speaks_http(first):
                 await self._open_tunnel_half(client, _reads(reader, first), since)
             elif first:
-                await self._converse(client, _reads(reader, first))
+                await self._converse(client, _reads(reader, first), since)
         except _Hangup as exc:
             self._refusals.log(
                 logging.INFO,

@@ -497,8 +497,8 @@ class TalkRecorder:
         self.ended.clear()
 
     def feed(self, data: bytes) -> None:
-        if self._decoder is None:
-            return
+        if self._decoder is None or self._kept >= self._max_samples:
+            return  # nothing to record into, or as much kept as it keeps
         try:
             samples = self._decoder.decode(data)
         except ProtocolError:

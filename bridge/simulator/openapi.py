@@ -26,6 +26,7 @@ from typing import Final
 from aiohttp import web
 
 from bridge.cameras.base import AudioCodec, AudioFormat, PtzGeometry, PtzVector
+from bridge.media.emulated import G726_BITS
 from bridge.simulator.core import (
     AudioHub,
     Presence,
@@ -65,7 +66,6 @@ _RESOLUTION_ALIASES: Final = {
 }  # fmt: skip
 
 # Audio.A0.AudioEncoding -> (codec, content type); the family's G.726 is the 32 kbit/s one.
-_G726_BITS: Final = 4
 _ENCODINGS: Final = {
     "g711": (AudioCodec.MULAW, "audio/basic"),
     "g726": (AudioCodec.G726, "audio/32KADPCM"),
@@ -649,7 +649,7 @@ class OpenApiSimulator(SimulatedCamera):
         codec = playable.get(request.content_type.lower())
         if codec is None:
             return _bad_request(f"Unsupported audio type {request.content_type}")
-        bits = _G726_BITS if codec is AudioCodec.G726 else 0
+        bits = G726_BITS if codec is AudioCodec.G726 else 0
         talk = self.unit.talk
         talk.start(AudioFormat(codec, bits_per_sample=bits))
         try:

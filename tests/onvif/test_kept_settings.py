@@ -18,6 +18,8 @@ from gateway_devices import Device
 from helpers import probe_first_video_frames, with_userinfo
 
 from bridge.cameras.base import PtzVector
+from bridge.errors import CameraError
+from bridge.media.source import CameraMedia
 from bridge.onvif.context import AUDIO_SOURCE_CONFIG, PTZ_CONFIG, VIDEO_SOURCE_CONFIG
 from bridge.onvif.soap import Service
 from bridge.simulator.core import RunningSimulator, SimOptions
@@ -159,3 +161,40 @@ async def test_a_hostile_or_stale_state_file_loses_only_what_does_not_fit(
     assert all(line.startswith("camera hama: state file: dropped") for line in dropped)
     assert len(dropped) == 5
     assert "x" * 100 not in caplog.text
+
+
+async def test_encoders_wait_in_the_file_while_the_cameras_picture_size_is_unknown(
+    start_sim: StartSim,
+    start_gateway: StartGateway,
+    tmp_path: Path,
+    caplog: pytest.LogCaptureFixture,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """A camera that shows no picture at start (no size reported, its snapshot failing)
+    cannot have its kept encoders checked: they are neither set nor dropped, and a save made
+    meanwhile (a client creating a profile) keeps them in the file for the next start."""
+    sim = await start_hama(start_sim)
+    state_file = tmp_path / "bridge.state.yaml"
+    encoder = {"profile": "main", "width": 320, "height": 240, "bitrate": 700_000}
+    record = {"name": "hama", "endpoint": f"urn:uuid:{uuid.uuid4()}", "encoders": [encoder]}
+    state_file.write_text(yaml.safe_dump({"devices": [record]}), encoding="utf-8")
+
+    async def no_picture(self: CameraMedia) -> bytes:
+        raise CameraError("no picture", camera="hama")
+
+    monkeypatch.setattr(CameraMedia, "camera_size", lambda self: None)
+    monkeypatch.setattr(CameraMedia, "snapshot", no_picture)
+    caplog.set_level(logging.WARNING)
+    device = Device(sim, await start_gateway(sim, state_file=state_file))
+    try:
+        media = await device.service(Service.MEDIA)
+        await media.CreateProfile({"Name": "Later"})
+    finally:
+        await device.close()
+    assert "camera hama: encoder settings from the state file wait" in caplog.text
+    assert "dropped" not in caplog.text
+    (saved,) = yaml.safe_load(state_file.read_text(encoding="utf-8"))["devices"]
+    assert [p["name"] for p in saved["profiles"]] == ["Later"]
+    assert [(e["profile"], e["width"], e["height"], e["bitrate"]) for e in saved["encoders"]] == [
+        ("main", 320, 240, 700_000)
+    ]
